@@ -1,0 +1,1 @@
+//! Configuration files of sarde and the GitLab executor: INI sections, sizes, paths.

@@ -1,0 +1,1 @@
+//! Disk packing: fixed-size zstd chunks, sparse files, qcow2 backing chains, the legacy gzip format.

@@ -1,0 +1,1 @@
+//! libvirt: domain XML model and sanitising, connections, lifecycle and guest addresses.

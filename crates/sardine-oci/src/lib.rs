@@ -1,0 +1,1 @@
+//! OCI: image references, the local image-layout store, a streaming registry client, registry credentials.

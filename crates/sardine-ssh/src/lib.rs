@@ -1,0 +1,1 @@
+//! SSH to guests (russh): run commands and scripts, stream output, password or key auth.

@@ -1,0 +1,1 @@
+//! Test bed for sardinecake: registries, the libvirt test daemon, the tiny guest, unique names.
