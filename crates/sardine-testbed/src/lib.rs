@@ -1,1 +1,21 @@
-//! Test bed for sardinecake: registries, the libvirt test daemon, the tiny guest, unique names.
+//! Test bed for sardinecake's end-to-end tests: the real components, started for each test.
+//!
+//! Everything here talks to real things that `scripts/setup-testbed` installs and starts:
+//! a `docker-registry` (distribution) per test on 127.0.0.1, the libvirt daemon that runs
+//! inside the network namespace `sarde-test`, and the tiny bootable guest built by
+//! `scripts/build-guest`. Tests that need them call [`require`] first: it fails with a clear
+//! message (never skips) when the environment is missing.
+//!
+//! The whole test process runs inside the namespace (`scripts/test` arranges it), so the
+//! registry's 127.0.0.1, the guests' addresses and `sarde`'s own connections all live in the
+//! same network, and no traffic ever leaves it.
+
+mod environment;
+mod guest;
+mod names;
+mod registry;
+
+pub use environment::{NETNS, require, libvirt_uri, netns_command, scratch_dir, workspace_root};
+pub use guest::{GuestImage, NETWORK, SshOutput, TestVm, VmGuard, VmOptions, guest_image, ssh};
+pub use names::unique_name;
+pub use registry::{Registry, RegistryAuth};
