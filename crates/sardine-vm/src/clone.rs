@@ -1,0 +1,209 @@
+//! `sarde clone`: a copy-on-write clone of a defined VM or of a local image.
+//!
+//! Every writable disk of the source becomes a qcow2 overlay on it in `<clonedir>/<target>/`;
+//! cdroms are shared. The clone gets a new name, no UUID (libvirt makes one), new MACs and
+//! its own copy of the NVRAM. Its domain XML lists the whole backing chain, which is how
+//! `sarde rm` knows which VMs a base still serves.
+//!
+//! An ephemeral clone is a transient domain whose overlays are unlinked as soon as it runs:
+//! when it stops, nothing of it remains.
+
+use std::path::{Path, PathBuf};
+
+use sardine_libvirt::{BootFile, DomainXml, Libvirt, Vm};
+use sardine_oci::layout::Store;
+use sardine_oci::reference::Reference;
+
+use crate::error::ImageError;
+use crate::import::{ImportOptions, import};
+use crate::progress::Progress;
+
+/// What becomes of the clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneMode {
+    /// Defined, not started.
+    Define,
+    /// Defined and started.
+    Start,
+    /// Transient and started; gone without a trace when it stops.
+    Ephemeral,
+}
+
+/// Where the source comes from when it is an image rather than a VM.
+pub struct ImageSource<'a> {
+    /// The local store.
+    pub store: &'a Store,
+    /// Where imported base VMs go.
+    pub vmdir: &'a Path,
+    /// Worker threads for decompression.
+    pub threads: usize,
+    /// Progress receiver.
+    pub progress: &'a dyn Progress,
+}
+
+/// What to clone and how.
+pub struct CloneOptions<'a> {
+    /// A VM name or UUID, or an image reference of the local store.
+    pub source: &'a str,
+    /// The clone's name.
+    pub target: &'a str,
+    /// Where the clone's overlays go (in `<clonedir>/<target>/`).
+    pub clonedir: &'a Path,
+    /// libvirt URI.
+    pub connect: Option<&'a str>,
+    /// Define, start, or run ephemerally.
+    pub mode: CloneMode,
+    /// How to import the source if it is an image.
+    pub image: Option<ImageSource<'a>>,
+    /// Passed to the import of an image source.
+    pub allow_unsafe_xml: bool,
+    /// Override the memory (MiB).
+    pub memory_mib: Option<u64>,
+    /// Override the number of virtual CPUs.
+    pub vcpus: Option<u32>,
+}
+
+/// The clone.
+#[derive(Debug, Clone)]
+pub struct Cloned {
+    /// Its name.
+    pub name: String,
+    /// Its UUID.
+    pub uuid: String,
+    /// The VM it is a clone of.
+    pub base: String,
+    /// Its directory (gone already for ephemeral clones).
+    pub dir: PathBuf,
+}
+
+/// Makes a copy-on-write clone.
+pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
+    crate::import::check_vm_name(options.target)?;
+    let libvirt = Libvirt::open(options.connect)?;
+    if libvirt.lookup(options.target)?.is_some() {
+        return Err(ImageError::AlreadyExists { what: format!("VM {:?}", options.target) });
+    }
+    let base = source_vm(&libvirt, options)?;
+    let base_name = base.name()?;
+    let mut domain = DomainXml::parse(&base.xml(true)?)?;
+    let dir = options.clonedir.join(options.target);
+    if dir.exists() {
+        return Err(ImageError::AlreadyExists { what: format!("clone directory {}", dir.display()) });
+    }
+    fs_err::create_dir_all(&dir)?;
+    let result = make_clone(&libvirt, &mut domain, &dir, options);
+    match result {
+        Ok(vm) => {
+            if options.mode == CloneMode::Ephemeral {
+                // The running domain holds the files open; nothing needs to outlive it.
+                fs_err::remove_dir_all(&dir)?;
+            }
+            Ok(Cloned { name: options.target.to_owned(), uuid: vm.uuid()?, base: base_name, dir })
+        }
+        Err(e) => {
+            let _ = fs_err::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
+}
+
+/// The VM to clone: a defined VM of that name, else the image of that reference (imported
+/// first, once).
+fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageError> {
+    if let Some(vm) = libvirt.lookup(options.source)? {
+        return Ok(vm);
+    }
+    let Some(image) = &options.image else {
+        return Err(ImageError::VmNotFound { name: options.source.to_owned() });
+    };
+    let reference = Reference::parse(options.source)
+        .map_err(|_| ImageError::VmNotFound { name: options.source.to_owned() })?;
+    let imported = import(&ImportOptions {
+        store: image.store,
+        reference: &reference,
+        name: None,
+        vmdir: image.vmdir,
+        connect: options.connect,
+        allow_unsafe_xml: options.allow_unsafe_xml,
+        threads: image.threads,
+        progress: image.progress,
+    })?;
+    libvirt.lookup(&imported.name)?.ok_or(ImageError::VmNotFound { name: imported.name })
+}
+
+fn make_clone(libvirt: &Libvirt, domain: &mut DomainXml, dir: &Path, options: &CloneOptions<'_>) -> Result<Vm, ImageError> {
+    domain.set_name(options.target);
+    domain.set_uuid(None);
+    domain.randomize_macs();
+    overlay_disks(domain, dir)?;
+    copy_nvram(domain, dir)?;
+    if let Some(memory) = options.memory_mib {
+        domain.set_memory_mib(memory);
+    }
+    if let Some(vcpus) = options.vcpus {
+        domain.set_vcpus(vcpus);
+    }
+    let xml = domain.to_xml()?;
+    let vm = match options.mode {
+        CloneMode::Define => libvirt.define(&xml)?,
+        CloneMode::Start => {
+            let vm = libvirt.define(&xml)?;
+            if let Err(e) = vm.start() {
+                let _ = vm.undefine();
+                return Err(e.into());
+            }
+            vm
+        }
+        CloneMode::Ephemeral => libvirt.create_transient(&xml)?,
+    };
+    Ok(vm)
+}
+
+/// Replaces every writable file disk by a new overlay in `dir` whose backing file is the
+/// source disk (by absolute path), and records the chain in the XML.
+fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
+    let mut used = std::collections::HashSet::new();
+    for disk in domain.disks() {
+        let Some(source) = disk.source.clone() else { continue };
+        if disk.device != "disk" || disk.readonly {
+            continue;
+        }
+        if disk.kind != "file" {
+            return Err(ImageError::Unsupported { what: format!("disk {} is of type '{}': only file-backed disks can be cloned", disk.target, disk.kind) });
+        }
+        let format = disk.driver_type.clone().unwrap_or_else(|| "raw".to_owned());
+        let source_path = PathBuf::from(&source);
+        let mut name = source_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| disk.target.clone());
+        if !used.insert(name.clone()) {
+            name = format!("{}-{name}", disk.target);
+            used.insert(name.clone());
+        }
+        let overlay = dir.join(&name);
+        sardine_disk::qcow2::create_overlay(&source, &format, &overlay)?;
+        let mut chain = vec![(source.clone(), format.clone())];
+        if format == "qcow2" {
+            for element in sardine_disk::qcow2::backing_chain(&source_path)?.into_iter().skip(1) {
+                let backing_format = sardine_disk::qcow2::read_header(&element.path)?.map_or("raw", |_| "qcow2");
+                chain.push((element.path.to_string_lossy().into_owned(), backing_format.to_owned()));
+            }
+        }
+        domain.set_disk_source(disk.index, &overlay.to_string_lossy());
+        domain.set_disk_driver_type(disk.index, "qcow2");
+        domain.set_backing_chain(disk.index, &chain);
+    }
+    Ok(())
+}
+
+/// Gives the clone its own copy of the source's UEFI variable store.
+fn copy_nvram(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
+    let Some(nvram) = domain.boot_files().nvram else { return Ok(()) };
+    let source = PathBuf::from(&nvram);
+    if !source.is_file() {
+        domain.set_boot_file(BootFile::Nvram, None);
+        return Ok(());
+    }
+    let copy = dir.join(source.file_name().unwrap_or(std::ffi::OsStr::new("nvram.fd")));
+    fs_err::copy(&source, &copy)?;
+    domain.set_boot_file(BootFile::Nvram, Some(&copy.to_string_lossy()));
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Errors of image operations, each saying what failed and on what.
+
+use std::path::PathBuf;
+
+/// What can go wrong exporting, importing, cloning, listing or removing VM images.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The image's manifest, config or layers are not what an image of a VM must be.
+    #[error("malformed image: {what}")]
+    Malformed {
+        /// What is wrong.
+        what: String,
+    },
+    /// A file name from the image could escape the VM's directory.
+    #[error("the image names a file {name:?}, which is not a plain file name")]
+    UnsafeFileName {
+        /// The name (escaped).
+        name: String,
+    },
+    /// No such image in the local store.
+    #[error("image {reference} not found in {ocidir}")]
+    ImageNotFound {
+        /// The reference asked for.
+        reference: String,
+        /// The store searched.
+        ocidir: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: Option<sardine_oci::layout::StoreError>,
+    },
+    /// No such VM in libvirt.
+    #[error("VM {name:?} not found")]
+    VmNotFound {
+        /// Name or UUID asked for.
+        name: String,
+    },
+    /// The VM is running and the operation needs it stopped.
+    #[error("VM {name:?} is running")]
+    VmRunning {
+        /// Its name.
+        name: String,
+    },
+    /// A VM or file to be created already exists.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What.
+        what: String,
+    },
+    /// Other VMs still use this one's disks.
+    #[error("VM {name:?} is still used by {dependents:?}")]
+    InUse {
+        /// The VM.
+        name: String,
+        /// The VMs whose disks are overlays on it.
+        dependents: Vec<String>,
+    },
+    /// A disk's backing chain cannot be exported as it is.
+    #[error("{image}: backing file {backing:?} must be a plain file name in the image's own directory")]
+    BackingChain {
+        /// The overlay.
+        image: PathBuf,
+        /// Its backing file, as written in it.
+        backing: String,
+        /// Where the backing file really is.
+        backing_path: PathBuf,
+    },
+    /// Something the VM uses that sarde cannot handle.
+    #[error("unsupported: {what}")]
+    Unsupported {
+        /// What.
+        what: String,
+    },
+    /// The domain XML breaks the import policy.
+    #[error("the image's domain XML is refused by the security policy:\n{violations}")]
+    UnsafeDomain {
+        /// One violation per line.
+        violations: String,
+    },
+    /// The sardine VM config does not follow its schema.
+    #[error("VM config {origin}: {what}")]
+    VmConfig {
+        /// Where it came from.
+        origin: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// Not enough free space.
+    #[error("not enough free space in {path}: {needed} bytes needed, {available} available")]
+    NoSpace {
+        /// The directory.
+        path: PathBuf,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] sardine_oci::layout::StoreError),
+    /// Packing or unpacking a file failed.
+    #[error(transparent)]
+    Disk(#[from] sardine_disk::DiskError),
+    /// Domain XML handling failed.
+    #[error(transparent)]
+    Domain(#[from] sardine_libvirt::DomainError),
+    /// libvirt failed.
+    #[error(transparent)]
+    Libvirt(#[from] sardine_libvirt::LibvirtError),
+    /// A file operation failed (the error names the file).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl ImageError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ImageError::ImageNotFound { .. } => Some("see `sarde list` for the local images, or `sarde fetch` it".into()),
+            ImageError::VmRunning { name } => Some(format!("shut it down first (`virsh shutdown '{name}'`), or pass --force")),
+            ImageError::InUse { .. } => Some("remove those VMs first, or pass --force to remove them too".into()),
+            ImageError::UnsafeDomain { .. } => Some("if you trust this image, import it with --allow-unsafe-xml".into()),
+            ImageError::BackingChain { image, backing_path, .. } => Some(backing_hint(image, backing_path)),
+            ImageError::NoSpace { .. } => Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into()),
+            _ => None,
+        }
+    }
+}
+
+/// The commands that make a backing chain exportable: the backing file next to the overlay,
+/// referred to by its plain name.
+fn backing_hint(image: &std::path::Path, backing_path: &std::path::Path) -> String {
+    let image_dir = image.parent().unwrap_or(std::path::Path::new("/"));
+    let name = backing_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let rebase = format!("qemu-img rebase -F qcow2 -u -b '{name}' '{}'", image.display());
+    if backing_path.parent() == Some(image_dir) {
+        format!("run: {rebase}")
+    } else {
+        format!("run: mv '{}' '{}/' && {rebase}", backing_path.display(), image_dir.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backing_hint_rebases_or_moves_the_file_not_the_directory() {
+        let same = backing_hint(std::path::Path::new("/vms/top.qcow2"), std::path::Path::new("/vms/base.qcow2"));
+        assert_eq!(same, "run: qemu-img rebase -F qcow2 -u -b 'base.qcow2' '/vms/top.qcow2'");
+        let other = backing_hint(std::path::Path::new("/vms/top.qcow2"), std::path::Path::new("/b/base.qcow2"));
+        assert!(other.starts_with("run: mv '/b/base.qcow2' '/vms/' && qemu-img rebase"), "{other}");
+    }
+}

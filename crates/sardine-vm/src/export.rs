@@ -1,0 +1,348 @@
+//! `sarde export`: a libvirt VM (or a domain XML file) becomes an image in the local store.
+//!
+//! Every disk is exported with its whole backing chain, base first, each file under its own
+//! name, so that images sharing a base share its blobs. NVRAM, kernel and initrd files the
+//! domain refers to are exported too. The domain XML is anonymised (no UUID, MACs or
+//! host-specific paths) and its file references become plain names. The tag is written last,
+//! after every blob is in the store.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sardine_disk::chunked::{PackOptions, pack_file};
+use sardine_libvirt::{BootFile, DomainXml, Libvirt, VmState};
+use sardine_oci::layout::{Repo, Store};
+use sardine_oci::reference::Reference;
+
+use crate::error::ImageError;
+use crate::format::{self, Descriptor, FileRole, ImageConfig, Manifest, RootFs};
+use crate::progress::Progress;
+use crate::sink::RepoSink;
+
+/// How disk files are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    /// Fixed-size zstd chunks (the default).
+    Chunked {
+        /// Uncompressed chunk size.
+        chunk_size: u64,
+    },
+    /// sardinecake 0.4.2's gzip stream cut into pieces of `chunk_size` compressed bytes.
+    Legacy {
+        /// Compressed piece size (`None`: one piece per file).
+        chunk_size: Option<u64>,
+    },
+}
+
+/// What to export and where.
+pub struct ExportOptions<'a> {
+    /// The VM's name or UUID.
+    pub vm: &'a str,
+    /// The image to write (`name[:tag]`; the tag defaults to `latest`).
+    pub reference: &'a Reference,
+    /// The local store.
+    pub store: &'a Store,
+    /// libvirt URI (`None`: libvirt's default).
+    pub connect: Option<&'a str>,
+    /// Read the domain from this XML file instead of libvirt.
+    pub domain_xml_file: Option<&'a Path>,
+    /// A sardine VM config to include.
+    pub vmconfig_file: Option<&'a Path>,
+    /// How to encode files.
+    pub disk_format: DiskFormat,
+    /// Export even a running VM.
+    pub force: bool,
+    /// Worker threads for compression.
+    pub threads: usize,
+    /// Progress receiver.
+    pub progress: &'a dyn Progress,
+}
+
+/// What an export produced.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    /// The manifest's digest.
+    pub manifest_digest: String,
+    /// The config's digest: the image ID.
+    pub config_digest: String,
+    /// The tag written.
+    pub tag: String,
+    /// Layers in the manifest.
+    pub layers: usize,
+}
+
+/// A file the image will carry.
+#[derive(Debug, Clone)]
+struct ExportFile {
+    path: PathBuf,
+    name: String,
+    role: FileRole,
+}
+
+/// Exports a VM into the local store.
+pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
+    let (xml_text, base_dir) = read_domain(options)?;
+    let mut domain = DomainXml::parse(&xml_text)?;
+    let files = collect_files(&mut domain, &base_dir)?;
+    let vmconfig = options.vmconfig_file.map(read_vmconfig).transpose()?;
+
+    let repo = options.store.repo(options.reference.name())?;
+    repo.init()?;
+    let sink = RepoSink::new(&repo, options.store.temp_dir()?);
+
+    domain.anonymize();
+    let domain_bytes = domain.to_xml()?.into_bytes();
+    let (domain_digest, domain_size) = repo.put_blob_bytes(&domain_bytes)?;
+    let mut layers = vec![Descriptor::new(format::DOMAIN_MEDIA_TYPE, &domain_digest, domain_size)];
+    let mut diff_ids = vec![domain_digest.clone()];
+    let mut history = vec![history_entry(&format!("virsh dumpxml '{}'", options.vm))];
+    if let Some(config) = &vmconfig {
+        let (digest, size) = repo.put_blob_bytes(config)?;
+        layers.push(Descriptor::new(format::VMCONFIG_MEDIA_TYPE, &digest, size));
+        diff_ids.push(digest);
+        history.push(history_entry("sarde export --vmconfig"));
+    }
+    for file in &files {
+        let (file_layers, file_diff_ids) = pack(file, options, &sink)?;
+        layers.extend(file_layers);
+        for diff_id in file_diff_ids {
+            history.push(history_entry(&format!("sarde export {}", file.name)));
+            diff_ids.push(diff_id);
+        }
+    }
+
+    let config = ImageConfig {
+        architecture: domain.arch().map(|a| format::go_arch(&a).to_owned()),
+        os: Some(format::go_os(&xml_text).to_owned()),
+        created: Some(serde_json::Value::String(chrono::Utc::now().to_rfc3339())),
+        rootfs: Some(RootFs { kind: "layers".into(), diff_ids }),
+        history,
+    };
+    let config_bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
+    let (config_digest, config_size) = repo.put_blob_bytes(&config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(format::MANIFEST_MEDIA_TYPE.into()),
+        config: Descriptor::new(format::CONFIG_MEDIA_TYPE, &config_digest, config_size),
+        layers,
+        annotations: Default::default(),
+    };
+    let manifest_bytes = manifest.to_bytes();
+    let (manifest_digest, manifest_size) = repo.put_blob_bytes(&manifest_bytes)?;
+    let tag = options.reference.tag().unwrap_or("latest").to_owned();
+    repo.set_tag(&manifest_digest, manifest_size, format::MANIFEST_MEDIA_TYPE, Some(&tag))?;
+    tracing::info!("exported {} as {}:{tag} ({manifest_digest})", options.vm, options.reference.name());
+    Ok(ExportReport { manifest_digest, config_digest, tag, layers: manifest.layers.len() })
+}
+
+/// The domain XML and the directory its relative paths are relative to.
+fn read_domain(options: &ExportOptions<'_>) -> Result<(String, PathBuf), ImageError> {
+    if let Some(file) = options.domain_xml_file {
+        let text = fs_err::read_to_string(file)?;
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        return Ok((text, dir));
+    }
+    let libvirt = Libvirt::open_read_only(options.connect)?;
+    let vm = libvirt
+        .lookup(options.vm)?
+        .ok_or_else(|| ImageError::VmNotFound { name: options.vm.to_owned() })?;
+    if !options.force && !matches!(vm.state()?, VmState::ShutOff) {
+        return Err(ImageError::VmRunning { name: options.vm.to_owned() });
+    }
+    Ok((vm.xml(true)?, PathBuf::from("/")))
+}
+
+fn read_vmconfig(path: &Path) -> Result<Vec<u8>, ImageError> {
+    let text = fs_err::read(path)?;
+    let value = crate::vmconfig::validate(&text, &path.display().to_string())?;
+    Ok(serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?)
+}
+
+/// Finds every file the image must carry and points the domain at their plain names.
+fn collect_files(domain: &mut DomainXml, base_dir: &Path) -> Result<Vec<ExportFile>, ImageError> {
+    let mut files = FileSet::default();
+    for disk in domain.disks() {
+        let Some(source) = disk.source.as_deref() else { continue };
+        if disk.kind != "file" {
+            return Err(ImageError::Unsupported {
+                what: format!("disk {} is of type '{}': only file-backed disks can be exported", disk.target, disk.kind),
+            });
+        }
+        let path = base_dir.join(source);
+        let chain = checked_chain(&path)?;
+        // Base first, so that images sharing a base share its blobs.
+        let mut top_name = String::new();
+        for (i, element) in chain.iter().enumerate().rev() {
+            let is_top = i == 0;
+            top_name = files.add(element, FileRole::Disk, is_top)?;
+        }
+        domain.set_disk_source(disk.index, &top_name);
+    }
+    domain.remove_backing_stores();
+    let boot = domain.boot_files();
+    for (which, role, path) in [
+        (BootFile::Kernel, FileRole::Kernel, boot.kernel),
+        (BootFile::Initrd, FileRole::Initrd, boot.initrd),
+        (BootFile::Nvram, FileRole::Nvram, boot.nvram),
+    ] {
+        let Some(path) = path else { continue };
+        let path = base_dir.join(path);
+        if which == BootFile::Nvram && !path.exists() {
+            // Never started: libvirt makes the variable store from its template on import.
+            domain.set_boot_file(which, None);
+            continue;
+        }
+        let name = files.add(&path, role, true)?;
+        domain.set_boot_file(which, Some(&name));
+    }
+    Ok(files.files)
+}
+
+/// The backing chain of a disk image (top first), refusing chains that cannot travel.
+fn checked_chain(path: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    if sardine_disk::qcow2::read_header(path)?.is_none() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let chain = sardine_disk::qcow2::backing_chain(path)?;
+    for pair in chain.windows(2) {
+        let (overlay, backing) = (&pair[0], &pair[1]);
+        let stored = overlay.stored_backing.clone().unwrap_or_default();
+        let same_dir = backing.path.parent() == overlay.path.parent();
+        if stored.contains('/') || !same_dir {
+            return Err(ImageError::BackingChain {
+                image: absolute(&overlay.path),
+                backing: stored,
+                backing_path: absolute(&backing.path),
+            });
+        }
+    }
+    Ok(chain.into_iter().map(|element| element.path).collect())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The files of an export, each once, under unique plain names.
+#[derive(Default)]
+struct FileSet {
+    files: Vec<ExportFile>,
+    by_path: HashMap<PathBuf, String>,
+}
+
+impl FileSet {
+    /// Adds a file (once per real path) and returns its name in the image. A backing file
+    /// keeps its name (overlays refer to it); a top-level file is renamed on a clash.
+    fn add(&mut self, path: &Path, role: FileRole, renamable: bool) -> Result<String, ImageError> {
+        let real = fs_err::canonicalize(path)?;
+        if let Some(name) = self.by_path.get(&real) {
+            return Ok(name.clone());
+        }
+        let base = real
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ImageError::Unsupported { what: format!("{}: file name is not UTF-8", real.display()) })?
+            .trim_start_matches('.')
+            .to_owned();
+        let mut name = base.clone();
+        let mut n = 0;
+        while self.files.iter().any(|f| f.name == name) {
+            if !renamable {
+                return Err(ImageError::Unsupported {
+                    what: format!("two different backing files are both called {base}; rename one and rebase its overlays"),
+                });
+            }
+            n += 1;
+            name = match base.rsplit_once('.') {
+                Some((stem, ext)) => format!("{stem}-{n}.{ext}"),
+                None => format!("{base}-{n}"),
+            };
+        }
+        self.by_path.insert(real.clone(), name.clone());
+        self.files.push(ExportFile { path: real, name: name.clone(), role });
+        Ok(name)
+    }
+}
+
+/// Packs one file and returns its layers and diff_ids: one per chunk, or (legacy format, as
+/// 0.4.2 writes them) one for the whole file.
+fn pack(file: &ExportFile, options: &ExportOptions<'_>, sink: &RepoSink<'_>) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
+    let size = fs_err::metadata(&file.path)?.len();
+    options.progress.start(&format!("exporting {}", file.name), size);
+    let advance = |n: u64| options.progress.advance(n);
+    let result = match options.disk_format {
+        DiskFormat::Chunked { chunk_size } => {
+            let pack_options = PackOptions { chunk_size, level: 3, threads: options.threads };
+            let packed = pack_file(&file.path, &pack_options, sink, &advance)?;
+            let layers = packed.chunks.iter().map(|chunk| chunk_layer(file, packed.size, chunk)).collect();
+            (layers, packed.chunks.into_iter().map(|chunk| chunk.digest).collect())
+        }
+        DiskFormat::Legacy { chunk_size } => {
+            let packed = sardine_disk::legacy::pack_file(&file.path, &file.name, chunk_size, sink)?;
+            options.progress.advance(size);
+            let layers = packed
+                .blobs
+                .iter()
+                .enumerate()
+                .map(|(i, (digest, size))| {
+                    Descriptor::new(&sardine_disk::legacy::media_type(&packed.mime, i), digest, *size)
+                })
+                .collect();
+            (layers, vec![packed.uncompressed_digest])
+        }
+    };
+    options.progress.finish();
+    Ok(result)
+}
+
+fn chunk_layer(file: &ExportFile, file_size: u64, chunk: &sardine_disk::chunked::PackedChunk) -> Descriptor {
+    let mut layer = Descriptor::new(format::CHUNK_MEDIA_TYPE, &chunk.blob_digest, chunk.blob_size);
+    for (key, value) in [
+        (format::ANNOTATION_TITLE, file.name.clone()),
+        (format::ANNOTATION_ROLE, file.role.as_str().to_owned()),
+        (format::ANNOTATION_FILE_SIZE, file_size.to_string()),
+        (format::ANNOTATION_OFFSET, chunk.offset.to_string()),
+        (format::ANNOTATION_LENGTH, chunk.length.to_string()),
+        (format::ANNOTATION_CHUNK_DIGEST, chunk.digest.clone()),
+    ] {
+        layer.annotations.insert(key.to_owned(), value);
+    }
+    layer
+}
+
+fn history_entry(created_by: &str) -> serde_json::Value {
+    serde_json::json!({ "created": chrono::Utc::now().to_rfc3339(), "created_by": created_by })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_set_dedupes_paths_and_renames_top_level_clashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        fs_err::create_dir_all(&a).unwrap();
+        fs_err::create_dir_all(&b).unwrap();
+        fs_err::write(a.join("disk.qcow2"), b"1").unwrap();
+        fs_err::write(b.join("disk.qcow2"), b"2").unwrap();
+        let mut set = FileSet::default();
+        assert_eq!(set.add(&a.join("disk.qcow2"), FileRole::Disk, true).unwrap(), "disk.qcow2");
+        assert_eq!(set.add(&a.join("disk.qcow2"), FileRole::Disk, true).unwrap(), "disk.qcow2");
+        assert_eq!(set.add(&b.join("disk.qcow2"), FileRole::Disk, true).unwrap(), "disk-1.qcow2");
+        assert_eq!(set.files.len(), 2);
+    }
+
+    #[test]
+    fn file_set_refuses_clashing_backing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["a", "b"] {
+            fs_err::create_dir_all(dir.path().join(sub)).unwrap();
+            fs_err::write(dir.path().join(sub).join("base.qcow2"), sub).unwrap();
+        }
+        let mut set = FileSet::default();
+        set.add(&dir.path().join("a/base.qcow2"), FileRole::Disk, false).unwrap();
+        assert!(set.add(&dir.path().join("b/base.qcow2"), FileRole::Disk, false).is_err());
+    }
+}

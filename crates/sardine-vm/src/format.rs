@@ -1,0 +1,542 @@
+//! The image format: how a VM becomes an OCI manifest, a config blob and layers, and back.
+//!
+//! Layers, in order (the same order as sardinecake 0.4.2, so each tool reads the other's images):
+//! 1. the domain XML (`application/vnd.libvirt.domain.config+xml`), anonymised;
+//! 2. optionally the sardine VM config (`application/vnd.sardinecake.vm.config.v1+json`);
+//! 3. the files of the VM, each chain of disk images base first, then NVRAM, kernel, initrd:
+//!    - default format: fixed-size chunks, each a zstd frame of its own
+//!      (`application/vnd.sardinecake.disk.chunk.v1+zstd`), annotated with the file name,
+//!      the file's role and size, and the chunk's offset, length and uncompressed digest;
+//!    - legacy format (sardinecake 0.4.2): one gzip member per file, cut into pieces
+//!      (`<mime>+gzip`, then `<mime>+gzip;chunk=N`).
+//!
+//! The config blob's `rootfs.diff_ids` lists, per layer, the digest of its uncompressed
+//! content (legacy images: one entry per file, as 0.4.2 writes them). `docs/format.md` is the
+//! full specification.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ImageError;
+
+/// Media type of OCI image manifests.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of the image config blob.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of the domain XML layer.
+pub const DOMAIN_MEDIA_TYPE: &str = "application/vnd.libvirt.domain.config+xml";
+/// Media type of the sardine VM config layer.
+pub const VMCONFIG_MEDIA_TYPE: &str = "application/vnd.sardinecake.vm.config.v1+json";
+/// Media type of one chunk of a file in the default format.
+pub const CHUNK_MEDIA_TYPE: &str = sardine_disk::chunked::MEDIA_TYPE_CHUNK;
+
+/// Annotation: the file a layer belongs to (a plain file name).
+pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// Annotation: what the file is to the VM (see [`FileRole`]).
+pub const ANNOTATION_ROLE: &str = "org.sardinecake.file.role";
+/// Annotation: the whole file's size in bytes.
+pub const ANNOTATION_FILE_SIZE: &str = "org.sardinecake.file.size";
+/// Annotation: where the chunk starts in the file.
+pub const ANNOTATION_OFFSET: &str = "org.sardinecake.chunk.offset";
+/// Annotation: the chunk's uncompressed length.
+pub const ANNOTATION_LENGTH: &str = "org.sardinecake.chunk.length";
+/// Annotation: `sha256:<hex>` of the chunk's uncompressed bytes.
+pub const ANNOTATION_CHUNK_DIGEST: &str = "org.sardinecake.chunk.digest";
+
+/// The largest domain XML or sardine config we read.
+pub const MAX_SMALL_BLOB: u64 = 1 << 20;
+/// The largest manifest or config blob we read.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
+/// An OCI descriptor, as much of it as images of VMs use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type; 0.4.2 may leave it out for files of unknown type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// A descriptor without annotations.
+    pub fn new(media_type: &str, digest: &str, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: Some(media_type.to_owned()),
+            digest: digest.to_owned(),
+            size,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    fn media_type(&self) -> &str {
+        self.media_type.as_deref().unwrap_or("")
+    }
+
+    fn annotation(&self, key: &str) -> Result<&str, ImageError> {
+        self.annotations.get(key).map(String::as_str).ok_or_else(|| ImageError::Malformed {
+            what: format!("layer {} has no annotation {key}", self.digest),
+        })
+    }
+
+    fn annotation_u64(&self, key: &str) -> Result<u64, ImageError> {
+        let value = self.annotation(key)?;
+        value.parse().map_err(|_| ImageError::Malformed {
+            what: format!("layer {}: annotation {key}={value:?} is not a number", self.digest),
+        })
+    }
+}
+
+/// An OCI image manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// [`MANIFEST_MEDIA_TYPE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layers, in order.
+    pub layers: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest read from an untrusted source.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ImageError> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ImageError::Malformed {
+            what: format!("the manifest is not valid JSON: {e}"),
+        })?;
+        if manifest.schema_version != 2 {
+            return Err(ImageError::Malformed { what: format!("unsupported schemaVersion {}", manifest.schema_version) });
+        }
+        if let Some(media_type) = &manifest.media_type {
+            if media_type != MANIFEST_MEDIA_TYPE && media_type != DOCKER_MANIFEST_MEDIA_TYPE {
+                return Err(ImageError::Malformed { what: format!("not an image manifest but {media_type}") });
+            }
+        }
+        if manifest.config.media_type() != CONFIG_MEDIA_TYPE
+            && manifest.config.media_type() != DOCKER_CONFIG_MEDIA_TYPE
+        {
+            return Err(ImageError::Malformed {
+                what: format!("the config has media type {:?}, not {CONFIG_MEDIA_TYPE}", manifest.config.media_type()),
+            });
+        }
+        for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            check_digest(&descriptor.digest)?;
+        }
+        Ok(manifest)
+    }
+
+    /// Serialises the manifest (deterministic bytes: the same image gives the same digest).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}
+
+const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
+
+/// Checks that `digest` is `sha256:` and 64 lowercase hex digits.
+pub fn check_digest(digest: &str) -> Result<(), ImageError> {
+    let ok = digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    if ok { Ok(()) } else { Err(ImageError::Malformed { what: format!("invalid digest {digest:?}") }) }
+}
+
+/// What a file is to the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileRole {
+    /// A disk image (or a backing file of one).
+    Disk,
+    /// The UEFI variable store.
+    Nvram,
+    /// A kernel for direct kernel boot.
+    Kernel,
+    /// An initrd for direct kernel boot.
+    Initrd,
+}
+
+impl FileRole {
+    /// The annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileRole::Disk => "disk",
+            FileRole::Nvram => "nvram",
+            FileRole::Kernel => "kernel",
+            FileRole::Initrd => "initrd",
+        }
+    }
+
+    fn parse(value: &str) -> Result<FileRole, ImageError> {
+        match value {
+            "disk" => Ok(FileRole::Disk),
+            "nvram" => Ok(FileRole::Nvram),
+            "kernel" => Ok(FileRole::Kernel),
+            "initrd" => Ok(FileRole::Initrd),
+            other => Err(ImageError::Malformed { what: format!("unknown file role {other:?}") }),
+        }
+    }
+}
+
+/// One chunk of a file in the default format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The layer holding the compressed chunk.
+    pub blob: Descriptor,
+    /// Offset in the file.
+    pub offset: u64,
+    /// Uncompressed length.
+    pub length: u64,
+    /// `sha256:<hex>` of the uncompressed bytes.
+    pub digest: String,
+}
+
+/// A file of the image, in the order of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageFile {
+    /// Default format: chunks that tile the file.
+    Chunked {
+        /// Plain file name.
+        name: String,
+        /// What the file is.
+        role: FileRole,
+        /// Size in bytes.
+        size: u64,
+        /// The chunks, by offset.
+        chunks: Vec<Chunk>,
+    },
+    /// sardinecake 0.4.2's format: one gzip member cut into pieces, name in the gzip header.
+    Legacy {
+        /// Media type without `+gzip` (e.g. `application/x-qemu-disk`).
+        mime: String,
+        /// The pieces, in order.
+        pieces: Vec<Descriptor>,
+    },
+}
+
+/// An image's layers, sorted out.
+#[derive(Debug, Clone)]
+pub struct ImageLayers {
+    /// The domain XML layer.
+    pub domain: Descriptor,
+    /// The sardine VM config layer.
+    pub vmconfig: Option<Descriptor>,
+    /// The files, in manifest order.
+    pub files: Vec<ImageFile>,
+}
+
+impl ImageLayers {
+    /// Sorts out a manifest's layers, checking everything that import relies on: one domain
+    /// XML, plain file names, chunks that tile each file exactly, sizes within bounds.
+    pub fn from_manifest(manifest: &Manifest) -> Result<ImageLayers, ImageError> {
+        let mut domain = None;
+        let mut vmconfig = None;
+        let mut files: Vec<ImageFile> = Vec::new();
+        for layer in &manifest.layers {
+            let media_type = layer.media_type();
+            if media_type == DOMAIN_MEDIA_TYPE {
+                if domain.is_none() {
+                    domain = Some(bounded(layer, MAX_SMALL_BLOB)?.clone());
+                }
+            } else if media_type == VMCONFIG_MEDIA_TYPE {
+                if vmconfig.is_none() {
+                    vmconfig = Some(bounded(layer, MAX_SMALL_BLOB)?.clone());
+                }
+            } else if media_type == CHUNK_MEDIA_TYPE {
+                add_chunk(&mut files, layer)?;
+            } else if let Some((mime, index)) = sardine_disk::legacy::parse_media_type(media_type) {
+                add_legacy_piece(&mut files, layer, mime, index)?;
+            } else {
+                return Err(ImageError::Malformed { what: format!("layer {} has unknown media type {media_type:?}", layer.digest) });
+            }
+        }
+        let domain = domain.ok_or_else(|| ImageError::Malformed { what: "the image has no domain XML layer".into() })?;
+        for file in &mut files {
+            if let ImageFile::Chunked { name, size, chunks, .. } = file {
+                chunks.sort_by_key(|c| c.offset);
+                check_tiling(name, *size, chunks)?;
+            }
+        }
+        Ok(ImageLayers { domain, vmconfig, files })
+    }
+
+    /// The plain names of the image's chunked files.
+    pub fn chunked_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|f| match f {
+                ImageFile::Chunked { name, .. } => Some(name.clone()),
+                ImageFile::Legacy { .. } => None,
+            })
+            .collect()
+    }
+}
+
+fn bounded(layer: &Descriptor, max: u64) -> Result<&Descriptor, ImageError> {
+    if layer.size > max {
+        return Err(ImageError::Malformed { what: format!("layer {} claims {} bytes (at most {max} allowed)", layer.digest, layer.size) });
+    }
+    Ok(layer)
+}
+
+fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), ImageError> {
+    let name = plain_file_name(layer.annotation(ANNOTATION_TITLE)?)?.to_owned();
+    let role = match layer.annotations.get(ANNOTATION_ROLE) {
+        Some(role) => FileRole::parse(role)?,
+        None => FileRole::Disk,
+    };
+    let size = layer.annotation_u64(ANNOTATION_FILE_SIZE)?;
+    let chunk = Chunk {
+        blob: layer.clone(),
+        offset: layer.annotation_u64(ANNOTATION_OFFSET)?,
+        length: layer.annotation_u64(ANNOTATION_LENGTH)?,
+        digest: layer.annotation(ANNOTATION_CHUNK_DIGEST)?.to_owned(),
+    };
+    check_digest(&chunk.digest)?;
+    let existing = files.iter_mut().find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
+    match existing {
+        Some(ImageFile::Chunked { role: r, size: s, chunks, .. }) => {
+            if *r != role || *s != size {
+                return Err(ImageError::Malformed { what: format!("the chunks of {name} disagree on its role or size") });
+            }
+            chunks.push(chunk);
+        }
+        _ => files.push(ImageFile::Chunked { name, role, size, chunks: vec![chunk] }),
+    }
+    Ok(())
+}
+
+fn add_legacy_piece(files: &mut Vec<ImageFile>, layer: &Descriptor, mime: &str, index: usize) -> Result<(), ImageError> {
+    if index > 0 {
+        // A continuation belongs to the latest file of the same type (0.4.2 groups by type).
+        let previous = files.iter_mut().rev().find(|f| matches!(f, ImageFile::Legacy { mime: m, .. } if m == mime));
+        if let Some(ImageFile::Legacy { pieces, .. }) = previous {
+            if pieces.len() != index {
+                return Err(ImageError::Malformed { what: format!("layer {} is chunk {index} of a file with {} pieces so far", layer.digest, pieces.len()) });
+            }
+            pieces.push(layer.clone());
+            return Ok(());
+        }
+        return Err(ImageError::Malformed { what: format!("layer {} continues a file that never started", layer.digest) });
+    }
+    files.push(ImageFile::Legacy { mime: mime.to_owned(), pieces: vec![layer.clone()] });
+    Ok(())
+}
+
+/// Checks that `name` is a plain file name: no `/`, no `..`, no NUL, not hidden, not empty.
+pub fn plain_file_name(name: &str) -> Result<&str, ImageError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name.contains('/')
+        || name.contains('\0')
+        || name.starts_with('.')
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(ImageError::UnsafeFileName { name: name.escape_debug().to_string() });
+    }
+    Ok(name)
+}
+
+fn check_tiling(name: &str, size: u64, chunks: &[Chunk]) -> Result<(), ImageError> {
+    let mut next = 0u64;
+    for chunk in chunks {
+        if chunk.offset != next || chunk.length == 0 {
+            return Err(ImageError::Malformed { what: format!("the chunks of {name} do not tile it (gap or overlap at byte {next})") });
+        }
+        next = chunk.offset.checked_add(chunk.length).ok_or_else(|| ImageError::Malformed { what: format!("chunk of {name} overflows") })?;
+    }
+    if next != size {
+        return Err(ImageError::Malformed { what: format!("the chunks of {name} cover {next} bytes, but it has {size}") });
+    }
+    Ok(())
+}
+
+/// The image config blob (what docker calls the image configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// Go-style architecture (`amd64`, `arm64`, ...).
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Go-style OS (`linux`, `windows`, ...).
+    #[serde(default)]
+    pub os: Option<String>,
+    /// RFC 3339 creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<serde_json::Value>,
+    /// Layer digests of the uncompressed content.
+    #[serde(default)]
+    pub rootfs: Option<RootFs>,
+    /// What made each layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<serde_json::Value>,
+}
+
+/// `rootfs` of the image config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootFs {
+    /// Always `layers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Uncompressed digests.
+    pub diff_ids: Vec<String>,
+}
+
+/// Maps libvirt's architecture names to Go's, as OCI platforms use them.
+pub fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "i686" | "i386" => "386",
+        "armv6l" | "armv7l" => "arm",
+        "mipsel" => "mipsle",
+        "mips64el" => "mips64le",
+        "ppc64le" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The Go-style OS of a domain, from its libosinfo metadata (default `linux`).
+pub fn go_os(domain_xml: &str) -> &'static str {
+    // libosinfo ids are URLs such as http://microsoft.com/win/10 or http://freebsd.org/freebsd/14.0.
+    const OSES: [(&str, &str); 11] = [
+        ("microsoft.com/win", "windows"),
+        ("freebsd.org", "freebsd"),
+        ("openbsd.org", "openbsd"),
+        ("netbsd.org", "netbsd"),
+        ("dragonflybsd.org", "dragonfly"),
+        ("apple.com", "darwin"),
+        ("android", "android"),
+        ("haiku-os.org", "haiku"),
+        ("illumos", "illumos"),
+        ("sun.com/solaris", "solaris"),
+        ("gnu.org/hurd", "hurd"),
+    ];
+    let Some(start) = domain_xml.find("libosinfo:os") else { return "linux" };
+    let id = domain_xml[start..].split(['"', '\'']).nth(1).unwrap_or("");
+    OSES.iter().find(|(needle, _)| id.contains(needle)).map_or("linux", |(_, os)| os)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn chunk(name: &str, offset: u64, length: u64, size: u64) -> Descriptor {
+        let mut d = Descriptor::new(CHUNK_MEDIA_TYPE, D2, 10);
+        for (k, v) in [
+            (ANNOTATION_TITLE, name.to_owned()),
+            (ANNOTATION_ROLE, "disk".to_owned()),
+            (ANNOTATION_FILE_SIZE, size.to_string()),
+            (ANNOTATION_OFFSET, offset.to_string()),
+            (ANNOTATION_LENGTH, length.to_string()),
+            (ANNOTATION_CHUNK_DIGEST, D1.to_owned()),
+        ] {
+            d.annotations.insert(k.to_owned(), v);
+        }
+        d
+    }
+
+    fn manifest(layers: Vec<Descriptor>) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: Some(MANIFEST_MEDIA_TYPE.into()),
+            config: Descriptor::new(CONFIG_MEDIA_TYPE, D1, 2),
+            layers,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn sorts_out_domain_config_and_chunks() {
+        let m = manifest(vec![
+            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 100),
+            Descriptor::new(VMCONFIG_MEDIA_TYPE, D1, 10),
+            chunk("a.qcow2", 4, 4, 8),
+            chunk("a.qcow2", 0, 4, 8),
+        ]);
+        let layers = ImageLayers::from_manifest(&m).unwrap();
+        assert!(layers.vmconfig.is_some());
+        let ImageFile::Chunked { chunks, size, .. } = &layers.files[0] else { panic!() };
+        assert_eq!(*size, 8);
+        assert_eq!(chunks[0].offset, 0);
+    }
+
+    #[test]
+    fn refuses_gaps_overlaps_and_short_files() {
+        for layers in [
+            vec![chunk("a", 0, 4, 12), chunk("a", 8, 4, 12)],
+            vec![chunk("a", 0, 4, 8), chunk("a", 2, 6, 8)],
+            vec![chunk("a", 0, 4, 8)],
+        ] {
+            let mut all = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1)];
+            all.extend(layers);
+            assert!(ImageLayers::from_manifest(&manifest(all)).is_err());
+        }
+    }
+
+    #[test]
+    fn refuses_path_traversal_names() {
+        for name in ["../etc/passwd", "a/b", ".hidden", "", "x\0y", "/abs"] {
+            let all = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1), chunk(name, 0, 1, 1)];
+            let err = ImageLayers::from_manifest(&manifest(all)).unwrap_err();
+            assert!(matches!(err, ImageError::UnsafeFileName { .. }), "{name:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_missing_domain_unknown_types_and_huge_xml() {
+        assert!(ImageLayers::from_manifest(&manifest(vec![chunk("a", 0, 1, 1)])).is_err());
+        let unknown = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1), Descriptor::new("text/plain", D1, 1)];
+        assert!(ImageLayers::from_manifest(&manifest(unknown)).is_err());
+        let huge = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1 << 40)];
+        assert!(ImageLayers::from_manifest(&manifest(huge)).is_err());
+    }
+
+    #[test]
+    fn groups_legacy_pieces_by_chunk_parameter() {
+        let m = manifest(vec![
+            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+            Descriptor::new("application/x-qemu-disk+gzip", D1, 1),
+            Descriptor::new("application/x-qemu-disk+gzip;chunk=1", D1, 1),
+            Descriptor::new("application/x-qemu-disk+gzip", D2, 1),
+        ]);
+        let layers = ImageLayers::from_manifest(&m).unwrap();
+        assert_eq!(layers.files.len(), 2);
+        let ImageFile::Legacy { pieces, .. } = &layers.files[0] else { panic!() };
+        assert_eq!(pieces.len(), 2);
+    }
+
+    #[test]
+    fn manifest_parse_rejects_garbage() {
+        assert!(Manifest::parse(b"{").is_err());
+        assert!(Manifest::parse(br#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#).is_err());
+        let bad_digest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:zz","size":1},"layers":[]}"#;
+        assert!(Manifest::parse(bad_digest).is_err());
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},"layers":[]}"#;
+        assert!(Manifest::parse(index).is_err());
+    }
+
+    #[test]
+    fn maps_architectures_and_oses() {
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("riscv64"), "riscv64");
+        assert_eq!(go_os(r#"<libosinfo:os id="http://microsoft.com/win/10"/>"#), "windows");
+        assert_eq!(go_os(r#"<libosinfo:os id="http://freebsd.org/freebsd/13.1"/>"#), "freebsd");
+        assert_eq!(go_os("<domain/>"), "linux");
+    }
+}

@@ -1,0 +1,125 @@
+//! `sarde rm`: removing images from the local store and VMs from libvirt.
+//!
+//! Removing an image removes its tag (or, for a digest reference, its manifest) from the
+//! repository index; its blobs stay until `sarde prune` collects what nothing references.
+//! Removing a VM undefines it and deletes the directory sarde made for it — never files
+//! elsewhere — and refuses while other VMs (clones) still use its disks.
+
+use std::path::{Path, PathBuf};
+
+use sardine_libvirt::{DomainXml, Libvirt};
+use sardine_oci::layout::Store;
+use sardine_oci::reference::Reference;
+
+use crate::error::ImageError;
+
+/// Removes an image reference from the store; returns whether anything was removed.
+pub fn remove_image(store: &Store, reference: &Reference) -> Result<bool, ImageError> {
+    let repo = store.repo(reference.name())?;
+    if !repo.exists() {
+        return Ok(false);
+    }
+    if let Some(digest) = reference.digest() {
+        return Ok(repo.remove_manifest(digest)?);
+    }
+    Ok(repo.remove_tag(reference.tag().unwrap_or("latest"))?)
+}
+
+/// What removing a VM did.
+#[derive(Debug, Clone)]
+pub struct RemovedVm {
+    /// Its name.
+    pub name: String,
+    /// The directory deleted with it, if sarde had made one.
+    pub dir: Option<PathBuf>,
+    /// Clones removed with it (`force`).
+    pub dependents: Vec<String>,
+}
+
+/// Undefines a VM (destroying it first if it runs and `force` is given) and deletes its
+/// directory when that directory is the one sarde made for it (`<parent>/<name>/`).
+pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<RemovedVm, ImageError> {
+    let libvirt = Libvirt::open(connect)?;
+    let vm = libvirt.lookup(name)?.ok_or_else(|| ImageError::VmNotFound { name: name.to_owned() })?;
+    let vm_name = vm.name()?;
+    let domain = DomainXml::parse(&vm.xml(true)?)?;
+    let files = owned_files(&domain);
+    let dependents = dependents(&libvirt, &vm_name, &files)?;
+    if !dependents.is_empty() && !force {
+        return Err(ImageError::InUse { name: vm_name, dependents });
+    }
+    for dependent in &dependents {
+        remove_vm(connect, dependent, true)?;
+    }
+    if vm.is_active()? {
+        if !force {
+            return Err(ImageError::VmRunning { name: vm_name });
+        }
+        vm.destroy()?;
+    }
+    if vm.is_persistent()? {
+        vm.undefine()?;
+    }
+    let dir = own_directory(&vm_name, &files);
+    if let Some(dir) = &dir {
+        fs_err::remove_dir_all(dir)?;
+    }
+    tracing::info!("removed VM {vm_name}");
+    Ok(RemovedVm { name: vm_name, dir, dependents })
+}
+
+/// The files of a VM: its disks (not cdroms, which may be shared), NVRAM, kernel, initrd.
+fn owned_files(domain: &DomainXml) -> Vec<PathBuf> {
+    let boot = domain.boot_files();
+    domain
+        .disks()
+        .into_iter()
+        .filter(|d| d.device == "disk" && d.kind == "file")
+        .filter_map(|d| d.source)
+        .chain([boot.kernel, boot.initrd, boot.nvram].into_iter().flatten())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .collect()
+}
+
+/// The directory sarde made for the VM: `<..>/<name>/`, holding all its files.
+fn own_directory(name: &str, files: &[PathBuf]) -> Option<PathBuf> {
+    let first = files.first()?.parent()?;
+    let all_inside = files.iter().all(|f| f.parent() == Some(first));
+    (all_inside && first.file_name()? == name).then(|| first.to_path_buf())
+}
+
+/// The other VMs whose disks have one of `files` in their backing chain.
+fn dependents(libvirt: &Libvirt, name: &str, files: &[PathBuf]) -> Result<Vec<String>, ImageError> {
+    let mut found = Vec::new();
+    for vm in libvirt.list()? {
+        let other = vm.name()?;
+        if other == name {
+            continue;
+        }
+        let Ok(domain) = DomainXml::parse(&vm.xml(false)?) else { continue };
+        if uses_any(&domain, files) {
+            found.push(other);
+        }
+    }
+    Ok(found)
+}
+
+fn uses_any(domain: &DomainXml, files: &[PathBuf]) -> bool {
+    domain.all_disk_files().iter().any(|used| files.iter().any(|f| Path::new(used) == f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_directory_only_when_named_after_the_vm_and_holding_everything() {
+        let files = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/vms/a/vmlinuz")];
+        assert_eq!(own_directory("a", &files), Some(PathBuf::from("/vms/a")));
+        assert_eq!(own_directory("b", &files), None);
+        let scattered = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/boot/vmlinuz")];
+        assert_eq!(own_directory("a", &scattered), None);
+        assert_eq!(own_directory("a", &[]), None);
+    }
+}
