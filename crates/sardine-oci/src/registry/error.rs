@@ -1,0 +1,128 @@
+//! Errors of the registry client, and which of them are worth retrying.
+
+use std::path::PathBuf;
+
+use reqwest::StatusCode;
+
+/// What went wrong while talking to a registry.
+///
+/// Messages never contain credentials or tokens: request headers are never formatted.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry address given by the user cannot be used.
+    #[error("invalid registry address {registry:?}: {reason} (expected \"host\" or \"host:port\")")]
+    InvalidRegistry { registry: String, reason: &'static str },
+
+    /// The registry refused our credentials (or anonymous access) for this request.
+    #[error(
+        "registry {registry} refused access (HTTP {status}) to {action}; \
+         hint: check the credentials with `sarde login {registry}`, or SARDE_REGISTRY_USERNAME/SARDE_REGISTRY_PASSWORD"
+    )]
+    Unauthorized { registry: String, status: u16, action: String },
+
+    /// The manifest, tag, blob or repository does not exist.
+    #[error("{what} not found on registry {registry}")]
+    NotFound { registry: String, what: String },
+
+    /// Downloaded or served content does not hash to the digest it was requested by.
+    #[error("content of {digest} is corrupt: its digest is {actual}; the download was discarded, try again")]
+    DigestMismatch { digest: String, actual: String },
+
+    /// The registry sent (or announced) more data than allowed.
+    #[error("{what} from registry {registry} is larger than the limit of {limit} bytes")]
+    TooLarge { registry: String, what: String, limit: u64 },
+
+    /// The registry answered with an unexpected HTTP status.
+    #[error("registry {registry} answered HTTP {status} to {action}: {body}")]
+    Http { registry: String, action: String, status: u16, body: String },
+
+    /// The registry answered, but the answer violates the distribution protocol.
+    #[error("registry {registry} sent an invalid answer to {action}: {reason}")]
+    Protocol { registry: String, action: String, reason: String },
+
+    /// The connection failed, timed out or broke off.
+    #[error("could not talk to registry {registry} ({action})")]
+    Transport {
+        registry: String,
+        action: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The response body ended before the announced size was reached.
+    #[error("registry {registry} closed the download of {digest} after {received} of {expected} bytes")]
+    Truncated { registry: String, digest: String, received: u64, expected: u64 },
+
+    /// A local file could not be read or written.
+    #[error("I/O error on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The local blob file does not have the size the caller announced.
+    #[error("blob file {path} has {actual} bytes, but {expected} were expected for {digest}")]
+    SizeMismatch { path: PathBuf, digest: String, expected: u64, actual: u64 },
+
+    /// A repository name or tag is malformed.
+    #[error("invalid {what} name {name:?}")]
+    InvalidName { what: &'static str, name: String },
+
+    /// A digest string is malformed or uses an unsupported algorithm.
+    #[error("invalid or unsupported digest {digest:?} (only sha256:<64 hex digits> is supported)")]
+    InvalidDigest { digest: String },
+}
+
+impl RegistryError {
+    /// Whether repeating the same operation later may succeed (network trouble, overloaded registry).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Transport { source, .. } => is_transient_transport(source),
+            RegistryError::Http { status, .. } => StatusCode::from_u16(*status).is_ok_and(is_transient_status),
+            RegistryError::Truncated { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RegistryError::Io { path: path.into(), source }
+    }
+}
+
+/// Statuses after which the same request is retried: server errors, timeouts and rate limits.
+pub(crate) fn is_transient_status(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Connection-level failures that a new attempt may not see again.
+pub(crate) fn is_transient_transport(err: &reqwest::Error) -> bool {
+    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16) -> RegistryError {
+        RegistryError::Http { registry: "r".into(), action: "a".into(), status, body: String::new() }
+    }
+
+    #[test]
+    fn transient_statuses() {
+        assert!(http(503).is_transient());
+        assert!(http(500).is_transient());
+        assert!(http(429).is_transient());
+        assert!(http(408).is_transient());
+        assert!(!http(400).is_transient());
+        assert!(!http(404).is_transient());
+    }
+
+    #[test]
+    fn permanent_errors() {
+        let e = RegistryError::DigestMismatch { digest: "sha256:aa".into(), actual: "sha256:bb".into() };
+        assert!(!e.is_transient());
+        let e = RegistryError::Unauthorized { registry: "r".into(), status: 401, action: "a".into() };
+        assert!(!e.is_transient());
+    }
+}
