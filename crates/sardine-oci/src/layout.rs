@@ -24,8 +24,8 @@ mod sink;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
-pub use error::StoreError;
 use error::IoContext as _;
+pub use error::StoreError;
 pub use gc::{GcReport, gc};
 pub use sink::RepoSink;
 
@@ -67,7 +67,9 @@ pub struct ImageEntry {
 impl Store {
     /// A store rooted at `ocidir` (nothing is created yet).
     pub fn new(ocidir: impl Into<PathBuf>) -> Store {
-        Store { root: ocidir.into() }
+        Store {
+            root: ocidir.into(),
+        }
     }
 
     /// The ocidir.
@@ -81,22 +83,50 @@ impl Store {
         Ok(self.repo_unchecked(name))
     }
 
+    /// An existing repository by its directory name, also accepting names that sardinecake 0.4.2
+    /// allowed but OCI does not (`MyVM`): any relative path without empty, `.`, `..` or hidden
+    /// components. Fails with [`StoreError::NoSuchRepo`] if there is no layout there.
+    pub fn existing_repo(&self, name: &str) -> Result<Repo, StoreError> {
+        if reference::validate_name(name).is_err() && !is_safe_legacy_name(name) {
+            reference::validate_name(name)?;
+        }
+        let repo = self.repo_unchecked(name);
+        if repo.exists() {
+            Ok(repo)
+        } else {
+            Err(StoreError::NoSuchRepo {
+                name: name.to_owned(),
+                path: repo.path,
+            })
+        }
+    }
+
     /// A repository found on disk (names written by 0.4.2 need not follow the OCI rules).
     fn repo_unchecked(&self, name: &str) -> Repo {
-        Repo { store: self.clone(), name: name.to_owned(), path: self.root.join(name) }
+        Repo {
+            store: self.clone(),
+            name: name.to_owned(),
+            path: self.root.join(name),
+        }
     }
 
     /// The directory for temporary files, created if missing; on the store's file system.
     pub fn temp_dir(&self) -> Result<PathBuf, StoreError> {
         let dir = self.internal_dir().join("tmp");
-        fs_err::create_dir_all(&dir).context(|| format!("cannot create the temp directory of {}", self.root.display()))?;
+        fs_err::create_dir_all(&dir).context(|| {
+            format!(
+                "cannot create the temp directory of {}",
+                self.root.display()
+            )
+        })?;
         Ok(dir)
     }
 
     /// Every repository (a directory with `oci-layout` and `index.json`), sorted by name.
     /// A missing ocidir has none.
     pub fn repos(&self) -> Result<Vec<Repo>, StoreError> {
-        let names = find_layouts(&self.root).context(|| format!("cannot scan the image store {}", self.root.display()))?;
+        let names = find_layouts(&self.root)
+            .context(|| format!("cannot scan the image store {}", self.root.display()))?;
         Ok(names.iter().map(|name| self.repo_unchecked(name)).collect())
     }
 
@@ -165,7 +195,8 @@ impl Repo {
     /// (so it only counts as a layout once complete). Existing files are left alone.
     pub fn init(&self) -> Result<(), StoreError> {
         let blobs = self.blobs_dir();
-        fs_err::create_dir_all(&blobs).context(|| format!("cannot create image directory for `{}`", self.name))?;
+        fs_err::create_dir_all(&blobs)
+            .context(|| format!("cannot create image directory for `{}`", self.name))?;
         let _guard = self.index_lock()?;
         if !self.index_path().exists() {
             fsutil::write_atomic(&self.index_path(), &Index::new().to_json())
@@ -180,7 +211,9 @@ impl Repo {
 
     /// The file of blob `digest` (which must be `sha256:<64 hex>`).
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
-        let hex = sha256_hex(digest).ok_or_else(|| StoreError::InvalidDigest { digest: digest.to_owned() })?;
+        let hex = sha256_hex(digest).ok_or_else(|| StoreError::InvalidDigest {
+            digest: digest.to_owned(),
+        })?;
         Ok(self.blobs_dir().join(hex))
     }
 
@@ -212,10 +245,17 @@ impl Repo {
         match linked {
             Ok(()) => fsutil::remove_if_exists(temp).context(context)?,
             Err(e) if fsutil::link_unsupported(&e) => {
-                tracing::debug!("hard links unavailable ({e}); storing {digest} without deduplication");
+                tracing::debug!(
+                    "hard links unavailable ({e}); storing {digest} without deduplication"
+                );
                 fs_err::rename(temp, &dest).context(context)?;
             }
-            Err(e) => return Err(StoreError::Io { context: context(), source: e }),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    context: context(),
+                    source: e,
+                });
+            }
         }
         fsutil::sync_dir(&self.blobs_dir()).context(context)
     }
@@ -248,11 +288,18 @@ impl Repo {
             .read_to_end(&mut data)
             .context(|| format!("cannot read blob {digest} of `{}`", self.name))?;
         if data.len() as u64 > max_size {
-            return Err(StoreError::TooLarge { path, max: max_size });
+            return Err(StoreError::TooLarge {
+                path,
+                max: max_size,
+            });
         }
         let actual = sha256_digest(&data);
         if actual != digest {
-            return Err(StoreError::DigestMismatch { path, expected: digest.to_owned(), actual });
+            return Err(StoreError::DigestMismatch {
+                path,
+                expected: digest.to_owned(),
+                actual,
+            });
         }
         Ok(data)
     }
@@ -261,10 +308,14 @@ impl Repo {
     pub fn verify_blob(&self, digest: &str) -> Result<u64, StoreError> {
         let path = self.blob_path(digest)?;
         let file = self.open_blob(digest, &path)?;
-        let (actual, size) =
-            fsutil::hash_reader(file).context(|| format!("cannot read blob {digest} of `{}`", self.name))?;
+        let (actual, size) = fsutil::hash_reader(file)
+            .context(|| format!("cannot read blob {digest} of `{}`", self.name))?;
         if actual != digest {
-            return Err(StoreError::DigestMismatch { path, expected: digest.to_owned(), actual });
+            return Err(StoreError::DigestMismatch {
+                path,
+                expected: digest.to_owned(),
+                actual,
+            });
         }
         Ok(size)
     }
@@ -274,14 +325,22 @@ impl Repo {
         let path = self.index_path();
         let file = match fs_err::File::open(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NoSuchRepo { name: self.name.clone(), path: self.path.clone() });
+                return Err(StoreError::NoSuchRepo {
+                    name: self.name.clone(),
+                    path: self.path.clone(),
+                });
             }
             other => other.context(|| format!("cannot open index.json of `{}`", self.name))?,
         };
         let mut data = Vec::new();
-        file.take(MAX_INDEX_SIZE + 1).read_to_end(&mut data).context(|| format!("cannot read {}", path.display()))?;
+        file.take(MAX_INDEX_SIZE + 1)
+            .read_to_end(&mut data)
+            .context(|| format!("cannot read {}", path.display()))?;
         if data.len() as u64 > MAX_INDEX_SIZE {
-            return Err(StoreError::TooLarge { path, max: MAX_INDEX_SIZE });
+            return Err(StoreError::TooLarge {
+                path,
+                max: MAX_INDEX_SIZE,
+            });
         }
         serde_json::from_slice(&data).map_err(|source| StoreError::BadJson { path, source })
     }
@@ -289,17 +348,27 @@ impl Repo {
     /// Selects an `index.json` entry like 0.4.2's import: a digest selects the entry with that
     /// digest; a tag the *last* entry carrying it; neither the last entry tagged `latest`, or
     /// else the last entry. Entries without a valid digest are ignored.
-    pub fn resolve(&self, tag: Option<&str>, digest: Option<&str>) -> Result<Descriptor, StoreError> {
+    pub fn resolve(
+        &self,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<Descriptor, StoreError> {
         let index = self.index()?;
-        index_ops::resolve(&index, tag, digest).cloned().map_err(|miss| match miss {
-            index_ops::Miss::Tag => {
-                StoreError::TagNotFound { repo: self.name.clone(), tag: tag.unwrap_or_default().to_owned() }
-            }
-            index_ops::Miss::Digest => {
-                StoreError::DigestNotFound { repo: self.name.clone(), digest: digest.unwrap_or_default().to_owned() }
-            }
-            index_ops::Miss::Empty => StoreError::EmptyRepo { repo: self.name.clone() },
-        })
+        index_ops::resolve(&index, tag, digest)
+            .cloned()
+            .map_err(|miss| match miss {
+                index_ops::Miss::Tag => StoreError::TagNotFound {
+                    repo: self.name.clone(),
+                    tag: tag.unwrap_or_default().to_owned(),
+                },
+                index_ops::Miss::Digest => StoreError::DigestNotFound {
+                    repo: self.name.clone(),
+                    digest: digest.unwrap_or_default().to_owned(),
+                },
+                index_ops::Miss::Empty => StoreError::EmptyRepo {
+                    repo: self.name.clone(),
+                },
+            })
     }
 
     /// Reads and parses the manifest `desc` points at, checking digest and size.
@@ -309,17 +378,31 @@ impl Repo {
     }
 
     /// Like [`Repo::read_manifest`], also returning the exact bytes (for pushing).
-    pub fn read_manifest_bytes(&self, desc: &Descriptor) -> Result<(Vec<u8>, Manifest), StoreError> {
-        let is_index = || StoreError::IsIndex { repo: self.name.clone(), digest: desc.digest.clone() };
+    pub fn read_manifest_bytes(
+        &self,
+        desc: &Descriptor,
+    ) -> Result<(Vec<u8>, Manifest), StoreError> {
+        let is_index = || StoreError::IsIndex {
+            repo: self.name.clone(),
+            digest: desc.digest.clone(),
+        };
         if media_types::is_index(desc.media_type()) {
             return Err(is_index());
         }
         let data = self.read_blob(&desc.digest, MAX_MANIFEST_SIZE)?;
         if data.len() as u64 != desc.size {
             let path = self.blob_path(&desc.digest)?;
-            return Err(StoreError::SizeMismatch { path, expected: desc.size, actual: data.len() as u64 });
+            return Err(StoreError::SizeMismatch {
+                path,
+                expected: desc.size,
+                actual: data.len() as u64,
+            });
         }
-        let bad = |source| StoreError::BadManifest { repo: self.name.clone(), digest: desc.digest.clone(), source };
+        let bad = |source| StoreError::BadManifest {
+            repo: self.name.clone(),
+            digest: desc.digest.clone(),
+            source,
+        };
         let value: serde_json::Value = serde_json::from_slice(&data).map_err(bad)?;
         if value.get("manifests").is_some() && value.get("config").is_none() {
             return Err(is_index());
@@ -343,7 +426,10 @@ impl Repo {
             reference::validate_tag(tag)?;
         }
         if !self.has_blob(manifest_digest) {
-            return Err(StoreError::BlobMissing { repo: self.name.clone(), digest: manifest_digest.to_owned() });
+            return Err(StoreError::BlobMissing {
+                repo: self.name.clone(),
+                digest: manifest_digest.to_owned(),
+            });
         }
         self.init()?;
         let new = Descriptor::new(media_type, manifest_digest, manifest_size);
@@ -384,7 +470,10 @@ impl Repo {
         let usable = index.manifests.iter().filter(|desc| {
             let ok = sha256_hex(&desc.digest).is_some();
             if !ok {
-                tracing::warn!("image `{}`: ignoring an index.json entry without a valid digest", self.name);
+                tracing::warn!(
+                    "image `{}`: ignoring an index.json entry without a valid digest",
+                    self.name
+                );
             }
             ok
         });
@@ -411,15 +500,20 @@ impl Repo {
 
     fn open_blob(&self, digest: &str, path: &Path) -> Result<fs_err::File, StoreError> {
         match fs_err::File::open(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(StoreError::BlobMissing { repo: self.name.clone(), digest: digest.to_owned() })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobMissing {
+                repo: self.name.clone(),
+                digest: digest.to_owned(),
+            }),
             other => other.context(|| format!("cannot open blob {digest} of `{}`", self.name)),
         }
     }
 
     fn index_lock(&self) -> Result<LockGuard, StoreError> {
-        let path = self.store.locks_dir().join(".index").join(lock_file_name(&self.name));
+        let path = self
+            .store
+            .locks_dir()
+            .join(".index")
+            .join(lock_file_name(&self.name));
         lock_at(&path, lock::lock_exclusive)
     }
 
@@ -449,7 +543,10 @@ fn link_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 fn lock_at(path: &Path, take: fn(&Path) -> io::Result<LockGuard>) -> Result<LockGuard, StoreError> {
-    take(path).map_err(|source| StoreError::Lock { path: path.to_owned(), source })
+    take(path).map_err(|source| StoreError::Lock {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `name` as a single file name: bytes other than `[A-Za-z0-9._-]` are percent-encoded, so
@@ -467,6 +564,15 @@ fn lock_file_name(name: &str) -> String {
     out
 }
 
+/// Whether `name` is a relative path whose components are neither empty nor hidden (so not `.`
+/// or `..` either); [`find_layouts`] only ever returns such names.
+fn is_safe_legacy_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && !c.starts_with('.') && !c.contains('\0'))
+}
+
 /// Directories below `root` (relative, `/`-separated) that hold `oci-layout` and `index.json`.
 /// Hidden directories (including `.sardine`) and the `blobs` directories of layouts are skipped,
 /// symlinks are not followed, and unreadable subdirectories are logged and skipped.
@@ -474,7 +580,8 @@ fn find_layouts(root: &Path) -> io::Result<Vec<String>> {
     let mut found = Vec::new();
     let mut pending = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = pending.pop() {
-        let is_layout = !rel.is_empty() && dir.join("oci-layout").is_file() && dir.join("index.json").is_file();
+        let is_layout =
+            !rel.is_empty() && dir.join("oci-layout").is_file() && dir.join("index.json").is_file();
         if is_layout {
             found.push(rel.clone());
         }
@@ -498,7 +605,11 @@ fn find_layouts(root: &Path) -> io::Result<Vec<String>> {
             if skip || !entry.file_type()?.is_dir() {
                 continue;
             }
-            let child_rel = if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") };
+            let child_rel = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
             pending.push((entry.path(), child_rel));
         }
     }

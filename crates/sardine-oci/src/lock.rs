@@ -59,7 +59,10 @@ fn lock(path: &Path, mode: Mode) -> io::Result<LockGuard> {
         Ok(()) => return Ok(LockGuard { file }),
         Err(TryLockError::Error(e)) => return Err(e),
         Err(TryLockError::WouldBlock) => {
-            tracing::info!("waiting for lock on {} (another sarde process is using it)", path.display());
+            tracing::info!(
+                "waiting for lock on {} (another sarde process is using it)",
+                path.display()
+            );
         }
     }
     match mode {
@@ -73,7 +76,12 @@ fn open_lock_file(path: &Path) -> io::Result<fs_err::File> {
     if let Some(parent) = path.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    fs_err::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+    fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 #[cfg(test)]

@@ -76,7 +76,9 @@ impl Descriptor {
 
     /// Sets the annotation `key` to `value`.
     pub fn set_annotation(&mut self, key: &str, value: &str) {
-        self.annotations.get_or_insert_default().insert(key.to_owned(), value.to_owned());
+        self.annotations
+            .get_or_insert_default()
+            .insert(key.to_owned(), value.to_owned());
     }
 }
 

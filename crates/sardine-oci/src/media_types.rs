@@ -46,7 +46,10 @@ mod tests {
 
     #[test]
     fn base_type_strips_parameters() {
-        assert_eq!(base_type("application/x-qemu-disk+gzip;chunk=3"), "application/x-qemu-disk+gzip");
+        assert_eq!(
+            base_type("application/x-qemu-disk+gzip;chunk=3"),
+            "application/x-qemu-disk+gzip"
+        );
         assert_eq!(base_type(OCI_MANIFEST), OCI_MANIFEST);
     }
 

@@ -44,7 +44,9 @@ pub enum ReferenceError {
         component: String,
     },
     /// The registry part (`host[:port]`) is malformed.
-    #[error("invalid registry host `{host}` in image name `{name}`: expected `hostname` or `hostname:port`")]
+    #[error(
+        "invalid registry host `{host}` in image name `{name}`: expected `hostname` or `hostname:port`"
+    )]
     InvalidHost {
         /// The whole name.
         name: String,
@@ -52,7 +54,9 @@ pub enum ReferenceError {
         host: String,
     },
     /// The tag breaks the naming rules.
-    #[error("invalid tag `{tag}`: use up to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`")]
+    #[error(
+        "invalid tag `{tag}`: use up to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"
+    )]
     InvalidTag {
         /// The offending tag.
         tag: String,
@@ -122,18 +126,30 @@ impl Reference {
     /// The same name with `tag` instead of the current tag; the digest is dropped.
     pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
         validate_tag(tag)?;
-        Ok(Reference { name: self.name.clone(), tag: Some(tag.to_owned()), digest: None })
+        Ok(Reference {
+            name: self.name.clone(),
+            tag: Some(tag.to_owned()),
+            digest: None,
+        })
     }
 
     /// The same name and tag with `digest`.
     pub fn with_digest(&self, digest: &str) -> Result<Reference, ReferenceError> {
         validate_digest(digest)?;
-        Ok(Reference { name: self.name.clone(), tag: self.tag.clone(), digest: Some(digest.to_owned()) })
+        Ok(Reference {
+            name: self.name.clone(),
+            tag: self.tag.clone(),
+            digest: Some(digest.to_owned()),
+        })
     }
 
     /// The same name without tag or digest.
     pub fn without_tag_or_digest(&self) -> Reference {
-        Reference { name: self.name.clone(), tag: None, digest: None }
+        Reference {
+            name: self.name.clone(),
+            tag: None,
+            digest: None,
+        }
     }
 }
 
@@ -179,21 +195,30 @@ pub fn validate_name(name: &str) -> Result<(), ReferenceError> {
         return Err(ReferenceError::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(ReferenceError::NameTooLong { name: name.to_owned() });
+        return Err(ReferenceError::NameTooLong {
+            name: name.to_owned(),
+        });
     }
     let path = match registry_part(name) {
         Some(host) => {
             if !is_valid_host(host) {
-                return Err(ReferenceError::InvalidHost { name: name.to_owned(), host: host.to_owned() });
+                return Err(ReferenceError::InvalidHost {
+                    name: name.to_owned(),
+                    host: host.to_owned(),
+                });
             }
             &name[host.len() + 1..]
         }
         None => name,
     };
-    match path.split('/').find(|component| !is_valid_path_component(component)) {
-        Some(component) => {
-            Err(ReferenceError::InvalidComponent { name: name.to_owned(), component: component.to_owned() })
-        }
+    match path
+        .split('/')
+        .find(|component| !is_valid_path_component(component))
+    {
+        Some(component) => Err(ReferenceError::InvalidComponent {
+            name: name.to_owned(),
+            component: component.to_owned(),
+        }),
         None => Ok(()),
     }
 }
@@ -201,34 +226,48 @@ pub fn validate_name(name: &str) -> Result<(), ReferenceError> {
 /// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
     let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if first_ok && rest_ok && tag.len() <= MAX_TAG_LEN {
         Ok(())
     } else {
-        Err(ReferenceError::InvalidTag { tag: tag.to_owned() })
+        Err(ReferenceError::InvalidTag {
+            tag: tag.to_owned(),
+        })
     }
 }
 
 /// Checks a digest: `algorithm:encoded`; sha256 and sha512 must be lowercase hex of the right length.
 pub fn validate_digest(digest: &str) -> Result<(), ReferenceError> {
-    let invalid = || ReferenceError::InvalidDigest { digest: digest.to_owned() };
+    let invalid = || ReferenceError::InvalidDigest {
+        digest: digest.to_owned(),
+    };
     let (algorithm, encoded) = digest.split_once(':').ok_or_else(invalid)?;
     let algorithm_ok = split_alnum_runs(algorithm, |c| matches!(c, '+' | '.' | '_' | '-'))
         .is_some_and(|seps| seps.iter().all(|sep| sep.len() == 1));
     let encoded_ok = !encoded.is_empty()
-        && encoded.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '=' | '_' | '-'));
+        && encoded
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '=' | '_' | '-'));
     let length_ok = match algorithm {
         "sha256" => is_lower_hex(encoded, 64),
         "sha512" => is_lower_hex(encoded, 128),
         _ => true,
     };
-    if algorithm_ok && encoded_ok && length_ok { Ok(()) } else { Err(invalid()) }
+    if algorithm_ok && encoded_ok && length_ok {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
 }
 
 /// The hex part of a `sha256:<64 lowercase hex>` digest, or None.
 pub fn sha256_hex(digest: &str) -> Option<&str> {
-    digest.strip_prefix("sha256:").filter(|hex| is_lower_hex(hex, 64))
+    digest
+        .strip_prefix("sha256:")
+        .filter(|hex| is_lower_hex(hex, 64))
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
@@ -238,11 +277,15 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, the distribution spec's path component.
 fn is_valid_path_component(component: &str) -> bool {
     let is_lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if !component.chars().all(|c| is_lower_alnum(c) || matches!(c, '.' | '_' | '-')) {
+    if !component
+        .chars()
+        .all(|c| is_lower_alnum(c) || matches!(c, '.' | '_' | '-'))
+    {
         return false;
     }
     split_alnum_runs(component, |c| matches!(c, '.' | '_' | '-')).is_some_and(|seps| {
-        seps.iter().all(|sep| matches!(*sep, "." | "_" | "__") || sep.chars().all(|c| c == '-'))
+        seps.iter()
+            .all(|sep| matches!(*sep, "." | "_" | "__") || sep.chars().all(|c| c == '-'))
     })
 }
 
@@ -252,11 +295,14 @@ fn is_valid_host(host: &str) -> bool {
         Some((hostname, port)) => (hostname, Some(port)),
         None => (host, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     let label_ok = |label: &str| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
@@ -271,7 +317,11 @@ fn split_alnum_runs(s: &str, is_sep: impl Fn(char) -> bool) -> Option<Vec<&str>>
     if !starts_ok || !ends_ok {
         return None;
     }
-    Some(s.split(|c: char| !is_sep(c)).filter(|sep| !sep.is_empty()).collect())
+    Some(
+        s.split(|c: char| !is_sep(c))
+            .filter(|sep| !sep.is_empty())
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -280,7 +330,25 @@ mod tests {
 
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn parts(s: &str) -> (String, Option<String>, Option<String>, Option<String>, String) {
+    /// Input, name, tag, digest, registry, repository.
+    type Case<'a> = (
+        String,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+    );
+    /// Name, tag, digest, registry, repository.
+    type Parts = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+
+    fn parts(s: &str) -> Parts {
         let r = Reference::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
         (
             r.name().to_owned(),
@@ -294,12 +362,40 @@ mod tests {
     #[test]
     fn parses_valid_references() {
         let digest = format!("sha256:{HEX}");
-        let cases: Vec<(String, &str, Option<&str>, Option<&str>, Option<&str>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("myvm".into(), "myvm", None, None, None, "myvm"),
-            ("myvm:latest".into(), "myvm", Some("latest"), None, None, "myvm"),
-            ("localhost:5000/x:y".into(), "localhost:5000/x", Some("y"), None, Some("localhost:5000"), "x"),
-            ("localhost:5000/x".into(), "localhost:5000/x", None, None, Some("localhost:5000"), "x"),
-            ("localhost/x".into(), "localhost/x", None, None, Some("localhost"), "x"),
+            (
+                "myvm:latest".into(),
+                "myvm",
+                Some("latest"),
+                None,
+                None,
+                "myvm",
+            ),
+            (
+                "localhost:5000/x:y".into(),
+                "localhost:5000/x",
+                Some("y"),
+                None,
+                Some("localhost:5000"),
+                "x",
+            ),
+            (
+                "localhost:5000/x".into(),
+                "localhost:5000/x",
+                None,
+                None,
+                Some("localhost:5000"),
+                "x",
+            ),
+            (
+                "localhost/x".into(),
+                "localhost/x",
+                None,
+                None,
+                Some("localhost"),
+                "x",
+            ),
             (
                 "registry.example.org/sardines/debian:12".into(),
                 "registry.example.org/sardines/debian",
@@ -308,11 +404,46 @@ mod tests {
                 Some("registry.example.org"),
                 "sardines/debian",
             ),
-            ("sardines/debian".into(), "sardines/debian", None, None, None, "sardines/debian"),
-            (format!("a/b@{digest}"), "a/b", None, Some(&digest), None, "a/b"),
-            (format!("h:1/a:t@{digest}"), "h:1/a", Some("t"), Some(&digest), Some("h:1"), "a"),
-            ("x/a.b_c__d---e:T_1.x-y".into(), "x/a.b_c__d---e", Some("T_1.x-y"), None, None, "x/a.b_c__d---e"),
-            ("Example.COM/vm".into(), "Example.COM/vm", None, None, Some("Example.COM"), "vm"),
+            (
+                "sardines/debian".into(),
+                "sardines/debian",
+                None,
+                None,
+                None,
+                "sardines/debian",
+            ),
+            (
+                format!("a/b@{digest}"),
+                "a/b",
+                None,
+                Some(&digest),
+                None,
+                "a/b",
+            ),
+            (
+                format!("h:1/a:t@{digest}"),
+                "h:1/a",
+                Some("t"),
+                Some(&digest),
+                Some("h:1"),
+                "a",
+            ),
+            (
+                "x/a.b_c__d---e:T_1.x-y".into(),
+                "x/a.b_c__d---e",
+                Some("T_1.x-y"),
+                None,
+                None,
+                "x/a.b_c__d---e",
+            ),
+            (
+                "Example.COM/vm".into(),
+                "Example.COM/vm",
+                None,
+                None,
+                Some("Example.COM"),
+                "vm",
+            ),
         ];
         for (input, name, tag, dig, registry, repository) in cases {
             let expected = (
@@ -323,7 +454,10 @@ mod tests {
                 repository.to_owned(),
             );
             assert_eq!(parts(&input), expected, "{input}");
-            assert_eq!(Reference::parse(&input).map(|r| r.to_string()).as_deref(), Ok(input.as_str()));
+            assert_eq!(
+                Reference::parse(&input).map(|r| r.to_string()).as_deref(),
+                Ok(input.as_str())
+            );
         }
     }
 
@@ -362,9 +496,15 @@ mod tests {
             assert!(Reference::parse(input).is_err(), "accepted {input:?}");
         }
         let long = "a".repeat(256);
-        assert!(matches!(Reference::parse(&long), Err(ReferenceError::NameTooLong { .. })));
+        assert!(matches!(
+            Reference::parse(&long),
+            Err(ReferenceError::NameTooLong { .. })
+        ));
         let long_tag = format!("a:{}", "t".repeat(129));
-        assert!(matches!(Reference::parse(&long_tag), Err(ReferenceError::InvalidTag { .. })));
+        assert!(matches!(
+            Reference::parse(&long_tag),
+            Err(ReferenceError::InvalidTag { .. })
+        ));
         assert!(Reference::parse(&format!("a:{}", "t".repeat(128))).is_ok());
     }
 
@@ -386,7 +526,10 @@ mod tests {
     #[test]
     fn with_tag_replaces_tag_and_drops_digest() {
         let r = Reference::parse(&format!("localhost:5000/vm:old@sha256:{HEX}")).unwrap();
-        assert_eq!(r.with_tag("new").unwrap().to_string(), "localhost:5000/vm:new");
+        assert_eq!(
+            r.with_tag("new").unwrap().to_string(),
+            "localhost:5000/vm:new"
+        );
         assert!(r.with_tag("../x").is_err());
         assert_eq!(r.without_tag_or_digest().to_string(), "localhost:5000/vm");
     }

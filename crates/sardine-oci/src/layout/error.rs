@@ -12,7 +12,9 @@ pub enum StoreError {
     #[error("invalid image reference")]
     InvalidReference(#[from] ReferenceError),
     /// A digest is not `sha256:<64 lowercase hex>` (the only algorithm the store holds).
-    #[error("`{digest}` is not a sha256 digest (expected `sha256:` followed by 64 lowercase hex digits)")]
+    #[error(
+        "`{digest}` is not a sha256 digest (expected `sha256:` followed by 64 lowercase hex digits)"
+    )]
     InvalidDigest {
         /// The offending digest.
         digest: String,
@@ -142,6 +144,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for Result<T, io::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Io { context: context(), source })
+        self.map_err(|source| StoreError::Io {
+            context: context(),
+            source,
+        })
     }
 }

@@ -13,11 +13,19 @@ pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 /// content, never a partial file, and the temp file never has a valid name.
 pub(crate) fn write_atomic(target: &Path, data: &[u8]) -> io::Result<()> {
     let dir = parent_of(target);
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut temp = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{name}-"))
         .tempfile_in(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot create a temp file in {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create a temp file in {}: {e}", dir.display()),
+            )
+        })?;
     temp.write_all(data)?;
     temp.as_file().sync_all()?;
     set_readable(temp.path())?;
@@ -93,7 +101,10 @@ mod tests {
         write_atomic(&target, b"one").unwrap();
         write_atomic(&target, b"two").unwrap();
         assert_eq!(fs_err::read(&target).unwrap(), b"two");
-        let names: Vec<_> = fs_err::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs_err::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("index.json")]);
     }
 
@@ -101,6 +112,9 @@ mod tests {
     fn hash_reader_counts_and_hashes() {
         let (digest, size) = hash_reader(&b"abc"[..]).unwrap();
         assert_eq!(size, 3);
-        assert_eq!(digest, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            digest,
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -36,7 +36,11 @@ type InodeId = (u64, u64);
 /// pool lock. A repository with an unreadable manifest is skipped (with a warning), since we
 /// cannot tell what it references. With `dry_run` nothing is removed.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, StoreError> {
-    let mut sweep = Sweep { dry_run, report: GcReport::default(), unlinked: HashMap::new() };
+    let mut sweep = Sweep {
+        dry_run,
+        report: GcReport::default(),
+        unlinked: HashMap::new(),
+    };
     for repo in store.repos()? {
         let _guard = repo.lock()?;
         match referenced_blobs(&repo) {
@@ -63,25 +67,45 @@ fn referenced_blobs(repo: &Repo) -> Result<HashSet<String>, StoreError> {
 }
 
 /// Adds `digest` and, if it is a manifest or index present in the repository, what it references.
-fn collect(repo: &Repo, digest: &str, depth: usize, referenced: &mut HashSet<String>) -> Result<(), StoreError> {
-    if sha256_hex(digest).is_none() || !referenced.insert(digest.to_owned()) || !repo.has_blob(digest) {
+fn collect(
+    repo: &Repo,
+    digest: &str,
+    depth: usize,
+    referenced: &mut HashSet<String>,
+) -> Result<(), StoreError> {
+    if sha256_hex(digest).is_none()
+        || !referenced.insert(digest.to_owned())
+        || !repo.has_blob(digest)
+    {
         return Ok(());
     }
     let data = repo.read_blob(digest, MAX_MANIFEST_SIZE)?;
-    let value: serde_json::Value = serde_json::from_slice(&data).map_err(|source| StoreError::BadManifest {
-        repo: repo.name().to_owned(),
-        digest: digest.to_owned(),
-        source,
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&data).map_err(|source| StoreError::BadManifest {
+            repo: repo.name().to_owned(),
+            digest: digest.to_owned(),
+            source,
+        })?;
     if depth < MAX_NESTING {
-        for child in value.get("manifests").and_then(|m| m.as_array()).into_iter().flatten() {
+        for child in value
+            .get("manifests")
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+        {
             if let Some(child_digest) = child.get("digest").and_then(|d| d.as_str()) {
                 collect(repo, child_digest, depth + 1, referenced)?;
             }
         }
     }
-    let single = ["config", "subject"].into_iter().filter_map(|key| value.get(key));
-    let layers = value.get("layers").and_then(|l| l.as_array()).into_iter().flatten();
+    let single = ["config", "subject"]
+        .into_iter()
+        .filter_map(|key| value.get(key));
+    let layers = value
+        .get("layers")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten();
     for desc in single.chain(layers) {
         if let Some(d) = desc.get("digest").and_then(|d| d.as_str()) {
             referenced.insert(d.to_owned());
@@ -101,9 +125,16 @@ impl Sweep {
     fn repo_blobs(&mut self, repo: &Repo, referenced: &HashSet<String>) -> Result<(), StoreError> {
         let dir = repo.blobs_dir();
         for (path, meta) in files_in(&dir)? {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let digest = format!("sha256:{name}");
-            let remove = if sha256_hex(&digest).is_some() { !referenced.contains(&digest) } else { is_stale(&meta) };
+            let remove = if sha256_hex(&digest).is_some() {
+                !referenced.contains(&digest)
+            } else {
+                is_stale(&meta)
+            };
             if remove {
                 if meta.nlink() <= 1 {
                     self.report.bytes += meta.len();
@@ -118,7 +149,11 @@ impl Sweep {
 
     fn pool(&mut self, dir: &Path) -> Result<(), StoreError> {
         for (path, meta) in files_in(dir)? {
-            let removed_links = if self.dry_run { self.unlinked.get(&(meta.dev(), meta.ino())).copied() } else { None };
+            let removed_links = if self.dry_run {
+                self.unlinked.get(&(meta.dev(), meta.ino())).copied()
+            } else {
+                None
+            };
             if meta.nlink().saturating_sub(removed_links.unwrap_or(0)) <= 1 {
                 self.report.bytes += meta.len();
                 self.remove(&path)?;
@@ -130,7 +165,9 @@ impl Sweep {
     /// Our temp files (`.tmp-*`) directly in `dir` that nobody has touched for an hour.
     fn stale_temps(&mut self, dir: &Path) -> Result<(), StoreError> {
         for (path, meta) in files_in(dir)? {
-            let ours = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(fsutil::TEMP_PREFIX));
+            let ours = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(fsutil::TEMP_PREFIX));
             if ours && is_stale(&meta) {
                 self.report.bytes += meta.len();
                 self.remove(&path)?;
@@ -169,6 +206,9 @@ fn files_in(dir: &Path) -> Result<Vec<(std::path::PathBuf, std::fs::Metadata)>, 
 }
 
 fn is_stale(meta: &std::fs::Metadata) -> bool {
-    let age = meta.modified().ok().and_then(|modified| SystemTime::now().duration_since(modified).ok());
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok());
     age.is_some_and(|age| age > STALE_AGE)
 }

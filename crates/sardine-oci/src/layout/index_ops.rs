@@ -20,20 +20,30 @@ pub(crate) enum Miss {
 
 /// Entries with a usable sha256 digest (entries without one are ignored, never fatal).
 fn usable(index: &Index) -> impl DoubleEndedIterator<Item = &Descriptor> {
-    index.manifests.iter().filter(|d| sha256_hex(&d.digest).is_some())
+    index
+        .manifests
+        .iter()
+        .filter(|d| sha256_hex(&d.digest).is_some())
 }
 
 /// The 0.4.2 selection rules: a digest selects the entry with that digest (preferring one that
 /// also carries `tag`); a tag selects the *last* entry with it; neither selects the last entry
 /// tagged `latest`, or else the last entry.
-pub(crate) fn resolve<'a>(index: &'a Index, tag: Option<&str>, digest: Option<&str>) -> Result<&'a Descriptor, Miss> {
+pub(crate) fn resolve<'a>(
+    index: &'a Index,
+    tag: Option<&str>,
+    digest: Option<&str>,
+) -> Result<&'a Descriptor, Miss> {
     if let Some(digest) = digest {
         let matching: Vec<&Descriptor> = usable(index).filter(|d| d.digest == digest).collect();
         let tagged = tag.and_then(|tag| matching.iter().rev().find(|d| d.ref_name() == Some(tag)));
         return tagged.or(matching.last()).copied().ok_or(Miss::Digest);
     }
     if let Some(tag) = tag {
-        return usable(index).rev().find(|d| d.ref_name() == Some(tag)).ok_or(Miss::Tag);
+        return usable(index)
+            .rev()
+            .find(|d| d.ref_name() == Some(tag))
+            .ok_or(Miss::Tag);
     }
     usable(index)
         .rev()
@@ -55,8 +65,15 @@ pub(crate) fn set_tag(index: &mut Index, new: Descriptor, tag: Option<&str>) -> 
         index.manifests.push(new);
         return true;
     };
-    let carrying: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(tag)).collect();
-    let untagged_same = index.manifests.iter().any(|d| d.digest == new.digest && d.ref_name().is_none());
+    let carrying: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| d.ref_name() == Some(tag))
+        .collect();
+    let untagged_same = index
+        .manifests
+        .iter()
+        .any(|d| d.digest == new.digest && d.ref_name().is_none());
     if let [only] = carrying.as_slice()
         && only.digest == new.digest
         && only.size == new.size
@@ -64,7 +81,9 @@ pub(crate) fn set_tag(index: &mut Index, new: Descriptor, tag: Option<&str>) -> 
     {
         return false;
     }
-    index.manifests.retain(|d| d.ref_name() != Some(tag) && !(d.digest == new.digest && d.ref_name().is_none()));
+    index.manifests.retain(|d| {
+        d.ref_name() != Some(tag) && !(d.digest == new.digest && d.ref_name().is_none())
+    });
     let mut entry = new;
     entry.set_annotation(ANNOTATION_REF_NAME, tag);
     index.manifests.push(entry);
@@ -103,21 +122,39 @@ mod tests {
     }
 
     fn index_of(entries: Vec<Descriptor>) -> Index {
-        Index { manifests: entries, ..Index::new() }
+        Index {
+            manifests: entries,
+            ..Index::new()
+        }
     }
 
     fn tags(index: &Index) -> Vec<(Option<String>, String)> {
-        index.manifests.iter().map(|d| (d.ref_name().map(str::to_owned), d.digest.clone())).collect()
+        index
+            .manifests
+            .iter()
+            .map(|d| (d.ref_name().map(str::to_owned), d.digest.clone()))
+            .collect()
     }
 
     #[test]
     fn resolves_like_0_4_2_with_duplicate_tags() {
         // An index.json as 0.4.2 leaves it after exporting twice to :latest and once to :v1.
-        let index = index_of(vec![entry(1, Some("latest")), entry(2, Some("v1")), entry(3, Some("latest")), entry(4, None)]);
-        assert_eq!(resolve(&index, Some("latest"), None).unwrap().digest, digest(3));
+        let index = index_of(vec![
+            entry(1, Some("latest")),
+            entry(2, Some("v1")),
+            entry(3, Some("latest")),
+            entry(4, None),
+        ]);
+        assert_eq!(
+            resolve(&index, Some("latest"), None).unwrap().digest,
+            digest(3)
+        );
         assert_eq!(resolve(&index, Some("v1"), None).unwrap().digest, digest(2));
         assert_eq!(resolve(&index, None, None).unwrap().digest, digest(3));
-        assert_eq!(resolve(&index, None, Some(&digest(1))).unwrap().digest, digest(1));
+        assert_eq!(
+            resolve(&index, None, Some(&digest(1))).unwrap().digest,
+            digest(1)
+        );
         assert_eq!(resolve(&index, Some("nope"), None), Err(Miss::Tag));
         assert_eq!(resolve(&index, None, Some(&digest(9))), Err(Miss::Digest));
     }
@@ -133,19 +170,51 @@ mod tests {
 
     #[test]
     fn digest_with_tag_prefers_the_tagged_entry() {
-        let index = index_of(vec![entry(1, Some("a")), entry(1, Some("b")), entry(1, None)]);
-        assert_eq!(resolve(&index, Some("a"), Some(&digest(1))).unwrap().ref_name(), Some("a"));
-        assert_eq!(resolve(&index, None, Some(&digest(1))).unwrap().ref_name(), None);
+        let index = index_of(vec![
+            entry(1, Some("a")),
+            entry(1, Some("b")),
+            entry(1, None),
+        ]);
+        assert_eq!(
+            resolve(&index, Some("a"), Some(&digest(1)))
+                .unwrap()
+                .ref_name(),
+            Some("a")
+        );
+        assert_eq!(
+            resolve(&index, None, Some(&digest(1))).unwrap().ref_name(),
+            None
+        );
     }
 
     #[test]
     fn retagging_replaces_and_cleans_duplicates() {
-        let mut index = index_of(vec![entry(1, Some("latest")), entry(2, Some("v1")), entry(3, Some("latest")), entry(4, None)]);
+        let mut index = index_of(vec![
+            entry(1, Some("latest")),
+            entry(2, Some("v1")),
+            entry(3, Some("latest")),
+            entry(4, None),
+        ]);
         assert!(set_tag(&mut index, entry(4, None), Some("latest")));
-        assert_eq!(tags(&index), vec![(Some("v1".into()), digest(2)), (Some("latest".into()), digest(4))]);
-        assert!(!set_tag(&mut index, entry(4, None), Some("latest")), "unchanged re-tag must not rewrite");
+        assert_eq!(
+            tags(&index),
+            vec![
+                (Some("v1".into()), digest(2)),
+                (Some("latest".into()), digest(4))
+            ]
+        );
+        assert!(
+            !set_tag(&mut index, entry(4, None), Some("latest")),
+            "unchanged re-tag must not rewrite"
+        );
         assert!(set_tag(&mut index, entry(2, None), Some("latest")));
-        assert_eq!(tags(&index), vec![(Some("v1".into()), digest(2)), (Some("latest".into()), digest(2))]);
+        assert_eq!(
+            tags(&index),
+            vec![
+                (Some("v1".into()), digest(2)),
+                (Some("latest".into()), digest(2))
+            ]
+        );
     }
 
     #[test]
@@ -159,7 +228,11 @@ mod tests {
 
     #[test]
     fn removes_tags_and_digests() {
-        let mut index = index_of(vec![entry(1, Some("a")), entry(1, Some("b")), entry(2, Some("a"))]);
+        let mut index = index_of(vec![
+            entry(1, Some("a")),
+            entry(1, Some("b")),
+            entry(2, Some("a")),
+        ]);
         assert!(remove_tag(&mut index, "a"));
         assert!(!remove_tag(&mut index, "a"));
         assert_eq!(tags(&index), vec![(Some("b".into()), digest(1))]);

@@ -16,7 +16,10 @@ pub struct RepoSink {
 impl RepoSink {
     /// A sink for `repo`, creating the store's temp directory.
     pub fn new(repo: &Repo) -> Result<RepoSink, StoreError> {
-        Ok(RepoSink { repo: repo.clone(), temp_dir: repo.store().temp_dir()? })
+        Ok(RepoSink {
+            repo: repo.clone(),
+            temp_dir: repo.store().temp_dir()?,
+        })
     }
 }
 
@@ -34,9 +37,14 @@ impl sardine_disk::BlobSink for RepoSink {
         if actual != size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} has {actual} bytes, expected {size} for blob {digest}", temp.display()),
+                format!(
+                    "{} has {actual} bytes, expected {size} for blob {digest}",
+                    temp.display()
+                ),
             ));
         }
-        self.repo.commit_blob(temp, digest).map_err(io::Error::other)
+        self.repo
+            .commit_blob(temp, digest)
+            .map_err(io::Error::other)
     }
 }

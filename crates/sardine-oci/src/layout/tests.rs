@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::media_types::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
@@ -30,14 +30,24 @@ fn put_image(repo: &Repo, seed: &str, layer: &[u8]) -> Image {
     let (layer_digest, layer_size) = repo.put_blob_bytes(layer).unwrap();
     let manifest = Manifest::new(
         Descriptor::new(OCI_CONFIG, &config, config_size),
-        vec![Descriptor::new(media_types::DOMAIN_XML, &layer_digest, layer_size)],
+        vec![Descriptor::new(
+            media_types::DOMAIN_XML,
+            &layer_digest,
+            layer_size,
+        )],
     );
     let (digest, size) = repo.put_blob_bytes(&manifest.to_json()).unwrap();
-    Image { manifest: digest, size, config, layer: layer_digest }
+    Image {
+        manifest: digest,
+        size,
+        config,
+        layer: layer_digest,
+    }
 }
 
 fn tag(repo: &Repo, image: &Image, tag: Option<&str>) {
-    repo.set_tag(&image.manifest, image.size, OCI_MANIFEST, tag).unwrap();
+    repo.set_tag(&image.manifest, image.size, OCI_MANIFEST, tag)
+        .unwrap();
 }
 
 fn blob_names(repo: &Repo) -> BTreeSet<String> {
@@ -54,9 +64,16 @@ fn init_writes_a_layout_that_other_tools_read() {
     assert!(!repo.exists());
     repo.init().unwrap();
     assert!(repo.exists());
-    assert_eq!(repo.path(), store.root().join("localhost:5000/sardines/debian"));
-    assert_eq!(fs_err::read(repo.path().join("oci-layout")).unwrap(), OCI_LAYOUT_JSON);
-    let index: serde_json::Value = serde_json::from_slice(&fs_err::read(repo.index_path()).unwrap()).unwrap();
+    assert_eq!(
+        repo.path(),
+        store.root().join("localhost:5000/sardines/debian")
+    );
+    assert_eq!(
+        fs_err::read(repo.path().join("oci-layout")).unwrap(),
+        OCI_LAYOUT_JSON
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(repo.index_path()).unwrap()).unwrap();
     assert_eq!(index["schemaVersion"], 2);
     assert_eq!(index["manifests"], serde_json::json!([]));
     assert!(repo.blobs_dir().is_dir());
@@ -66,7 +83,10 @@ fn init_writes_a_layout_that_other_tools_read() {
 fn repo_names_are_validated() {
     let (_dir, store) = new_store();
     for bad in ["../escape", "/abs", "a//b", ".sardine/x", "a/./b", ""] {
-        assert!(matches!(store.repo(bad), Err(StoreError::InvalidReference(_))), "{bad}");
+        assert!(
+            matches!(store.repo(bad), Err(StoreError::InvalidReference(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -78,17 +98,32 @@ fn blobs_are_verified_on_read() {
     assert_eq!(size, 5);
     assert_eq!(repo.read_blob(&digest, 5).unwrap(), b"hello");
     assert_eq!(repo.verify_blob(&digest).unwrap(), 5);
-    assert!(matches!(repo.read_blob(&digest, 4), Err(StoreError::TooLarge { max: 4, .. })));
-    assert!(matches!(repo.read_blob("sha256:abc", 10), Err(StoreError::InvalidDigest { .. })));
+    assert!(matches!(
+        repo.read_blob(&digest, 4),
+        Err(StoreError::TooLarge { max: 4, .. })
+    ));
+    assert!(matches!(
+        repo.read_blob("sha256:abc", 10),
+        Err(StoreError::InvalidDigest { .. })
+    ));
     let missing = sha256_digest(b"other");
-    assert!(matches!(repo.read_blob(&missing, 10), Err(StoreError::BlobMissing { .. })));
+    assert!(matches!(
+        repo.read_blob(&missing, 10),
+        Err(StoreError::BlobMissing { .. })
+    ));
 
     // Corrupt the stored copy (replace the file, so the pool keeps the good one).
     let path = repo.blob_path(&digest).unwrap();
     fs_err::remove_file(&path).unwrap();
     fs_err::write(&path, b"HELLO").unwrap();
-    assert!(matches!(repo.read_blob(&digest, 5), Err(StoreError::DigestMismatch { .. })));
-    assert!(matches!(repo.verify_blob(&digest), Err(StoreError::DigestMismatch { .. })));
+    assert!(matches!(
+        repo.read_blob(&digest, 5),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    assert!(matches!(
+        repo.verify_blob(&digest),
+        Err(StoreError::DigestMismatch { .. })
+    ));
 }
 
 #[test]
@@ -102,15 +137,31 @@ fn retagging_replaces_instead_of_duplicating() {
     tag(&repo, &two, Some("latest"));
     tag(&repo, &one, Some("v1"));
     let index = repo.index().unwrap();
-    let tags: Vec<_> = index.manifests.iter().map(|d| (d.ref_name().unwrap().to_owned(), d.digest.clone())).collect();
-    assert_eq!(tags, vec![("latest".to_owned(), two.manifest.clone()), ("v1".to_owned(), one.manifest.clone())]);
+    let tags: Vec<_> = index
+        .manifests
+        .iter()
+        .map(|d| (d.ref_name().unwrap().to_owned(), d.digest.clone()))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![
+            ("latest".to_owned(), two.manifest.clone()),
+            ("v1".to_owned(), one.manifest.clone())
+        ]
+    );
     assert_eq!(repo.resolve(None, None).unwrap().digest, two.manifest);
     assert!(repo.remove_tag("latest").unwrap());
     assert!(!repo.remove_tag("latest").unwrap());
     assert_eq!(repo.resolve(None, None).unwrap().digest, one.manifest);
-    assert!(matches!(repo.resolve(Some("latest"), None), Err(StoreError::TagNotFound { .. })));
+    assert!(matches!(
+        repo.resolve(Some("latest"), None),
+        Err(StoreError::TagNotFound { .. })
+    ));
     assert!(repo.remove_manifest(&one.manifest).unwrap());
-    assert!(matches!(repo.resolve(None, None), Err(StoreError::EmptyRepo { .. })));
+    assert!(matches!(
+        repo.resolve(None, None),
+        Err(StoreError::EmptyRepo { .. })
+    ));
 }
 
 #[test]
@@ -118,9 +169,15 @@ fn set_tag_requires_the_manifest_blob_and_a_valid_tag() {
     let (_dir, store) = new_store();
     let repo = store.repo("vm").unwrap();
     let missing = sha256_digest(b"not stored");
-    assert!(matches!(repo.set_tag(&missing, 3, OCI_MANIFEST, Some("t")), Err(StoreError::BlobMissing { .. })));
+    assert!(matches!(
+        repo.set_tag(&missing, 3, OCI_MANIFEST, Some("t")),
+        Err(StoreError::BlobMissing { .. })
+    ));
     let image = put_image(&repo, "1", b"x");
-    assert!(matches!(repo.set_tag(&image.manifest, image.size, OCI_MANIFEST, Some("-bad")), Err(StoreError::InvalidReference(_))));
+    assert!(matches!(
+        repo.set_tag(&image.manifest, image.size, OCI_MANIFEST, Some("-bad")),
+        Err(StoreError::InvalidReference(_))
+    ));
 }
 
 #[test]
@@ -128,7 +185,9 @@ fn resolves_an_index_written_by_0_4_2() {
     let (_dir, store) = new_store();
     let repo = store.repo("vm").unwrap();
     repo.init().unwrap();
-    let images: Vec<Image> = (0..3).map(|i| put_image(&repo, &i.to_string(), b"xml")).collect();
+    let images: Vec<Image> = (0..3)
+        .map(|i| put_image(&repo, &i.to_string(), b"xml"))
+        .collect();
     let entry = |image: &Image, tag: Option<&str>| {
         let annotations = tag.map(|t| format!(",\n      \"annotations\": {{\n        \"org.opencontainers.image.ref.name\": \"{t}\"\n      }}"));
         format!(
@@ -145,15 +204,31 @@ fn resolves_an_index_written_by_0_4_2() {
         entry(&images[2], None)
     );
     fs_err::write(repo.index_path(), index).unwrap();
-    assert_eq!(repo.resolve(Some("latest"), None).unwrap().digest, images[1].manifest);
+    assert_eq!(
+        repo.resolve(Some("latest"), None).unwrap().digest,
+        images[1].manifest
+    );
     assert_eq!(repo.resolve(None, None).unwrap().digest, images[1].manifest);
-    assert_eq!(repo.resolve(None, Some(&images[0].manifest)).unwrap().digest, images[0].manifest);
-    let manifest = repo.read_manifest(&repo.resolve(Some("latest"), None).unwrap()).unwrap();
+    assert_eq!(
+        repo.resolve(None, Some(&images[0].manifest))
+            .unwrap()
+            .digest,
+        images[0].manifest
+    );
+    let manifest = repo
+        .read_manifest(&repo.resolve(Some("latest"), None).unwrap())
+        .unwrap();
     assert_eq!(manifest.config.digest, images[1].config);
 
     // Re-tagging cleans up the duplicates 0.4.2 left behind.
     tag(&repo, &images[0], Some("latest"));
-    let latest: Vec<_> = repo.index().unwrap().manifests.into_iter().filter(|d| d.ref_name() == Some("latest")).collect();
+    let latest: Vec<_> = repo
+        .index()
+        .unwrap()
+        .manifests
+        .into_iter()
+        .filter(|d| d.ref_name() == Some("latest"))
+        .collect();
     assert_eq!(latest.len(), 1);
     assert_eq!(latest[0].digest, images[0].manifest);
 }
@@ -164,16 +239,28 @@ fn image_indexes_are_rejected_clearly() {
     let repo = store.repo("vm").unwrap();
     let image = put_image(&repo, "1", b"x");
     let mut index = Index::new();
-    index.manifests.push(Descriptor::new(OCI_MANIFEST, &image.manifest, image.size));
+    index
+        .manifests
+        .push(Descriptor::new(OCI_MANIFEST, &image.manifest, image.size));
     let (digest, size) = repo.put_blob_bytes(&index.to_json()).unwrap();
-    repo.set_tag(&digest, size, OCI_INDEX, Some("multi")).unwrap();
+    repo.set_tag(&digest, size, OCI_INDEX, Some("multi"))
+        .unwrap();
     let desc = repo.resolve(Some("multi"), None).unwrap();
-    assert!(matches!(repo.read_manifest(&desc), Err(StoreError::IsIndex { .. })));
+    assert!(matches!(
+        repo.read_manifest(&desc),
+        Err(StoreError::IsIndex { .. })
+    ));
     // Also when the index.json entry claims to be a manifest.
     let lying = Descriptor::new(OCI_MANIFEST, &digest, size);
-    assert!(matches!(repo.read_manifest(&lying), Err(StoreError::IsIndex { .. })));
+    assert!(matches!(
+        repo.read_manifest(&lying),
+        Err(StoreError::IsIndex { .. })
+    ));
     let wrong_size = Descriptor::new(OCI_MANIFEST, &image.manifest, image.size + 1);
-    assert!(matches!(repo.read_manifest(&wrong_size), Err(StoreError::SizeMismatch { .. })));
+    assert!(matches!(
+        repo.read_manifest(&wrong_size),
+        Err(StoreError::SizeMismatch { .. })
+    ));
 }
 
 #[test]
@@ -194,7 +281,12 @@ fn identical_blobs_are_stored_once_across_repositories() {
     fs_err::write(&temp, b"shared disk chunk").unwrap();
     b.commit_blob(&temp, &digest).unwrap();
     assert!(!temp.exists());
-    assert_eq!(fs_err::metadata(b.blob_path(&digest).unwrap()).unwrap().nlink(), 3);
+    assert_eq!(
+        fs_err::metadata(b.blob_path(&digest).unwrap())
+            .unwrap()
+            .nlink(),
+        3
+    );
 }
 
 #[test]
@@ -216,16 +308,35 @@ fn gc_removes_exactly_the_unreferenced_blobs() {
     assert_eq!(blob_names(&a), before, "a dry run removes nothing");
     let report = gc(&store, false).unwrap();
     assert_eq!(dry, report);
-    let expected: BTreeSet<String> = [&kept.manifest, &kept.config, &kept.layer].into_iter().cloned().collect();
+    let expected: BTreeSet<String> = [&kept.manifest, &kept.config, &kept.layer]
+        .into_iter()
+        .cloned()
+        .collect();
     assert_eq!(blob_names(&a), expected);
     assert!(!a.has_blob(&stray));
-    assert_eq!(blob_names(&b), [&other.manifest, &other.config, &other.layer].into_iter().cloned().collect());
+    assert_eq!(
+        blob_names(&b),
+        [&other.manifest, &other.config, &other.layer]
+            .into_iter()
+            .cloned()
+            .collect()
+    );
     // Removed from a: dropped's manifest, config and layer, and the stray blob; plus their 4 pool files.
     assert_eq!(report.files, 8);
-    let freed: u64 = [dropped.size, b"only in dropped".len() as u64, b"stray".len() as u64].iter().sum();
+    let freed: u64 = [
+        dropped.size,
+        b"only in dropped".len() as u64,
+        b"stray".len() as u64,
+    ]
+    .iter()
+    .sum();
     assert!(report.bytes > freed, "{report:?}");
     let pool: Vec<_> = fs_err::read_dir(store.pool_dir()).unwrap().collect();
-    assert_eq!(pool.len(), 5, "kept image (3) + other's manifest and config (the layer is shared)");
+    assert_eq!(
+        pool.len(),
+        5,
+        "kept image (3) + other's manifest and config (the layer is shared)"
+    );
     assert_eq!(gc(&store, false).unwrap(), GcReport::default());
     a.read_manifest(&a.resolve(None, None).unwrap()).unwrap();
 }
@@ -241,7 +352,10 @@ fn gc_skips_a_repository_with_an_unreadable_manifest() {
     fs_err::remove_file(&path).unwrap();
     fs_err::write(&path, b"garbage").unwrap();
     gc(&store, false).unwrap();
-    assert!(repo.has_blob(&stray), "nothing is removed when references are unknown");
+    assert!(
+        repo.has_blob(&stray),
+        "nothing is removed when references are unknown"
+    );
 }
 
 #[test]
@@ -268,13 +382,35 @@ fn list_handles_missing_empty_and_broken_stores() {
     assert!(legacy.join("index.json").is_file());
 
     let entries = store.list().unwrap();
-    let summary: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.tag.as_deref(), e.id.is_some())).collect();
-    assert_eq!(summary, vec![("broken", None, false), ("localhost:5000/sardines/debian", Some("12"), true)]);
+    let summary: Vec<_> = entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.tag.as_deref(), e.id.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("broken", None, false),
+            ("localhost:5000/sardines/debian", Some("12"), true)
+        ]
+    );
     assert_eq!(entries[1].id.as_deref(), Some(image.config.as_str()));
     assert_eq!(entries[1].digest, image.manifest);
     assert_eq!(entries[1].manifest_size, image.size);
-    let names: Vec<_> = store.repos().unwrap().iter().map(|r| r.name().to_owned()).collect();
-    assert_eq!(names, ["Legacy VM", "broken", "garbage", "localhost:5000/sardines/debian"]);
+    let names: Vec<_> = store
+        .repos()
+        .unwrap()
+        .iter()
+        .map(|r| r.name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Legacy VM",
+            "broken",
+            "garbage",
+            "localhost:5000/sardines/debian"
+        ]
+    );
     drop(dir);
 }
 
@@ -289,7 +425,8 @@ fn concurrent_set_tag_keeps_every_tag() {
             let (digest, size) = (image.manifest.clone(), image.size);
             std::thread::spawn(move || {
                 for round in 0..5 {
-                    repo.set_tag(&digest, size, OCI_MANIFEST, Some(&format!("t{i}-{round}"))).unwrap();
+                    repo.set_tag(&digest, size, OCI_MANIFEST, Some(&format!("t{i}-{round}")))
+                        .unwrap();
                 }
             })
         })
@@ -322,12 +459,15 @@ fn readers_never_see_partial_files() {
         })
     };
     for i in 0..30u32 {
-        repo.put_blob_bytes(&vec![u8::try_from(i).unwrap(); 256 << 10]).unwrap();
+        repo.put_blob_bytes(&vec![u8::try_from(i).unwrap(); 256 << 10])
+            .unwrap();
         tag(&repo, &image, Some(&format!("t{i}")));
     }
     done.store(true, Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
-    let temps: Vec<_> = fs_err::read_dir(store.temp_dir().unwrap()).unwrap().collect();
+    let temps: Vec<_> = fs_err::read_dir(store.temp_dir().unwrap())
+        .unwrap()
+        .collect();
     assert!(temps.is_empty(), "temp files are consumed");
 }
 
@@ -338,7 +478,11 @@ fn set_tag_works_while_holding_the_repo_lock() {
     let guard = repo.lock().unwrap();
     let image = put_image(&repo, "1", b"x");
     tag(&repo, &image, Some("latest"));
-    assert!(guard.path().starts_with(store.root().join(STORE_DIR).join("locks")));
+    assert!(
+        guard
+            .path()
+            .starts_with(store.root().join(STORE_DIR).join("locks"))
+    );
 }
 
 #[test]
@@ -358,13 +502,20 @@ fn skopeo_inspect(cwd: &Path, dir: &str, tag: &str, raw: bool) -> Vec<u8> {
         command.arg("--raw");
     }
     let output = command.arg(&target).output().unwrap();
-    assert!(output.status.success(), "{target}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{target}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
 #[test]
 fn skopeo_reads_what_we_write() {
-    let Ok(found) = std::process::Command::new("skopeo").arg("--version").output() else {
+    let Ok(found) = std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("skopeo is not installed; skipping");
         return;
     };
@@ -378,10 +529,57 @@ fn skopeo_reads_what_we_write() {
         tag(&repo, &image, Some("latest"));
         // skopeo splits `oci:` paths at the first colon, so a `host:port` directory can only be
         // named from inside it.
-        let (cwd, dir) = if name.contains(':') { (repo.path(), ".") } else { (store.root(), name) };
+        let (cwd, dir) = if name.contains(':') {
+            (repo.path(), ".")
+        } else {
+            (store.root(), name)
+        };
         let raw = skopeo_inspect(cwd, dir, "latest", true);
-        assert_eq!(raw, repo.read_blob(&image.manifest, MAX_MANIFEST_SIZE).unwrap());
-        let parsed: serde_json::Value = serde_json::from_slice(&skopeo_inspect(cwd, dir, "latest", false)).unwrap();
+        assert_eq!(
+            raw,
+            repo.read_blob(&image.manifest, MAX_MANIFEST_SIZE).unwrap()
+        );
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&skopeo_inspect(cwd, dir, "latest", false)).unwrap();
         assert_eq!(parsed["Digest"], image.manifest.as_str());
     }
+}
+
+#[test]
+fn existing_repo_accepts_legacy_names_but_not_escapes() {
+    let (_dir, store) = new_store();
+    store.repo_unchecked("Legacy VM").init().unwrap();
+    assert_eq!(
+        store.existing_repo("Legacy VM").unwrap().name(),
+        "Legacy VM"
+    );
+    assert!(matches!(
+        store.existing_repo("Other VM"),
+        Err(StoreError::NoSuchRepo { .. })
+    ));
+    for bad in ["../x", "a/../b", "/abs", ".sardine", "a//b", ""] {
+        assert!(
+            matches!(
+                store.existing_repo(bad),
+                Err(StoreError::InvalidReference(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn repo_sink_commits_blobs_of_the_stated_size() {
+    use sardine_disk::BlobSink as _;
+    let (_dir, store) = new_store();
+    let repo = store.repo("vm").unwrap();
+    let sink = RepoSink::new(&repo).unwrap();
+    let temp = sink.temp_dir().join("chunk");
+    fs_err::write(&temp, b"chunk").unwrap();
+    let digest = sha256_digest(b"chunk");
+    assert!(!sink.contains(&digest));
+    assert!(sink.commit(&temp, &digest, 4).is_err());
+    sink.commit(&temp, &digest, 5).unwrap();
+    assert!(sink.contains(&digest));
+    assert_eq!(repo.verify_blob(&digest).unwrap(), 5);
 }
