@@ -1,1 +1,17 @@
 //! libvirt: domain XML model and sanitising, connections, lifecycle and guest addresses.
+//!
+//! * [`DomainXml`] (module `domain`): parse, query and rewrite domain definitions (export
+//!   anonymisation, import renaming, clone backing chains).
+//! * [`sanitize`]: the allow-list policy for domain XML that comes from an image.
+//! * [`Libvirt`] and [`Vm`] (module `connection`): talk to the libvirt daemon.
+
+mod connection;
+mod domain;
+pub mod sanitize;
+mod xml;
+
+pub use connection::{AddressSource, Libvirt, LibvirtError, Vm, VmState, format_version};
+pub use domain::{
+    BootFile, BootFiles, Disk, DiskDevice, DiskKind, DomainError, DomainXml, Interface, MAX_DOMAIN_XML_BYTES,
+};
+pub use sanitize::{Policy, UnsafeDomain, Violation};
