@@ -1,0 +1,96 @@
+//! Test helpers: a directory-backed blob store and sparse test files.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sardine_disk::BlobSink;
+
+/// A blob store in a temp directory: `blobs/<hex>` plus a `tmp/` directory, counting commits.
+pub struct DirSink {
+    pub root: tempfile::TempDir,
+    temp: PathBuf,
+    pub commits: AtomicUsize,
+}
+
+impl DirSink {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("blobs")).unwrap();
+        let temp = root.path().join("tmp");
+        std::fs::create_dir(&temp).unwrap();
+        Self { root, temp, commits: AtomicUsize::new(0) }
+    }
+
+    /// Where the blob with this digest is.
+    pub fn blob(&self, digest: &str) -> PathBuf {
+        self.root.path().join("blobs").join(digest.strip_prefix("sha256:").unwrap())
+    }
+
+    /// Number of blobs in the store.
+    pub fn blob_count(&self) -> usize {
+        std::fs::read_dir(self.root.path().join("blobs")).unwrap().count()
+    }
+
+    /// Number of files left in the temp directory.
+    pub fn temp_count(&self) -> usize {
+        std::fs::read_dir(&self.temp).unwrap().count()
+    }
+}
+
+impl BlobSink for DirSink {
+    fn temp_dir(&self) -> &Path {
+        &self.temp
+    }
+
+    fn contains(&self, digest: &str) -> bool {
+        self.blob(digest).exists()
+    }
+
+    fn commit(&self, temp: &Path, digest: &str, _size: u64) -> std::io::Result<()> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        std::fs::rename(temp, self.blob(digest))
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so compression has real work to do.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Creates a sparse file of `size` bytes with the given regions written (the rest are holes).
+pub fn sparse_file(path: &Path, size: u64, regions: &[(u64, Vec<u8>)]) {
+    let file = std::fs::File::create_new(path).unwrap();
+    file.set_len(size).unwrap();
+    for (offset, data) in regions {
+        file.write_all_at(data, *offset).unwrap();
+    }
+    file.sync_all().unwrap();
+}
+
+/// A typical test disk: 40 MiB with noise, text and zeros here and there, and large holes.
+pub fn test_disk(path: &Path) -> u64 {
+    let size = (40 << 20) + 12345;
+    sparse_file(
+        path,
+        size,
+        &[
+            (0, noise(1, 300_000)),
+            (5 << 20, b"hello sardines ".repeat(50_000)),
+            ((17 << 20) + 3, noise(2, 2 << 20)),
+            (30 << 20, vec![0u8; 1 << 20]),
+            (size - 1000, noise(3, 1000)),
+        ],
+    );
+    size
+}
