@@ -37,7 +37,12 @@ impl<'a> TempBlob<'a> {
             .prefix(".sardine-blob-")
             .tempfile_in(sink.temp_dir())
             .map_err(|source| store_error(sink, source))?;
-        Ok(Self { sink, file: BufWriter::with_capacity(1 << 20, file), hasher: Sha256::new(), size: 0 })
+        Ok(Self {
+            sink,
+            file: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            size: 0,
+        })
     }
 
     /// Bytes written so far.
@@ -49,7 +54,9 @@ impl<'a> TempBlob<'a> {
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), DiskError> {
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        self.file.write_all(bytes).map_err(|source| store_error(self.sink, source))
+        self.file
+            .write_all(bytes)
+            .map_err(|source| store_error(self.sink, source))
     }
 
     /// Fsyncs the temp file and hands it to the store (or drops it if the store has the blob already).
@@ -66,10 +73,16 @@ impl<'a> TempBlob<'a> {
     fn commit(self, digest: &str) -> Result<(), DiskError> {
         let sink = self.sink;
         let size = self.size;
-        let file = self.file.into_inner().map_err(|err| store_error(sink, err.into_error()))?;
-        file.as_file().sync_all().map_err(|source| store_error(sink, source))?;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|err| store_error(sink, err.into_error()))?;
+        file.as_file()
+            .sync_all()
+            .map_err(|source| store_error(sink, source))?;
         let mut path = file.into_temp_path();
-        sink.commit(&path, digest, size).map_err(|source| store_error(sink, source))?;
+        sink.commit(&path, digest, size)
+            .map_err(|source| store_error(sink, source))?;
         // The store owns the file now: it must not be removed when `path` is dropped.
         path.disable_cleanup(true);
         Ok(())
@@ -78,5 +91,8 @@ impl<'a> TempBlob<'a> {
 
 /// Wraps an I/O error while storing a blob.
 fn store_error(sink: &dyn BlobSink, source: std::io::Error) -> DiskError {
-    DiskError::Store { temp_dir: sink.temp_dir().to_path_buf(), source }
+    DiskError::Store {
+        temp_dir: sink.temp_dir().to_path_buf(),
+        source,
+    }
 }

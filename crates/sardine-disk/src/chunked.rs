@@ -62,7 +62,11 @@ pub struct PackOptions {
 
 impl Default for PackOptions {
     fn default() -> Self {
-        Self { chunk_size: DEFAULT_CHUNK_SIZE, level: 3, threads: default_threads() }
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            level: 3,
+            threads: default_threads(),
+        }
     }
 }
 
@@ -108,8 +112,12 @@ pub fn pack_file(
 ) -> Result<PackedFile, DiskError> {
     check_options(opts)?;
     let file = fs_err::File::open(path).map_err(DiskError::io("open", path))?;
-    let size = file.metadata().map_err(DiskError::io("read the size of", path))?.len();
-    let segments = sparse::data_segments(&file).map_err(DiskError::io("find the data segments of", path))?;
+    let size = file
+        .metadata()
+        .map_err(DiskError::io("read the size of", path))?
+        .len();
+    let segments =
+        sparse::data_segments(&file).map_err(DiskError::io("find the data segments of", path))?;
     let count = usize::try_from(size.div_ceil(opts.chunk_size)).unwrap_or(usize::MAX);
     let job = PackJob {
         path,
@@ -132,9 +140,16 @@ pub fn pack_file(
 /// Rejects options that cannot work.
 fn check_options(opts: &PackOptions) -> Result<(), DiskError> {
     let reason = if opts.chunk_size == 0 || opts.chunk_size > MAX_CHUNK_SIZE {
-        format!("chunk size {} is not between 1 and {MAX_CHUNK_SIZE} bytes", opts.chunk_size)
+        format!(
+            "chunk size {} is not between 1 and {MAX_CHUNK_SIZE} bytes",
+            opts.chunk_size
+        )
     } else if !zstd::compression_level_range().contains(&opts.level) {
-        format!("zstd level {} is not in {:?}", opts.level, zstd::compression_level_range())
+        format!(
+            "zstd level {} is not in {:?}",
+            opts.level,
+            zstd::compression_level_range()
+        )
     } else if opts.threads == 0 {
         "at least one thread is needed".to_owned()
     } else {
@@ -193,8 +208,10 @@ struct PackBuffers {
 impl PackBuffers {
     /// Allocates buffers for chunks of up to `chunk` bytes.
     fn new(chunk: usize, level: i32) -> Result<Self, DiskError> {
-        let compressor = zstd::bulk::Compressor::new(level)
-            .map_err(|source| DiskError::InvalidOptions { reason: format!("zstd rejected level {level}: {source}") })?;
+        let compressor =
+            zstd::bulk::Compressor::new(level).map_err(|source| DiskError::InvalidOptions {
+                reason: format!("zstd rejected level {level}: {source}"),
+            })?;
         Ok(Self {
             input: vec![0; chunk],
             output: Vec::with_capacity(zstd::zstd_safe::compress_bound(chunk)),
@@ -207,7 +224,10 @@ impl PackJob<'_> {
     /// Takes chunks off the queue until it is empty or some worker failed.
     fn worker(&self) -> Result<Vec<PackedChunk>, DiskError> {
         // Chunk sizes are at most MAX_CHUNK_SIZE, which fits in usize.
-        let mut buffers = PackBuffers::new(self.opts.chunk_size.min(self.size) as usize, self.opts.level)?;
+        let mut buffers = PackBuffers::new(
+            self.opts.chunk_size.min(self.size) as usize,
+            self.opts.level,
+        )?;
         let mut done = Vec::new();
         while !self.failed.load(Ordering::Relaxed) {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
@@ -229,7 +249,11 @@ impl PackJob<'_> {
     }
 
     /// Reads, hashes, compresses and stores chunk `index`.
-    fn pack_chunk(&self, index: usize, buffers: &mut PackBuffers) -> Result<PackedChunk, DiskError> {
+    fn pack_chunk(
+        &self,
+        index: usize,
+        buffers: &mut PackBuffers,
+    ) -> Result<PackedChunk, DiskError> {
         let offset = index as u64 * self.opts.chunk_size;
         let length = self.opts.chunk_size.min(self.size - offset);
         let data = overlapping(self.segments, offset, length);
@@ -237,13 +261,17 @@ impl PackJob<'_> {
             return self.zero_chunk(offset, length, buffers);
         }
         let input = &mut buffers.input[..length as usize];
-        input.fill(0);
+        // Only the gaps between data segments are zeroed; the segments are read over the rest.
+        let mut zeroed_to = 0;
         for (start, len) in data {
             let from = (start - offset) as usize;
+            input[zeroed_to..from].fill(0);
+            zeroed_to = from + len as usize;
             self.file
-                .read_exact_at(&mut input[from..from + len as usize], start)
+                .read_exact_at(&mut input[from..zeroed_to], start)
                 .map_err(DiskError::io("read", self.path))?;
         }
+        input[zeroed_to..].fill(0);
         if sparse::is_zero(input) {
             return self.zero_chunk(offset, length, buffers);
         }
@@ -251,8 +279,16 @@ impl PackJob<'_> {
     }
 
     /// Packs an all-zero chunk, compressing zeros of this length only once per file.
-    fn zero_chunk(&self, offset: u64, length: u64, buffers: &mut PackBuffers) -> Result<PackedChunk, DiskError> {
-        let mut cache = self.zero_chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn zero_chunk(
+        &self,
+        offset: u64,
+        length: u64,
+        buffers: &mut PackBuffers,
+    ) -> Result<PackedChunk, DiskError> {
+        let mut cache = self
+            .zero_chunks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let packed = match cache.get(&length) {
             Some(packed) => packed.clone(),
             None => {
@@ -266,16 +302,31 @@ impl PackJob<'_> {
     }
 
     /// Hashes and compresses the first `length` bytes of the input buffer and stores the blob.
-    fn compress_and_store(&self, offset: u64, length: u64, buffers: &mut PackBuffers) -> Result<PackedChunk, DiskError> {
+    fn compress_and_store(
+        &self,
+        offset: u64,
+        length: u64,
+        buffers: &mut PackBuffers,
+    ) -> Result<PackedChunk, DiskError> {
         let input = &buffers.input[..length as usize];
         let digest = digest::of(input);
         buffers.output.clear();
         buffers
             .compressor
             .compress_to_buffer(input, &mut buffers.output)
-            .map_err(|source| DiskError::Compress { path: self.path.to_path_buf(), offset, source })?;
+            .map_err(|source| DiskError::Compress {
+                path: self.path.to_path_buf(),
+                offset,
+                source,
+            })?;
         let (blob_digest, blob_size) = blob::store_bytes(self.sink, &buffers.output)?;
-        Ok(PackedChunk { offset, length, digest, blob_digest, blob_size })
+        Ok(PackedChunk {
+            offset,
+            length,
+            digest,
+            blob_digest,
+            blob_size,
+        })
     }
 }
 
@@ -330,9 +381,20 @@ pub fn unpack_file(
         .create_new(true)
         .open(target)
         .map_err(DiskError::io("create", target))?;
-    let guard = RemoveOnError { path: target, armed: true };
-    file.set_len(size).map_err(DiskError::io("set the size of", target))?;
-    let job = UnpackJob { target, file: &file, chunks, progress, next: AtomicUsize::new(0), failed: AtomicBool::new(false) };
+    let guard = RemoveOnError {
+        path: target,
+        armed: true,
+    };
+    file.set_len(size)
+        .map_err(DiskError::io("set the size of", target))?;
+    let job = UnpackJob {
+        target,
+        file: &file,
+        chunks,
+        progress,
+        next: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+    };
     run_workers(threads.min(chunks.len()), || job.worker())?;
     file.sync_all().map_err(DiskError::io("flush", target))?;
     guard.disarm();
@@ -341,7 +403,10 @@ pub fn unpack_file(
 
 /// Checks that the chunks tile `[0, size)` exactly and that their digests are well-formed.
 fn check_tiling(target: &Path, size: u64, chunks: &[ChunkSource]) -> Result<(), DiskError> {
-    let fail = |reason: String| DiskError::ChunkTiling { target: target.to_path_buf(), reason };
+    let fail = |reason: String| DiskError::ChunkTiling {
+        target: target.to_path_buf(),
+        reason,
+    };
     let mut sorted: Vec<&ChunkSource> = chunks.iter().collect();
     sorted.sort_by_key(|chunk| chunk.offset);
     let mut expected = 0u64;
@@ -349,20 +414,37 @@ fn check_tiling(target: &Path, size: u64, chunks: &[ChunkSource]) -> Result<(), 
         digest::validate(&chunk.digest)?;
         digest::validate(&chunk.blob_digest)?;
         if chunk.length == 0 {
-            return Err(fail(format!("the chunk at offset {} is empty", chunk.offset)));
+            return Err(fail(format!(
+                "the chunk at offset {} is empty",
+                chunk.offset
+            )));
         }
         if chunk.offset != expected {
-            let what = if chunk.offset > expected { "gap" } else { "overlap" };
-            return Err(fail(format!("{what} at offset {} (next chunk starts at {})", expected, chunk.offset)));
+            let what = if chunk.offset > expected {
+                "gap"
+            } else {
+                "overlap"
+            };
+            return Err(fail(format!(
+                "{what} at offset {} (next chunk starts at {})",
+                expected, chunk.offset
+            )));
         }
         expected = chunk
             .offset
             .checked_add(chunk.length)
             .filter(|&end| end <= size)
-            .ok_or_else(|| fail(format!("the chunk at offset {} runs past the file size {size}", chunk.offset)))?;
+            .ok_or_else(|| {
+                fail(format!(
+                    "the chunk at offset {} runs past the file size {size}",
+                    chunk.offset
+                ))
+            })?;
     }
     if expected != size {
-        return Err(fail(format!("the chunks end at {expected}, the file size is {size}")));
+        return Err(fail(format!(
+            "the chunks end at {expected}, the file size is {size}"
+        )));
     }
     Ok(())
 }
@@ -405,7 +487,9 @@ impl UnpackJob<'_> {
         let mut buf = vec![0u8; UNPACK_BUFFER];
         while !self.failed.load(Ordering::Relaxed) {
             let index = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(chunk) = self.chunks.get(index) else { break };
+            let Some(chunk) = self.chunks.get(index) else {
+                break;
+            };
             if let Err(err) = self.unpack_chunk(chunk, &mut buf) {
                 self.failed.store(true, Ordering::Relaxed);
                 return Err(err);
@@ -416,15 +500,25 @@ impl UnpackJob<'_> {
 
     /// Decompresses one chunk into place and verifies it and its blob.
     fn unpack_chunk(&self, chunk: &ChunkSource, buf: &mut [u8]) -> Result<(), DiskError> {
-        let blob = fs_err::File::open(&chunk.blob).map_err(DiskError::io("open chunk blob", &chunk.blob))?;
-        let actual = blob.metadata().map_err(DiskError::io("read the size of", &chunk.blob))?.len();
+        let blob = fs_err::File::open(&chunk.blob)
+            .map_err(DiskError::io("open chunk blob", &chunk.blob))?;
+        let actual = blob
+            .metadata()
+            .map_err(DiskError::io("read the size of", &chunk.blob))?
+            .len();
         if actual != chunk.blob_size {
-            return Err(DiskError::BlobSizeMismatch { blob: chunk.blob.clone(), expected: chunk.blob_size, actual });
+            return Err(DiskError::BlobSizeMismatch {
+                blob: chunk.blob.clone(),
+                expected: chunk.blob_size,
+                actual,
+            });
         }
         let mut hashing = HashingReader::new(blob);
         let decoded = self.decode_chunk(chunk, &mut hashing, buf);
         // A damaged blob explains any decoding problem best, so its digest is checked first.
-        let (blob_digest, blob_size) = hashing.finish().map_err(DiskError::io("read chunk blob", &chunk.blob))?;
+        let (blob_digest, blob_size) = hashing
+            .finish()
+            .map_err(DiskError::io("read chunk blob", &chunk.blob))?;
         if blob_size != chunk.blob_size {
             return Err(DiskError::BlobSizeMismatch {
                 blob: chunk.blob.clone(),
@@ -452,10 +546,19 @@ impl UnpackJob<'_> {
     }
 
     /// Decompresses a chunk from `blob`, writes it sparsely and returns the digest of its bytes.
-    fn decode_chunk(&self, chunk: &ChunkSource, blob: &mut impl Read, buf: &mut [u8]) -> Result<String, DiskError> {
-        let decode_error = |source| DiskError::Decompress { blob: chunk.blob.clone(), source };
+    fn decode_chunk(
+        &self,
+        chunk: &ChunkSource,
+        blob: &mut impl Read,
+        buf: &mut [u8],
+    ) -> Result<String, DiskError> {
+        let decode_error = |source| DiskError::Decompress {
+            blob: chunk.blob.clone(),
+            source,
+        };
         let mut decoder =
-            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, blob)).map_err(decode_error)?;
+            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, blob))
+                .map_err(decode_error)?;
         let mut hasher = Sha256::new();
         let mut done = 0u64;
         loop {
@@ -480,7 +583,12 @@ impl UnpackJob<'_> {
 
     /// The error for a chunk that decompressed to `actual` bytes.
     fn length_error(&self, chunk: &ChunkSource, actual: u64) -> DiskError {
-        DiskError::ChunkLength { target: self.target.to_path_buf(), offset: chunk.offset, expected: chunk.length, actual }
+        DiskError::ChunkLength {
+            target: self.target.to_path_buf(),
+            offset: chunk.offset,
+            expected: chunk.length,
+            actual,
+        }
     }
 }
 
@@ -514,7 +622,14 @@ mod tests {
 
     fn source(offset: u64, length: u64) -> ChunkSource {
         let digest = digest::of(b"");
-        ChunkSource { blob: PathBuf::from("b"), blob_digest: digest.clone(), blob_size: 1, offset, length, digest }
+        ChunkSource {
+            blob: PathBuf::from("b"),
+            blob_digest: digest.clone(),
+            blob_size: 1,
+            offset,
+            length,
+            digest,
+        }
     }
 
     #[test]
@@ -536,7 +651,13 @@ mod tests {
             (10, &[source(0, 10), source(10, u64::MAX)]),
         ];
         for (size, chunks) in bad {
-            assert!(matches!(check_tiling(target, size, chunks), Err(DiskError::ChunkTiling { .. })), "{chunks:?}");
+            assert!(
+                matches!(
+                    check_tiling(target, size, chunks),
+                    Err(DiskError::ChunkTiling { .. })
+                ),
+                "{chunks:?}"
+            );
         }
         assert!(check_tiling(target, 5, &[]).is_err());
     }
@@ -545,16 +666,37 @@ mod tests {
     fn tiling_rejects_malformed_digests() {
         let mut chunk = source(0, 10);
         chunk.digest = "sha256:../../etc".to_owned();
-        assert!(matches!(check_tiling(Path::new("t"), 10, &[chunk]), Err(DiskError::InvalidDigest { .. })));
+        assert!(matches!(
+            check_tiling(Path::new("t"), 10, &[chunk]),
+            Err(DiskError::InvalidDigest { .. })
+        ));
     }
 
     #[test]
     fn options_are_checked() {
         let ok = PackOptions::default();
         check_options(&ok).unwrap();
-        assert!(check_options(&PackOptions { chunk_size: 0, ..ok.clone() }).is_err());
-        assert!(check_options(&PackOptions { chunk_size: MAX_CHUNK_SIZE + 1, ..ok.clone() }).is_err());
-        assert!(check_options(&PackOptions { threads: 0, ..ok.clone() }).is_err());
+        assert!(
+            check_options(&PackOptions {
+                chunk_size: 0,
+                ..ok.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            check_options(&PackOptions {
+                chunk_size: MAX_CHUNK_SIZE + 1,
+                ..ok.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            check_options(&PackOptions {
+                threads: 0,
+                ..ok.clone()
+            })
+            .is_err()
+        );
         assert!(check_options(&PackOptions { level: 1000, ..ok }).is_err());
     }
 }

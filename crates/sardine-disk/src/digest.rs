@@ -22,12 +22,17 @@ pub(crate) fn of(bytes: &[u8]) -> String {
 /// Checks that `digest` is `sha256:` followed by 64 lowercase hex digits.
 pub(crate) fn validate(digest: &str) -> Result<(), DiskError> {
     let ok = digest.strip_prefix(PREFIX).is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     });
     if ok {
         Ok(())
     } else {
-        Err(DiskError::InvalidDigest { digest: digest.to_owned() })
+        Err(DiskError::InvalidDigest {
+            digest: digest.to_owned(),
+        })
     }
 }
 
@@ -41,7 +46,11 @@ pub(crate) struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wraps `inner`.
     pub(crate) fn new(inner: R) -> Self {
-        Self { inner, hasher: Sha256::new(), count: 0 }
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Reads the rest of the input (so the hash covers all of it) and returns its digest and byte count.
@@ -66,7 +75,10 @@ mod tests {
 
     #[test]
     fn digest_of_empty_input_is_the_well_known_one() {
-        assert_eq!(of(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            of(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub enum DiskError {
         reason: String,
     },
     /// A digest string is not `sha256:` followed by 64 lowercase hex digits.
-    #[error("'{digest}' is not a valid sha256 digest (expected 'sha256:' and 64 lowercase hex digits)")]
+    #[error(
+        "'{digest}' is not a valid sha256 digest (expected 'sha256:' and 64 lowercase hex digits)"
+    )]
     InvalidDigest {
         /// The offending string.
         digest: String,
@@ -66,14 +68,14 @@ pub enum DiskError {
         /// The digest found.
         actual: String,
     },
-    /// zstd failed to compress a chunk.
-    #[error("could not compress the chunk at offset {offset} of '{}'", path.display())]
+    /// The compressor failed.
+    #[error("could not compress '{}' at offset {offset}", path.display())]
     Compress {
         /// The file being packed.
         path: PathBuf,
-        /// The chunk's offset.
+        /// Where in the file it failed.
         offset: u64,
-        /// zstd's error.
+        /// The compressor's error.
         #[source]
         source: io::Error,
     },
@@ -125,7 +127,9 @@ pub enum DiskError {
         reason: String,
     },
     /// A file name taken from an image would escape the target directory or hide the file.
-    #[error("refusing to write a disk file named {name:?}: it must be a plain file name (no '/', no NUL, not '..', not starting with '.')")]
+    #[error(
+        "refusing to write a disk file named {name:?}: it must be a plain file name (no '/', no NUL, not '..', not starting with '.')"
+    )]
     UnsafeFileName {
         /// The name from the image.
         name: String,
@@ -194,8 +198,15 @@ pub enum DiskError {
 
 impl DiskError {
     /// Builds a closure that wraps an I/O error with the action and the file it concerned.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DiskError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> DiskError {
         let path = path.into();
-        move |source| DiskError::Io { action, path, source }
+        move |source| DiskError::Io {
+            action,
+            path,
+            source,
+        }
     }
 }

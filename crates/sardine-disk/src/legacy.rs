@@ -86,13 +86,23 @@ pub struct GzipHeader {
 pub fn mime_for(path: &Path) -> Result<&'static str, DiskError> {
     let file = fs_err::File::open(path).map_err(DiskError::io("open", path))?;
     let mut magic = Vec::with_capacity(4);
-    file.take(4).read_to_end(&mut magic).map_err(DiskError::io("read", path))?;
-    Ok(if magic == crate::qcow2::MAGIC { MIME_QCOW2 } else { MIME_RAW })
+    file.take(4)
+        .read_to_end(&mut magic)
+        .map_err(DiskError::io("read", path))?;
+    Ok(if magic == crate::qcow2::MAGIC {
+        MIME_QCOW2
+    } else {
+        MIME_RAW
+    })
 }
 
 /// The media type of piece `chunk_index` of a file of type `mime`.
 pub fn media_type(mime: &str, chunk_index: usize) -> String {
-    if chunk_index == 0 { format!("{mime}+gzip") } else { format!("{mime}+gzip;chunk={chunk_index}") }
+    if chunk_index == 0 {
+        format!("{mime}+gzip")
+    } else {
+        format!("{mime}+gzip;chunk={chunk_index}")
+    }
 }
 
 /// Parses `<base>+gzip[;chunk=N]` into `(base, N)` (N is 0 when absent). Other parameters are ignored;
@@ -122,10 +132,18 @@ pub fn pack_file(
 ) -> Result<LegacyPacked, DiskError> {
     let mime = mime_for(path)?;
     let mut input = fs_err::File::open(path).map_err(DiskError::io("open", path))?;
-    let modified = input.metadata().and_then(|m| m.modified()).map_err(DiskError::io("read the time of", path))?;
-    let mut pieces = PieceWriter { sink, chunk_size: chunk_size.filter(|&size| size > 0), current: None, done: Vec::new() };
+    let modified = input
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(DiskError::io("read the time of", path))?;
+    let mut pieces = PieceWriter {
+        sink,
+        chunk_size: chunk_size.filter(|&size| size > 0),
+        current: None,
+        done: Vec::new(),
+    };
     pieces.write(&gzip_header(file_name, gzip_mtime(modified)))?;
-    let mut deflater = Deflater::new(&mut pieces);
+    let mut deflater = Deflater::new(path, &mut pieces);
     let mut hasher = Sha256::new();
     let mut crc = crc32fast::Hasher::new();
     let mut total = 0u64;
@@ -145,13 +163,20 @@ pub fn pack_file(
     // ISIZE is the length modulo 2^32.
     trailer.extend_from_slice(&(total as u32).to_le_bytes());
     pieces.write(&trailer)?;
-    Ok(LegacyPacked { mime: mime.to_owned(), uncompressed_digest: digest::format(hasher), blobs: pieces.finish()? })
+    Ok(LegacyPacked {
+        mime: mime.to_owned(),
+        uncompressed_digest: digest::format(hasher),
+        blobs: pieces.finish()?,
+    })
 }
 
 /// The header 0.4.2 writes: no extra fields, FNAME if the name is Latin-1.
 fn gzip_header(file_name: &str, mtime: u32) -> Vec<u8> {
     let name = file_name.strip_suffix(".gz").unwrap_or(file_name);
-    let latin1: Option<Vec<u8>> = name.chars().map(|c| u8::try_from(u32::from(c)).ok().filter(|&b| b != 0)).collect();
+    let latin1: Option<Vec<u8>> = name
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok().filter(|&b| b != 0))
+        .collect();
     let latin1 = latin1.filter(|bytes| !bytes.is_empty());
     let mut header = vec![0x1f, 0x8b, 0x08, if latin1.is_some() { FNAME } else { 0 }];
     header.extend_from_slice(&mtime.to_le_bytes());
@@ -165,11 +190,15 @@ fn gzip_header(file_name: &str, mtime: u32) -> Vec<u8> {
 
 /// A modification time as gzip's MTIME: seconds since the epoch, 0 if unknown or out of range.
 fn gzip_mtime(time: SystemTime) -> u32 {
-    time.duration_since(SystemTime::UNIX_EPOCH).ok().and_then(|d| u32::try_from(d.as_secs()).ok()).unwrap_or(0)
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u32::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
 }
 
 /// Raw deflate at level 6 into a [`PieceWriter`].
 struct Deflater<'a, 'b> {
+    path: &'a Path,
     compress: Compress,
     out: Vec<u8>,
     pieces: &'a mut PieceWriter<'b>,
@@ -177,8 +206,13 @@ struct Deflater<'a, 'b> {
 
 impl<'a, 'b> Deflater<'a, 'b> {
     /// A level-6 raw deflater.
-    fn new(pieces: &'a mut PieceWriter<'b>) -> Self {
-        Self { compress: Compress::new(Compression::new(6), false), out: Vec::with_capacity(BUFFER), pieces }
+    fn new(path: &'a Path, pieces: &'a mut PieceWriter<'b>) -> Self {
+        Self {
+            path,
+            compress: Compress::new(Compression::new(6), false),
+            out: Vec::with_capacity(BUFFER),
+            pieces,
+        }
     }
 
     /// Compresses all of `input`; with `Finish`, also ends the stream.
@@ -189,7 +223,11 @@ impl<'a, 'b> Deflater<'a, 'b> {
             let status = self
                 .compress
                 .compress_vec(input, &mut self.out, flush)
-                .map_err(|err| DiskError::Store { temp_dir: self.pieces.sink.temp_dir().to_path_buf(), source: io::Error::other(err) })?;
+                .map_err(|err| DiskError::Compress {
+                    path: self.path.to_path_buf(),
+                    offset: self.compress.total_in(),
+                    source: io::Error::other(err),
+                })?;
             // total_in grows by at most input.len(), which is a usize.
             input = &input[(self.compress.total_in() - before) as usize..];
             self.pieces.write(&self.out)?;
@@ -221,7 +259,9 @@ impl PieceWriter<'_> {
                 Some(current) => current,
                 None => self.current.insert(TempBlob::new(self.sink)?),
             };
-            let room = self.chunk_size.map_or(u64::MAX, |size| size - current.size());
+            let room = self
+                .chunk_size
+                .map_or(u64::MAX, |size| size - current.size());
             let take = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
             current.write(&bytes[..take])?;
             bytes = &bytes[take..];
@@ -252,8 +292,12 @@ impl PieceWriter<'_> {
 /// Rejects a wrong magic or method, reserved flags, a header running past `bytes`, an FNAME longer than
 /// [`MAX_NAME_LEN`], an FCOMMENT longer than [`MAX_COMMENT_LEN`] and a wrong header CRC.
 pub fn parse_gzip_header(bytes: &[u8]) -> Result<GzipHeader, DiskError> {
-    let fail = |reason: &str| DiskError::GzipHeader { reason: reason.to_owned() };
-    let fixed = bytes.get(..10).ok_or_else(|| fail("the data ends inside the header"))?;
+    let fail = |reason: &str| DiskError::GzipHeader {
+        reason: reason.to_owned(),
+    };
+    let fixed = bytes
+        .get(..10)
+        .ok_or_else(|| fail("the data ends inside the header"))?;
     if fixed[..2] != [0x1f, 0x8b] {
         return Err(fail("not gzip data (wrong magic)"));
     }
@@ -267,7 +311,9 @@ pub fn parse_gzip_header(bytes: &[u8]) -> Result<GzipHeader, DiskError> {
     let mtime = u32::from_le_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
     let mut pos = 10;
     if flags & FEXTRA != 0 {
-        let len = bytes.get(pos..pos + 2).ok_or_else(|| fail("the data ends inside the extra field"))?;
+        let len = bytes
+            .get(pos..pos + 2)
+            .ok_or_else(|| fail("the data ends inside the extra field"))?;
         pos += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
         if pos > bytes.len() {
             return Err(fail("the data ends inside the extra field"));
@@ -275,23 +321,31 @@ pub fn parse_gzip_header(bytes: &[u8]) -> Result<GzipHeader, DiskError> {
     }
     let mut fname = None;
     if flags & FNAME != 0 {
-        let name = zero_terminated(bytes, pos, MAX_NAME_LEN).map_err(|what| fail(&format!("file name {what}")))?;
+        let name = zero_terminated(bytes, pos, MAX_NAME_LEN)
+            .map_err(|what| fail(&format!("file name {what}")))?;
         pos += name.len() + 1;
         fname = Some(name.iter().map(|&b| char::from(b)).collect());
     }
     if flags & FCOMMENT != 0 {
-        let comment = zero_terminated(bytes, pos, MAX_COMMENT_LEN).map_err(|what| fail(&format!("comment {what}")))?;
+        let comment = zero_terminated(bytes, pos, MAX_COMMENT_LEN)
+            .map_err(|what| fail(&format!("comment {what}")))?;
         pos += comment.len() + 1;
     }
     if flags & FHCRC != 0 {
-        let stored = bytes.get(pos..pos + 2).ok_or_else(|| fail("the data ends inside the header CRC"))?;
+        let stored = bytes
+            .get(pos..pos + 2)
+            .ok_or_else(|| fail("the data ends inside the header CRC"))?;
         let actual = crc32fast::hash(&bytes[..pos]) as u16;
         if u16::from_le_bytes([stored[0], stored[1]]) != actual {
             return Err(fail("the header CRC does not match"));
         }
         pos += 2;
     }
-    Ok(GzipHeader { fname, mtime, header_len: pos })
+    Ok(GzipHeader {
+        fname,
+        mtime,
+        header_len: pos,
+    })
 }
 
 /// The bytes from `start` up to (not including) the next NUL, at most `max` of them.
@@ -309,7 +363,9 @@ fn zero_terminated(bytes: &[u8], start: usize, max: usize) -> Result<&[u8], &'st
 /// excludes `.` and `..`).
 pub fn check_file_name(name: &str) -> Result<(), DiskError> {
     if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
-        return Err(DiskError::UnsafeFileName { name: name.to_owned() });
+        return Err(DiskError::UnsafeFileName {
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }
@@ -319,17 +375,37 @@ pub fn check_file_name(name: &str) -> Result<(), DiskError> {
 /// The file is created fresh (never overwriting, never following a symlink) and written sparsely; the
 /// gzip CRC and length are verified, and trailing data after the member is an error. Returns the name,
 /// the sha256 of the uncompressed data and its size. On error the partial file is removed.
-pub fn unpack_file(pieces: &[PathBuf], out_dir: &Path, fallback_name: &str) -> Result<(String, String, u64), DiskError> {
-    let first = pieces.first().cloned().unwrap_or_else(|| out_dir.to_path_buf());
-    let stream_error = |reason: String| DiskError::GzipStream { first_piece: first.clone(), reason };
+pub fn unpack_file(
+    pieces: &[PathBuf],
+    out_dir: &Path,
+    fallback_name: &str,
+) -> Result<(String, String, u64), DiskError> {
+    let first = pieces
+        .first()
+        .cloned()
+        .unwrap_or_else(|| out_dir.to_path_buf());
+    let stream_error = |reason: String| DiskError::GzipStream {
+        first_piece: first.clone(),
+        reason,
+    };
     if pieces.is_empty() {
         return Err(stream_error("there are no pieces".to_owned()));
     }
-    let mut reader = PiecesReader { pieces, next: 0, current: None };
+    let mut reader = PiecesReader {
+        pieces,
+        next: 0,
+        current: None,
+    };
     let mut prefix = Vec::new();
-    (&mut reader).take(MAX_HEADER_LEN as u64).read_to_end(&mut prefix).map_err(|err| read_error(err, &first))?;
+    (&mut reader)
+        .take(MAX_HEADER_LEN as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|err| read_error(err, &first))?;
     let header = parse_gzip_header(&prefix).map_err(|err| stream_error(err.to_string()))?;
-    let name = header.fname.clone().unwrap_or_else(|| fallback_name.to_owned());
+    let name = header
+        .fname
+        .clone()
+        .unwrap_or_else(|| fallback_name.to_owned());
     check_file_name(&name)?;
     let rest = Cursor::new(prefix.split_off(header.header_len));
     let mut input = BufReader::with_capacity(BUFFER, rest.chain(reader));
@@ -340,10 +416,14 @@ pub fn unpack_file(pieces: &[PathBuf], out_dir: &Path, fallback_name: &str) -> R
         .open(&path)
         .map_err(DiskError::io("create", &path))?;
     let result = inflate_into(&mut input, &output, &path, &first).and_then(|(digest, size)| {
-        output.set_len(size).map_err(DiskError::io("set the size of", &path))?;
+        output
+            .set_len(size)
+            .map_err(DiskError::io("set the size of", &path))?;
         if header.mtime != 0 {
             let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(header.mtime.into());
-            output.set_modified(mtime).map_err(DiskError::io("set the time of", &path))?;
+            output
+                .set_modified(mtime)
+                .map_err(DiskError::io("set the time of", &path))?;
         }
         output.sync_all().map_err(DiskError::io("flush", &path))?;
         Ok((name, digest, size))
@@ -368,7 +448,9 @@ fn inflate_into(
     path: &Path,
     first: &Path,
 ) -> Result<(String, u64), DiskError> {
-    let fail = |reason: &str| DiskError::GzipHeader { reason: reason.to_owned() };
+    let fail = |reason: &str| DiskError::GzipHeader {
+        reason: reason.to_owned(),
+    };
     let mut inflater = Decompress::new(false);
     let mut out = vec![0u8; BUFFER];
     let mut filled = 0;
@@ -391,7 +473,8 @@ fn inflate_into(
         if filled == out.len() || (end && filled > 0) {
             hasher.update(&out[..filled]);
             crc.update(&out[..filled]);
-            sparse::write_sparse_at(output.file(), size, &out[..filled]).map_err(DiskError::io("write", path))?;
+            sparse::write_sparse_at(output.file(), size, &out[..filled])
+                .map_err(DiskError::io("write", path))?;
             size += filled as u64;
             filled = 0;
         }
@@ -399,7 +482,9 @@ fn inflate_into(
             break;
         }
         if eof && consumed == 0 && produced == 0 {
-            return Err(fail("the data is truncated (the deflate stream does not end)"));
+            return Err(fail(
+                "the data is truncated (the deflate stream does not end)",
+            ));
         }
     }
     check_trailer(input, crc.finalize(), size, first)?;
@@ -407,8 +492,15 @@ fn inflate_into(
 }
 
 /// Checks the CRC-32 and ISIZE trailer and that nothing follows it.
-fn check_trailer(input: &mut impl BufRead, crc: u32, size: u64, first: &Path) -> Result<(), DiskError> {
-    let fail = |reason: &str| DiskError::GzipHeader { reason: reason.to_owned() };
+fn check_trailer(
+    input: &mut impl BufRead,
+    crc: u32,
+    size: u64,
+    first: &Path,
+) -> Result<(), DiskError> {
+    let fail = |reason: &str| DiskError::GzipHeader {
+        reason: reason.to_owned(),
+    };
     let mut trailer = [0u8; 8];
     match input.read_exact(&mut trailer) {
         Ok(()) => {}
@@ -424,8 +516,14 @@ fn check_trailer(input: &mut impl BufRead, crc: u32, size: u64, first: &Path) ->
     if u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]) != size as u32 {
         return Err(fail("the length of the data does not match"));
     }
-    if !input.fill_buf().map_err(|err| read_error(err, first))?.is_empty() {
-        return Err(fail("there is data after the gzip member (a second member or garbage)"));
+    if !input
+        .fill_buf()
+        .map_err(|err| read_error(err, first))?
+        .is_empty()
+    {
+        return Err(fail(
+            "there is data after the gzip member (a second member or garbage)",
+        ));
     }
     Ok(())
 }
@@ -443,9 +541,13 @@ impl Read for PiecesReader<'_> {
             let current = match &mut self.current {
                 Some(current) => current,
                 None => {
-                    let Some(path) = self.pieces.get(self.next) else { return Ok(0) };
+                    let Some(path) = self.pieces.get(self.next) else {
+                        return Ok(0);
+                    };
                     self.next += 1;
-                    self.current.insert(fs_err::File::open(path).map_err(|err| PieceError::wrap(path, err))?)
+                    self.current.insert(
+                        fs_err::File::open(path).map_err(|err| PieceError::wrap(path, err))?,
+                    )
                 }
             };
             match current.read(buf) {
@@ -479,7 +581,10 @@ impl std::error::Error for PieceError {
 impl PieceError {
     /// Wraps an error reading `path` into an `io::Error`.
     fn wrap(path: &Path, source: io::Error) -> io::Error {
-        io::Error::other(PieceError { path: path.to_path_buf(), source })
+        io::Error::other(PieceError {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -489,7 +594,11 @@ fn read_error(err: io::Error, first: &Path) -> DiskError {
         Ok(piece) => (piece.path, piece.source),
         Err(other) => (first.to_path_buf(), other),
     };
-    DiskError::Io { action: "read legacy layer blob", path, source }
+    DiskError::Io {
+        action: "read legacy layer blob",
+        path,
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -503,7 +612,14 @@ mod tests {
         expected.extend_from_slice(b"disk.qcow2\0");
         assert_eq!(header, expected);
         let parsed = parse_gzip_header(&header).unwrap();
-        assert_eq!(parsed, GzipHeader { fname: Some("disk.qcow2".into()), mtime: 0x0102_0304, header_len: header.len() });
+        assert_eq!(
+            parsed,
+            GzipHeader {
+                fname: Some("disk.qcow2".into()),
+                mtime: 0x0102_0304,
+                header_len: header.len()
+            }
+        );
     }
 
     #[test]
@@ -513,12 +629,26 @@ mod tests {
         let header = gzip_header("диск.img", 0);
         assert_eq!(header[3], 0);
         assert_eq!(parse_gzip_header(&header).unwrap().fname, None);
-        assert_eq!(parse_gzip_header(&gzip_header(".gz", 0)).unwrap().fname, None);
+        assert_eq!(
+            parse_gzip_header(&gzip_header(".gz", 0)).unwrap().fname,
+            None
+        );
     }
 
     #[test]
     fn all_optional_fields_are_skipped_and_the_header_crc_checked() {
-        let mut header = vec![0x1f, 0x8b, 8, FEXTRA | FNAME | FCOMMENT | FHCRC, 0, 0, 0, 0, 0, 3];
+        let mut header = vec![
+            0x1f,
+            0x8b,
+            8,
+            FEXTRA | FNAME | FCOMMENT | FHCRC,
+            0,
+            0,
+            0,
+            0,
+            0,
+            3,
+        ];
         header.extend_from_slice(&[3, 0, b'a', b'b', b'c']);
         header.extend_from_slice(b"name\0comment\0");
         let crc = crc32fast::hash(&header) as u16;
@@ -560,7 +690,10 @@ mod tests {
             ("method", method),
             ("missing header crc", base(FHCRC)),
         ] {
-            assert!(matches!(parse_gzip_header(&bytes), Err(DiskError::GzipHeader { .. })), "{what} accepted");
+            assert!(
+                matches!(parse_gzip_header(&bytes), Err(DiskError::GzipHeader { .. })),
+                "{what} accepted"
+            );
         }
     }
 
@@ -571,7 +704,13 @@ mod tests {
             header.extend_from_slice(name.as_bytes());
             header.push(0);
             let fname = parse_gzip_header(&header).unwrap().fname.unwrap();
-            assert!(matches!(check_file_name(&fname), Err(DiskError::UnsafeFileName { .. })), "{name:?} passed");
+            assert!(
+                matches!(
+                    check_file_name(&fname),
+                    Err(DiskError::UnsafeFileName { .. })
+                ),
+                "{name:?} passed"
+            );
         }
         check_file_name("disk.qcow2").unwrap();
         check_file_name("a..b").unwrap();
@@ -581,20 +720,44 @@ mod tests {
     fn media_types_round_trip() {
         assert_eq!(media_type(MIME_QCOW2, 0), MEDIA_TYPE_QCOW2_GZIP);
         assert_eq!(media_type(MIME_RAW, 0), MEDIA_TYPE_RAW_GZIP);
-        assert_eq!(media_type(MIME_QCOW2, 3), "application/x-qemu-disk+gzip;chunk=3");
+        assert_eq!(
+            media_type(MIME_QCOW2, 3),
+            "application/x-qemu-disk+gzip;chunk=3"
+        );
         for index in [0, 1, 17] {
-            assert_eq!(parse_media_type(&media_type(MIME_QCOW2, index)), Some((MIME_QCOW2, index)));
+            assert_eq!(
+                parse_media_type(&media_type(MIME_QCOW2, index)),
+                Some((MIME_QCOW2, index))
+            );
         }
-        assert_eq!(parse_media_type("application/x-qemu-disk+gzip; chunk=2 ; foo=bar"), Some((MIME_QCOW2, 2)));
-        for bad in ["application/x-qemu-disk", "+gzip", "a+gzip;chunk=x", "a+gzip;chunk", "a+gzip;chunk=-1"] {
+        assert_eq!(
+            parse_media_type("application/x-qemu-disk+gzip; chunk=2 ; foo=bar"),
+            Some((MIME_QCOW2, 2))
+        );
+        for bad in [
+            "application/x-qemu-disk",
+            "+gzip",
+            "a+gzip;chunk=x",
+            "a+gzip;chunk",
+            "a+gzip;chunk=-1",
+        ] {
             assert_eq!(parse_media_type(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn mtime_out_of_range_is_zero() {
-        assert_eq!(gzip_mtime(SystemTime::UNIX_EPOCH + Duration::from_secs(5)), 5);
-        assert_eq!(gzip_mtime(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 33)), 0);
-        assert_eq!(gzip_mtime(SystemTime::UNIX_EPOCH - Duration::from_secs(5)), 0);
+        assert_eq!(
+            gzip_mtime(SystemTime::UNIX_EPOCH + Duration::from_secs(5)),
+            5
+        );
+        assert_eq!(
+            gzip_mtime(SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 33)),
+            0
+        );
+        assert_eq!(
+            gzip_mtime(SystemTime::UNIX_EPOCH - Duration::from_secs(5)),
+            0
+        );
     }
 }

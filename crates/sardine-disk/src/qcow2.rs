@@ -59,7 +59,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<Option<Qcow2Header>, DiskError> {
     }
     let fail = |reason: String| DiskError::Qcow2Header { reason };
     let header = Reader(bytes);
-    let version = header.u32_at(4).ok_or_else(|| fail("the header is truncated".to_owned()))?;
+    let version = header
+        .u32_at(4)
+        .ok_or_else(|| fail("the header is truncated".to_owned()))?;
     let min_len = match version {
         2 => V2_HEADER_LEN,
         3 => V3_HEADER_LEN,
@@ -76,14 +78,27 @@ pub fn parse_header(bytes: &[u8]) -> Result<Option<Qcow2Header>, DiskError> {
         return Err(fail(format!("invalid cluster size 2^{cluster_bits}")));
     }
     let cluster = 1u64 << cluster_bits;
-    let header_len = if version == 3 { header.u32_at(100).unwrap_or_default() as usize } else { V2_HEADER_LEN };
+    let header_len = if version == 3 {
+        header.u32_at(100).unwrap_or_default() as usize
+    } else {
+        V2_HEADER_LEN
+    };
     if header_len < min_len || header_len as u64 > cluster {
         return Err(fail(format!("invalid header length {header_len}")));
     }
     let backing_file = backing_name(bytes, backing_offset, backing_len, cluster).map_err(fail)?;
-    let extensions_end = if backing_offset == 0 { cluster } else { backing_offset };
+    let extensions_end = if backing_offset == 0 {
+        cluster
+    } else {
+        backing_offset
+    };
     let backing_format = backing_format(bytes, header_len, extensions_end).map_err(fail)?;
-    Ok(Some(Qcow2Header { version, virtual_size, backing_file, backing_format }))
+    Ok(Some(Qcow2Header {
+        version,
+        virtual_size,
+        backing_file,
+        backing_format,
+    }))
 }
 
 /// Big-endian reads with bounds checks.
@@ -92,17 +107,26 @@ struct Reader<'a>(&'a [u8]);
 impl Reader<'_> {
     /// The big-endian u32 at `pos`, if the bytes reach that far.
     fn u32_at(&self, pos: usize) -> Option<u32> {
-        Some(u32::from_be_bytes(self.0.get(pos..pos.checked_add(4)?)?.try_into().ok()?))
+        Some(u32::from_be_bytes(
+            self.0.get(pos..pos.checked_add(4)?)?.try_into().ok()?,
+        ))
     }
 
     /// The big-endian u64 at `pos`, if the bytes reach that far.
     fn u64_at(&self, pos: usize) -> Option<u64> {
-        Some(u64::from_be_bytes(self.0.get(pos..pos.checked_add(8)?)?.try_into().ok()?))
+        Some(u64::from_be_bytes(
+            self.0.get(pos..pos.checked_add(8)?)?.try_into().ok()?,
+        ))
     }
 }
 
 /// The backing file name stored at `offset` (0: none), checked to lie within the first cluster.
-fn backing_name(bytes: &[u8], offset: u64, len: u32, cluster: u64) -> Result<Option<String>, String> {
+fn backing_name(
+    bytes: &[u8],
+    offset: u64,
+    len: u32,
+    cluster: u64,
+) -> Result<Option<String>, String> {
     if offset == 0 {
         return Ok(None);
     }
@@ -110,11 +134,17 @@ fn backing_name(bytes: &[u8], offset: u64, len: u32, cluster: u64) -> Result<Opt
     if len == 0 || len > MAX_BACKING_NAME {
         return Err(format!("invalid backing file name length {len}"));
     }
-    let end = offset.checked_add(len).filter(|&end| end <= cluster && offset >= V2_HEADER_LEN as u64);
+    let end = offset
+        .checked_add(len)
+        .filter(|&end| end <= cluster && offset >= V2_HEADER_LEN as u64);
     let range = end
         .and_then(|end| Some(usize::try_from(offset).ok()?..usize::try_from(end).ok()?))
-        .ok_or_else(|| format!("the backing file name at offset {offset} lies outside the first cluster"))?;
-    let raw = bytes.get(range).ok_or_else(|| "the backing file name lies past the end of the image".to_owned())?;
+        .ok_or_else(|| {
+            format!("the backing file name at offset {offset} lies outside the first cluster")
+        })?;
+    let raw = bytes
+        .get(range)
+        .ok_or_else(|| "the backing file name lies past the end of the image".to_owned())?;
     text(raw, "backing file name").map(Some)
 }
 
@@ -125,7 +155,9 @@ fn backing_format(bytes: &[u8], start: usize, end: u64) -> Result<Option<String>
     let mut pos = start;
     let mut format = None;
     while pos.saturating_add(8) <= end {
-        let (Some(kind), Some(len)) = (reader.u32_at(pos), reader.u32_at(pos + 4)) else { break };
+        let (Some(kind), Some(len)) = (reader.u32_at(pos), reader.u32_at(pos + 4)) else {
+            break;
+        };
         if kind == 0 {
             break;
         }
@@ -158,7 +190,10 @@ pub fn read_header(path: &Path) -> Result<Option<Qcow2Header>, DiskError> {
         .read_to_end(&mut first_cluster)
         .map_err(DiskError::io("read", path))?;
     parse_header(&first_cluster).map_err(|err| match err {
-        DiskError::Qcow2Header { reason } => DiskError::Qcow2Image { path: path.to_path_buf(), reason },
+        DiskError::Qcow2Header { reason } => DiskError::Qcow2Image {
+            path: path.to_path_buf(),
+            reason,
+        },
         other => other,
     })
 }
@@ -172,7 +207,10 @@ pub fn backing_chain(path: &Path) -> Result<Vec<ChainElement>, DiskError> {
     let mut current = path.to_path_buf();
     loop {
         if chain.len() >= MAX_CHAIN_DEPTH {
-            return Err(DiskError::BackingChainTooDeep { top: path.to_path_buf(), limit: MAX_CHAIN_DEPTH });
+            return Err(DiskError::BackingChainTooDeep {
+                top: path.to_path_buf(),
+                limit: MAX_CHAIN_DEPTH,
+            });
         }
         let meta = fs_err::metadata(&current).map_err(|source| match chain.last() {
             Some(referrer) => DiskError::BackingFileMissing {
@@ -181,14 +219,26 @@ pub fn backing_chain(path: &Path) -> Result<Vec<ChainElement>, DiskError> {
                 resolved: current.clone(),
                 source,
             },
-            None => DiskError::Io { action: "open", path: current.clone(), source },
+            None => DiskError::Io {
+                action: "open",
+                path: current.clone(),
+                source,
+            },
         })?;
         if !seen.insert((meta.dev(), meta.ino())) {
-            return Err(DiskError::BackingChainLoop { top: path.to_path_buf(), repeated: current });
+            return Err(DiskError::BackingChainLoop {
+                top: path.to_path_buf(),
+                repeated: current,
+            });
         }
         let stored_backing = read_header(&current)?.and_then(|header| header.backing_file);
-        let next = stored_backing.as_deref().map(|name| resolve_backing(&current, name));
-        chain.push(ChainElement { path: current, stored_backing });
+        let next = stored_backing
+            .as_deref()
+            .map(|name| resolve_backing(&current, name));
+        chain.push(ChainElement {
+            path: current,
+            stored_backing,
+        });
         match next {
             Some(next) => current = next,
             None => return Ok(chain),
@@ -251,7 +301,9 @@ mod tests {
 
     #[test]
     fn parses_a_v3_header_with_backing_file_and_format() {
-        let header = parse_header(&v3_header(Some("base.qcow2"), Some("qcow2"))).unwrap().unwrap();
+        let header = parse_header(&v3_header(Some("base.qcow2"), Some("qcow2")))
+            .unwrap()
+            .unwrap();
         assert_eq!(header.version, 3);
         assert_eq!(header.virtual_size, 1 << 30);
         assert_eq!(header.backing_file.as_deref(), Some("base.qcow2"));
@@ -301,8 +353,17 @@ mod tests {
 
     #[test]
     fn relative_backing_names_resolve_against_the_image_directory() {
-        assert_eq!(resolve_backing(Path::new("/vms/a/top.qcow2"), "base.qcow2"), Path::new("/vms/a/base.qcow2"));
-        assert_eq!(resolve_backing(Path::new("/vms/a/top.qcow2"), "/abs/b.qcow2"), Path::new("/abs/b.qcow2"));
-        assert_eq!(resolve_backing(Path::new("top.qcow2"), "b.qcow2"), Path::new("b.qcow2"));
+        assert_eq!(
+            resolve_backing(Path::new("/vms/a/top.qcow2"), "base.qcow2"),
+            Path::new("/vms/a/base.qcow2")
+        );
+        assert_eq!(
+            resolve_backing(Path::new("/vms/a/top.qcow2"), "/abs/b.qcow2"),
+            Path::new("/abs/b.qcow2")
+        );
+        assert_eq!(
+            resolve_backing(Path::new("top.qcow2"), "b.qcow2"),
+            Path::new("b.qcow2")
+        );
     }
 }

@@ -39,7 +39,8 @@ pub fn data_segments<F: AsRawFd>(file: &F) -> io::Result<Vec<(u64, u64)>> {
 
 /// `lseek` with error conversion.
 fn seek(fd: std::os::fd::RawFd, offset: u64, whence: libc::c_int) -> io::Result<u64> {
-    let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: lseek on a valid, borrowed file descriptor has no memory-safety requirements.
     let result = unsafe { libc::lseek(fd, offset, whence) };
     u64::try_from(result).map_err(|_| io::Error::last_os_error())
@@ -106,7 +107,12 @@ pub fn copy_sparse(src: &Path, dst: &Path) -> io::Result<u64> {
 }
 
 /// Copies the given segments from `input` to `output` and sets the output's length.
-fn copy_segments(input: &fs_err::File, output: &fs_err::File, size: u64, segments: &[(u64, u64)]) -> io::Result<u64> {
+fn copy_segments(
+    input: &fs_err::File,
+    output: &fs_err::File,
+    size: u64,
+    segments: &[(u64, u64)],
+) -> io::Result<u64> {
     use fs_err::os::unix::fs::FileExt as _;
     output.set_len(size)?;
     let mut buf = vec![0u8; COPY_BUFFER];
@@ -115,7 +121,9 @@ fn copy_segments(input: &fs_err::File, output: &fs_err::File, size: u64, segment
         let mut pos = start;
         let end = start + len;
         while pos < end {
-            let n = usize::try_from(end - pos).unwrap_or(usize::MAX).min(buf.len());
+            let n = usize::try_from(end - pos)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
             input.read_exact_at(&mut buf[..n], pos)?;
             written += write_sparse_at(output.file(), pos, &buf[..n])?;
             pos += n as u64;
@@ -151,7 +159,12 @@ mod tests {
         file.write_all_at(&[1u8; 8192], 4 << 20).unwrap();
         let segments = data_segments(&file).unwrap();
         let covered: u64 = segments.iter().map(|s| s.1).sum();
-        assert!(segments.iter().any(|&(o, l)| o <= 4 << 20 && o + l >= (4 << 20) + 8192), "{segments:?}");
+        assert!(
+            segments
+                .iter()
+                .any(|&(o, l)| o <= 4 << 20 && o + l >= (4 << 20) + 8192),
+            "{segments:?}"
+        );
         assert!(covered < 10 << 20, "holes not detected: {segments:?}");
     }
 

@@ -13,7 +13,11 @@ use sardine_disk::sparse::allocated_bytes;
 const CHUNK: u64 = 4 << 20;
 
 fn opts(threads: usize) -> PackOptions {
-    PackOptions { chunk_size: CHUNK, level: 3, threads }
+    PackOptions {
+        chunk_size: CHUNK,
+        level: 3,
+        threads,
+    }
 }
 
 fn pack(path: &Path, sink: &DirSink, threads: usize) -> PackedFile {
@@ -22,7 +26,11 @@ fn pack(path: &Path, sink: &DirSink, threads: usize) -> PackedFile {
         done.fetch_add(n, Ordering::Relaxed);
     })
     .unwrap();
-    assert_eq!(done.load(Ordering::Relaxed), packed.size, "progress must add up to the size");
+    assert_eq!(
+        done.load(Ordering::Relaxed),
+        packed.size,
+        "progress must add up to the size"
+    );
     packed
 }
 
@@ -64,9 +72,18 @@ fn sparse_file_round_trips_byte_identical_and_sparse() {
     })
     .unwrap();
     assert_eq!(written.load(Ordering::Relaxed), size);
-    assert!(std::fs::read(&src).unwrap() == std::fs::read(&target).unwrap(), "content differs");
-    let (source_alloc, target_alloc) = (allocated_bytes(&src).unwrap(), allocated_bytes(&target).unwrap());
-    assert!(target_alloc <= source_alloc + (64 << 10), "target {target_alloc} vs source {source_alloc}");
+    assert!(
+        std::fs::read(&src).unwrap() == std::fs::read(&target).unwrap(),
+        "content differs"
+    );
+    let (source_alloc, target_alloc) = (
+        allocated_bytes(&src).unwrap(),
+        allocated_bytes(&target).unwrap(),
+    );
+    assert!(
+        target_alloc <= source_alloc + (64 << 10),
+        "target {target_alloc} vs source {source_alloc}"
+    );
     assert!(target_alloc < size / 4, "holes were filled: {target_alloc}");
 }
 
@@ -80,7 +97,11 @@ fn packing_is_deterministic_and_an_unchanged_repack_stores_nothing() {
     let commits = sink.commits.load(Ordering::SeqCst);
     let second = pack(&src, &sink, 1);
     assert_eq!(first, second);
-    assert_eq!(sink.commits.load(Ordering::SeqCst), commits, "the repack stored blobs again");
+    assert_eq!(
+        sink.commits.load(Ordering::SeqCst),
+        commits,
+        "the repack stored blobs again"
+    );
     let other_store = DirSink::new();
     assert_eq!(pack(&src, &other_store, 3), first);
 }
@@ -93,7 +114,12 @@ fn zero_chunks_share_one_blob() {
     let sink = DirSink::new();
     let packed = pack(&src, &sink, 2);
     assert_eq!(packed.chunks.len(), 5);
-    assert!(packed.chunks.iter().all(|c| c.blob_digest == packed.chunks[0].blob_digest));
+    assert!(
+        packed
+            .chunks
+            .iter()
+            .all(|c| c.blob_digest == packed.chunks[0].blob_digest)
+    );
     assert_eq!(sink.blob_count(), 1);
     assert_eq!(sink.commits.load(Ordering::SeqCst), 1);
     let target = dir.path().join("out.img");
@@ -141,7 +167,11 @@ fn empty_and_tiny_files_round_trip() {
 /// Packs a small two-chunk file and returns its sources and size.
 fn small_packed(dir: &Path, sink: &DirSink) -> (Vec<ChunkSource>, u64) {
     let src = dir.join("small.img");
-    sparse_file(&src, CHUNK + 5000, &[(0, noise(4, 100_000)), (CHUNK, noise(5, 5000))]);
+    sparse_file(
+        &src,
+        CHUNK + 5000,
+        &[(0, noise(4, 100_000)), (CHUNK, noise(5, 5000))],
+    );
     let packed = pack(&src, sink, 2);
     (sources(sink, &packed), packed.size)
 }
@@ -156,7 +186,12 @@ fn assert_fails(chunks: &[ChunkSource], size: u64, check: impl Fn(&DiskError) ->
 }
 
 /// Writes `bytes` as a new blob file and points the first chunk at it.
-fn replace_first_blob(dir: &Path, chunks: &mut [ChunkSource], bytes: &[u8], fix_digest: bool) -> PathBuf {
+fn replace_first_blob(
+    dir: &Path,
+    chunks: &mut [ChunkSource],
+    bytes: &[u8],
+    fix_digest: bool,
+) -> PathBuf {
     let path = dir.join(format!("blob-{}", bytes.len()));
     std::fs::write(&path, bytes).unwrap();
     chunks[0].blob = path.clone();
@@ -177,7 +212,9 @@ fn a_corrupted_blob_is_rejected() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     replace_first_blob(dir.path(), &mut chunks, &bytes, false);
-    assert_fails(&chunks, size, |e| matches!(e, DiskError::BlobDigestMismatch { .. }));
+    assert_fails(&chunks, size, |e| {
+        matches!(e, DiskError::BlobDigestMismatch { .. })
+    });
 }
 
 #[test]
@@ -186,7 +223,9 @@ fn a_blob_of_the_wrong_size_is_rejected() {
     let sink = DirSink::new();
     let (mut chunks, size) = small_packed(dir.path(), &sink);
     chunks[1].blob_size += 1;
-    assert_fails(&chunks, size, |e| matches!(e, DiskError::BlobSizeMismatch { .. }));
+    assert_fails(&chunks, size, |e| {
+        matches!(e, DiskError::BlobSizeMismatch { .. })
+    });
 }
 
 #[test]
@@ -195,7 +234,9 @@ fn a_wrong_uncompressed_digest_is_rejected() {
     let sink = DirSink::new();
     let (mut chunks, size) = small_packed(dir.path(), &sink);
     chunks[1].digest = chunks[0].digest.clone();
-    assert_fails(&chunks, size, |e| matches!(e, DiskError::ChunkDigestMismatch { .. }));
+    assert_fails(&chunks, size, |e| {
+        matches!(e, DiskError::ChunkDigestMismatch { .. })
+    });
 }
 
 #[test]
@@ -205,7 +246,12 @@ fn truncated_zstd_is_rejected() {
     let (mut chunks, size) = small_packed(dir.path(), &sink);
     let bytes = std::fs::read(&chunks[0].blob).unwrap();
     replace_first_blob(dir.path(), &mut chunks, &bytes[..bytes.len() - 100], true);
-    assert_fails(&chunks, size, |e| matches!(e, DiskError::Decompress { .. } | DiskError::ChunkLength { .. }));
+    assert_fails(&chunks, size, |e| {
+        matches!(
+            e,
+            DiskError::Decompress { .. } | DiskError::ChunkLength { .. }
+        )
+    });
 }
 
 #[test]
@@ -227,7 +273,11 @@ fn oversized_chunk_data_is_rejected_without_writing_past_its_range() {
     chunks[0].length = short;
     chunks[1].offset = short;
     let size = short + chunks[1].length;
-    assert_fails(&chunks, size, |e| matches!(e, DiskError::ChunkLength { expected, .. } if *expected == short));
+    assert_fails(
+        &chunks,
+        size,
+        |e| matches!(e, DiskError::ChunkLength { expected, .. } if *expected == short),
+    );
 }
 
 #[test]
@@ -237,7 +287,9 @@ fn undersized_chunk_data_is_rejected() {
     let (mut chunks, _) = small_packed(dir.path(), &sink);
     chunks[1].length += 10;
     let size = chunks[1].offset + chunks[1].length;
-    assert_fails(&chunks, size, |e| matches!(e, DiskError::ChunkLength { .. }));
+    assert_fails(&chunks, size, |e| {
+        matches!(e, DiskError::ChunkLength { .. })
+    });
 }
 
 #[test]
@@ -266,7 +318,16 @@ fn an_existing_target_is_neither_overwritten_nor_removed() {
     let target = dir.path().join("precious.img");
     std::fs::write(&target, b"keep me").unwrap();
     let err = unpack(&target, size, &chunks).unwrap_err();
-    assert!(matches!(err, DiskError::Io { action: "create", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            DiskError::Io {
+                action: "create",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
 }
 
@@ -285,7 +346,16 @@ fn invalid_options_are_rejected() {
     let src = dir.path().join("x");
     std::fs::write(&src, b"data").unwrap();
     let sink = DirSink::new();
-    let bad = PackOptions { chunk_size: 0, ..PackOptions::default() };
-    assert!(matches!(pack_file(&src, &bad, &sink, &|_| {}), Err(DiskError::InvalidOptions { .. })));
-    assert!(matches!(pack_file(&dir.path().join("missing"), &opts(1), &sink, &|_| {}), Err(DiskError::Io { .. })));
+    let bad = PackOptions {
+        chunk_size: 0,
+        ..PackOptions::default()
+    };
+    assert!(matches!(
+        pack_file(&src, &bad, &sink, &|_| {}),
+        Err(DiskError::InvalidOptions { .. })
+    ));
+    assert!(matches!(
+        pack_file(&dir.path().join("missing"), &opts(1), &sink, &|_| {}),
+        Err(DiskError::Io { .. })
+    ));
 }

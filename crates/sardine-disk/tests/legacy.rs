@@ -12,17 +12,28 @@ use sardine_disk::sparse::allocated_bytes;
 
 fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())))
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+    )
 }
 
 fn piece_paths(sink: &DirSink, packed: &LegacyPacked) -> Vec<PathBuf> {
-    packed.blobs.iter().map(|(digest, _)| sink.blob(digest)).collect()
+    packed
+        .blobs
+        .iter()
+        .map(|(digest, _)| sink.blob(digest))
+        .collect()
 }
 
 /// Packs a small test file in 4 KiB pieces.
 fn small(dir: &Path, sink: &DirSink, name: &str) -> (PathBuf, Vec<PathBuf>) {
     let src = dir.join("src.img");
-    sparse_file(&src, 1 << 20, &[(0, noise(1, 20_000)), (500_000, b"text ".repeat(1000))]);
+    sparse_file(
+        &src,
+        1 << 20,
+        &[(0, noise(1, 20_000)), (500_000, b"text ".repeat(1000))],
+    );
     let packed = pack_file(&src, name, Some(4096), sink).unwrap();
     (src, piece_paths(sink, &packed))
 }
@@ -37,7 +48,11 @@ fn sparse_file_round_trips_in_pieces() {
     assert_eq!(packed.mime, MIME_RAW);
     assert_eq!(packed.uncompressed_digest, sha256_of(&src));
     assert!(packed.blobs.len() > 1);
-    assert!(packed.blobs[..packed.blobs.len() - 1].iter().all(|(_, s)| *s == 1 << 20));
+    assert!(
+        packed.blobs[..packed.blobs.len() - 1]
+            .iter()
+            .all(|(_, s)| *s == 1 << 20)
+    );
     for (digest, size) in &packed.blobs {
         assert_eq!(std::fs::metadata(sink.blob(digest)).unwrap().len(), *size);
         assert_eq!(&sha256_of(&sink.blob(digest)), digest);
@@ -45,14 +60,16 @@ fn sparse_file_round_trips_in_pieces() {
     assert_eq!(sink.temp_count(), 0);
 
     let out = tempfile::tempdir().unwrap();
-    let (name, digest, unpacked_size) = unpack_file(&piece_paths(&sink, &packed), out.path(), "fallback").unwrap();
+    let (name, digest, unpacked_size) =
+        unpack_file(&piece_paths(&sink, &packed), out.path(), "fallback").unwrap();
     assert_eq!((name.as_str(), unpacked_size), ("disk.img", size));
     assert_eq!(digest, packed.uncompressed_digest);
     let target = out.path().join("disk.img");
     assert!(std::fs::read(&src).unwrap() == std::fs::read(&target).unwrap());
     assert!(allocated_bytes(&target).unwrap() <= allocated_bytes(&src).unwrap() + (64 << 10));
     let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
-    let seconds = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let seconds =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert_eq!(seconds(mtime(&target)), seconds(mtime(&src)));
 }
 
@@ -68,7 +85,10 @@ fn output_is_a_standard_gzip_file() {
     let mut decoder = flate2::read::GzDecoder::new(&stream[..]);
     let mut data = Vec::new();
     decoder.read_to_end(&mut data).unwrap();
-    assert_eq!(decoder.header().unwrap().filename(), Some(&b"my disk.img"[..]));
+    assert_eq!(
+        decoder.header().unwrap().filename(),
+        Some(&b"my disk.img"[..])
+    );
     assert_eq!(data, std::fs::read(&src).unwrap());
 }
 
@@ -98,7 +118,12 @@ fn a_qcow2_image_gets_the_qemu_mime_type() {
     assert!(status.success());
     assert_eq!(legacy::mime_for(&image).unwrap(), MIME_QCOW2);
     let sink = DirSink::new();
-    assert_eq!(pack_file(&image, "disk.qcow2", Some(1 << 20), &sink).unwrap().mime, MIME_QCOW2);
+    assert_eq!(
+        pack_file(&image, "disk.qcow2", Some(1 << 20), &sink)
+            .unwrap()
+            .mime,
+        MIME_QCOW2
+    );
 }
 
 #[test]
@@ -111,7 +136,10 @@ fn repacking_stores_no_new_blobs() {
     let commits = sink.commits.load(std::sync::atomic::Ordering::SeqCst);
     let second = pack_file(&src, "src.img", Some(8192), &sink).unwrap();
     assert_eq!(first, second);
-    assert_eq!(sink.commits.load(std::sync::atomic::Ordering::SeqCst), commits);
+    assert_eq!(
+        sink.commits.load(std::sync::atomic::Ordering::SeqCst),
+        commits
+    );
 }
 
 /// Asserts that unpacking fails as `check` says and leaves nothing in the output directory.
@@ -119,7 +147,11 @@ fn assert_fails(pieces: &[PathBuf], check: impl Fn(&DiskError) -> bool) {
     let out = tempfile::tempdir().unwrap();
     let err = unpack_file(pieces, out.path(), "fallback.img").unwrap_err();
     assert!(check(&err), "unexpected error: {err:?}");
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "a file was left behind after {err}");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "a file was left behind after {err}"
+    );
 }
 
 fn is_stream_error(err: &DiskError) -> bool {
@@ -202,7 +234,10 @@ fn existing_files_and_symlinks_are_never_overwritten() {
     let out = tempfile::tempdir().unwrap();
     std::fs::write(out.path().join("d.img"), b"precious").unwrap();
     assert!(unpack_file(&pieces, out.path(), "x").is_err());
-    assert_eq!(std::fs::read(out.path().join("d.img")).unwrap(), b"precious");
+    assert_eq!(
+        std::fs::read(out.path().join("d.img")).unwrap(),
+        b"precious"
+    );
 
     let out = tempfile::tempdir().unwrap();
     let victim = dir.path().join("victim");
@@ -210,5 +245,12 @@ fn existing_files_and_symlinks_are_never_overwritten() {
     std::os::unix::fs::symlink(&victim, out.path().join("d.img")).unwrap();
     assert!(unpack_file(&pieces, out.path(), "x").is_err());
     assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
-    assert!(out.path().join("d.img").symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        out.path()
+            .join("d.img")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }

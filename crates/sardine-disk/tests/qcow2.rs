@@ -7,8 +7,16 @@ use sardine_disk::DiskError;
 use sardine_disk::qcow2::{backing_chain, create_overlay, read_header};
 
 fn qemu_img(args: &[&str], dir: &Path) {
-    let output = Command::new("qemu-img").args(args).current_dir(dir).output().unwrap();
-    assert!(output.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("qemu-img")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// base.qcow2 <- mid.qcow2 <- top.qcow2, all with relative backing names, in `dir`.
@@ -28,11 +36,31 @@ fn headers_of_real_images() {
     assert_eq!(header.virtual_size, 256 << 20);
     assert_eq!(header.backing_file.as_deref(), Some("mid.qcow2"));
     assert_eq!(header.backing_format.as_deref(), Some("qcow2"));
-    let base = read_header(&dir.path().join("base.qcow2")).unwrap().unwrap();
+    let base = read_header(&dir.path().join("base.qcow2"))
+        .unwrap()
+        .unwrap();
     assert_eq!((base.backing_file, base.backing_format), (None, None));
 
-    qemu_img(&["create", "-q", "-f", "qcow2", "-o", "compat=0.10", "old.qcow2", "1M"], dir.path());
-    assert_eq!(read_header(&dir.path().join("old.qcow2")).unwrap().unwrap().version, 2);
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "compat=0.10",
+            "old.qcow2",
+            "1M",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        read_header(&dir.path().join("old.qcow2"))
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
     qemu_img(&["create", "-q", "-f", "raw", "raw.img", "1M"], dir.path());
     assert_eq!(read_header(&dir.path().join("raw.img")).unwrap(), None);
 }
@@ -43,7 +71,10 @@ fn backing_chain_follows_relative_names() {
     let top = three_layers(dir.path());
     let chain = backing_chain(&top).unwrap();
     let paths: Vec<_> = chain.iter().map(|e| e.path.clone()).collect();
-    assert_eq!(paths, ["top.qcow2", "mid.qcow2", "base.qcow2"].map(|n| dir.path().join(n)));
+    assert_eq!(
+        paths,
+        ["top.qcow2", "mid.qcow2", "base.qcow2"].map(|n| dir.path().join(n))
+    );
     let stored: Vec<_> = chain.iter().map(|e| e.stored_backing.as_deref()).collect();
     assert_eq!(stored, [Some("mid.qcow2"), Some("base.qcow2"), None]);
 }
@@ -52,7 +83,10 @@ fn backing_chain_follows_relative_names() {
 fn backing_chain_across_directories() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
-    qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "1M"], dir.path());
+    qemu_img(
+        &["create", "-q", "-f", "qcow2", "base.qcow2", "1M"],
+        dir.path(),
+    );
     create_overlay("../base.qcow2", &dir.path().join("sub/top.qcow2")).unwrap();
     let chain = backing_chain(&dir.path().join("sub/top.qcow2")).unwrap();
     assert_eq!(chain[1].path, dir.path().join("sub/../base.qcow2"));
@@ -87,8 +121,22 @@ fn a_missing_backing_file_is_an_error() {
 fn a_backing_loop_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let top = three_layers(dir.path());
-    qemu_img(&["rebase", "-u", "-F", "qcow2", "-b", "top.qcow2", "base.qcow2"], dir.path());
-    assert!(matches!(backing_chain(&top), Err(DiskError::BackingChainLoop { .. })));
+    qemu_img(
+        &[
+            "rebase",
+            "-u",
+            "-F",
+            "qcow2",
+            "-b",
+            "top.qcow2",
+            "base.qcow2",
+        ],
+        dir.path(),
+    );
+    assert!(matches!(
+        backing_chain(&top),
+        Err(DiskError::BackingChainLoop { .. })
+    ));
 }
 
 #[test]
@@ -96,7 +144,9 @@ fn create_overlay_reports_qemu_img_errors() {
     let dir = tempfile::tempdir().unwrap();
     let err = create_overlay("missing.qcow2", &dir.path().join("o.qcow2")).unwrap_err();
     match &err {
-        DiskError::QemuImgFailed { stderr, .. } => assert!(stderr.contains("missing.qcow2"), "{stderr}"),
+        DiskError::QemuImgFailed { stderr, .. } => {
+            assert!(stderr.contains("missing.qcow2"), "{stderr}")
+        }
         other => panic!("unexpected error {other:?}"),
     }
 }

@@ -21,17 +21,26 @@ impl DirSink {
         std::fs::create_dir(root.path().join("blobs")).unwrap();
         let temp = root.path().join("tmp");
         std::fs::create_dir(&temp).unwrap();
-        Self { root, temp, commits: AtomicUsize::new(0) }
+        Self {
+            root,
+            temp,
+            commits: AtomicUsize::new(0),
+        }
     }
 
     /// Where the blob with this digest is.
     pub fn blob(&self, digest: &str) -> PathBuf {
-        self.root.path().join("blobs").join(digest.strip_prefix("sha256:").unwrap())
+        self.root
+            .path()
+            .join("blobs")
+            .join(digest.strip_prefix("sha256:").unwrap())
     }
 
     /// Number of blobs in the store.
     pub fn blob_count(&self) -> usize {
-        std::fs::read_dir(self.root.path().join("blobs")).unwrap().count()
+        std::fs::read_dir(self.root.path().join("blobs"))
+            .unwrap()
+            .count()
     }
 
     /// Number of files left in the temp directory.
