@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{PackOptions, pack_file};
 use sardine_libvirt::{BootFile, DomainXml, Libvirt, VmState};
-use sardine_oci::layout::{Repo, Store};
+use sardine_oci::layout::{RepoSink, Store};
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
 use crate::format::{self, Descriptor, FileRole, ImageConfig, Manifest, RootFs};
 use crate::progress::Progress;
-use crate::sink::RepoSink;
 
 /// How disk files are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +87,9 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
 
     let repo = options.store.repo(options.reference.name())?;
     repo.init()?;
-    let sink = RepoSink::new(&repo, options.store.temp_dir()?);
+    // Held until the tag is written, so that garbage collection leaves our new blobs alone.
+    let _lock = repo.lock()?;
+    let sink = RepoSink::new(&repo)?;
 
     domain.anonymize();
     let domain_bytes = domain.to_xml()?.into_bytes();
@@ -120,14 +121,8 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     };
     let config_bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
     let (config_digest, config_size) = repo.put_blob_bytes(&config_bytes)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(format::MANIFEST_MEDIA_TYPE.into()),
-        config: Descriptor::new(format::CONFIG_MEDIA_TYPE, &config_digest, config_size),
-        layers,
-        annotations: Default::default(),
-    };
-    let manifest_bytes = manifest.to_bytes();
+    let manifest = Manifest::new(Descriptor::new(format::CONFIG_MEDIA_TYPE, &config_digest, config_size), layers);
+    let manifest_bytes = manifest.to_json();
     let (manifest_digest, manifest_size) = repo.put_blob_bytes(&manifest_bytes)?;
     let tag = options.reference.tag().unwrap_or("latest").to_owned();
     repo.set_tag(&manifest_digest, manifest_size, format::MANIFEST_MEDIA_TYPE, Some(&tag))?;
@@ -266,7 +261,7 @@ impl FileSet {
 
 /// Packs one file and returns its layers and diff_ids: one per chunk, or (legacy format, as
 /// 0.4.2 writes them) one for the whole file.
-fn pack(file: &ExportFile, options: &ExportOptions<'_>, sink: &RepoSink<'_>) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
+fn pack(file: &ExportFile, options: &ExportOptions<'_>, sink: &RepoSink) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
     let size = fs_err::metadata(&file.path)?.len();
     options.progress.start(&format!("exporting {}", file.name), size);
     let advance = |n: u64| options.progress.advance(n);
@@ -305,7 +300,7 @@ fn chunk_layer(file: &ExportFile, file_size: u64, chunk: &sardine_disk::chunked:
         (format::ANNOTATION_LENGTH, chunk.length.to_string()),
         (format::ANNOTATION_CHUNK_DIGEST, chunk.digest.clone()),
     ] {
-        layer.annotations.insert(key.to_owned(), value);
+        layer.set_annotation(key, &value);
     }
     layer
 }

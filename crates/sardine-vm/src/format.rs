@@ -14,8 +14,6 @@
 //! content (legacy images: one entry per file, as 0.4.2 writes them). `docs/format.md` is the
 //! full specification.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::ImageError;
@@ -46,107 +44,55 @@ pub const ANNOTATION_CHUNK_DIGEST: &str = "org.sardinecake.chunk.digest";
 
 /// The largest domain XML or sardine config we read.
 pub const MAX_SMALL_BLOB: u64 = 1 << 20;
-/// The largest manifest or config blob we read.
-pub const MAX_MANIFEST: u64 = 4 << 20;
 
-/// An OCI descriptor, as much of it as images of VMs use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type; 0.4.2 may leave it out for files of unknown type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// `sha256:<hex>`.
-    pub digest: String,
-    /// Size of the blob in bytes.
-    pub size: u64,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+pub use sardine_oci::manifest::{Descriptor, Manifest};
+
+/// Checks what import relies on in a manifest read from an untrusted source: an image
+/// manifest (not an index) whose config is an image config and whose digests are valid.
+pub fn check_manifest(manifest: &Manifest) -> Result<(), ImageError> {
+    if manifest.schema_version != 2 {
+        return Err(ImageError::Malformed { what: format!("unsupported schemaVersion {}", manifest.schema_version) });
+    }
+    if let Some(media_type) = &manifest.media_type {
+        if media_type != MANIFEST_MEDIA_TYPE && media_type != DOCKER_MANIFEST_MEDIA_TYPE {
+            return Err(ImageError::Malformed { what: format!("not an image manifest but {media_type}") });
+        }
+    }
+    let config_type = manifest.config.media_type();
+    if config_type != CONFIG_MEDIA_TYPE && config_type != DOCKER_CONFIG_MEDIA_TYPE {
+        return Err(ImageError::Malformed {
+            what: format!("the config has media type {config_type:?}, not {CONFIG_MEDIA_TYPE}"),
+        });
+    }
+    for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        check_digest(&descriptor.digest)?;
+    }
+    Ok(())
 }
 
-impl Descriptor {
-    /// A descriptor without annotations.
-    pub fn new(media_type: &str, digest: &str, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: Some(media_type.to_owned()),
-            digest: digest.to_owned(),
-            size,
-            annotations: BTreeMap::new(),
-        }
-    }
-
-    fn media_type(&self) -> &str {
-        self.media_type.as_deref().unwrap_or("")
-    }
-
-    fn annotation(&self, key: &str) -> Result<&str, ImageError> {
-        self.annotations.get(key).map(String::as_str).ok_or_else(|| ImageError::Malformed {
-            what: format!("layer {} has no annotation {key}", self.digest),
-        })
-    }
-
-    fn annotation_u64(&self, key: &str) -> Result<u64, ImageError> {
-        let value = self.annotation(key)?;
-        value.parse().map_err(|_| ImageError::Malformed {
-            what: format!("layer {}: annotation {key}={value:?} is not a number", self.digest),
-        })
-    }
-}
-
-/// An OCI image manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    /// Always 2.
-    pub schema_version: u32,
-    /// [`MANIFEST_MEDIA_TYPE`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// The config blob.
-    pub config: Descriptor,
-    /// The layers, in order.
-    pub layers: Vec<Descriptor>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-impl Manifest {
-    /// Parses and checks a manifest read from an untrusted source.
-    pub fn parse(bytes: &[u8]) -> Result<Manifest, ImageError> {
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ImageError::Malformed {
-            what: format!("the manifest is not valid JSON: {e}"),
-        })?;
-        if manifest.schema_version != 2 {
-            return Err(ImageError::Malformed { what: format!("unsupported schemaVersion {}", manifest.schema_version) });
-        }
-        if let Some(media_type) = &manifest.media_type {
-            if media_type != MANIFEST_MEDIA_TYPE && media_type != DOCKER_MANIFEST_MEDIA_TYPE {
-                return Err(ImageError::Malformed { what: format!("not an image manifest but {media_type}") });
-            }
-        }
-        if manifest.config.media_type() != CONFIG_MEDIA_TYPE
-            && manifest.config.media_type() != DOCKER_CONFIG_MEDIA_TYPE
-        {
-            return Err(ImageError::Malformed {
-                what: format!("the config has media type {:?}, not {CONFIG_MEDIA_TYPE}", manifest.config.media_type()),
-            });
-        }
-        for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            check_digest(&descriptor.digest)?;
-        }
-        Ok(manifest)
-    }
-
-    /// Serialises the manifest (deterministic bytes: the same image gives the same digest).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
-    }
+/// Parses and checks a manifest from untrusted bytes.
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ImageError> {
+    let manifest: Manifest = serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::Malformed { what: format!("the manifest is not valid JSON: {e}") })?;
+    check_manifest(&manifest)?;
+    Ok(manifest)
 }
 
 const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
+
+fn annotation<'a>(layer: &'a Descriptor, key: &str) -> Result<&'a str, ImageError> {
+    layer.annotation(key).ok_or_else(|| ImageError::Malformed {
+        what: format!("layer {} has no annotation {key}", layer.digest),
+    })
+}
+
+fn annotation_u64(layer: &Descriptor, key: &str) -> Result<u64, ImageError> {
+    let value = annotation(layer, key)?;
+    value.parse().map_err(|_| ImageError::Malformed {
+        what: format!("layer {}: annotation {key}={value:?} is not a number", layer.digest),
+    })
+}
 
 /// Checks that `digest` is `sha256:` and 64 lowercase hex digits.
 pub fn check_digest(digest: &str) -> Result<(), ImageError> {
@@ -293,17 +239,17 @@ fn bounded(layer: &Descriptor, max: u64) -> Result<&Descriptor, ImageError> {
 }
 
 fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), ImageError> {
-    let name = plain_file_name(layer.annotation(ANNOTATION_TITLE)?)?.to_owned();
-    let role = match layer.annotations.get(ANNOTATION_ROLE) {
+    let name = plain_file_name(annotation(layer, ANNOTATION_TITLE)?)?.to_owned();
+    let role = match layer.annotation(ANNOTATION_ROLE) {
         Some(role) => FileRole::parse(role)?,
         None => FileRole::Disk,
     };
-    let size = layer.annotation_u64(ANNOTATION_FILE_SIZE)?;
+    let size = annotation_u64(layer, ANNOTATION_FILE_SIZE)?;
     let chunk = Chunk {
         blob: layer.clone(),
-        offset: layer.annotation_u64(ANNOTATION_OFFSET)?,
-        length: layer.annotation_u64(ANNOTATION_LENGTH)?,
-        digest: layer.annotation(ANNOTATION_CHUNK_DIGEST)?.to_owned(),
+        offset: annotation_u64(layer, ANNOTATION_OFFSET)?,
+        length: annotation_u64(layer, ANNOTATION_LENGTH)?,
+        digest: annotation(layer, ANNOTATION_CHUNK_DIGEST)?.to_owned(),
     };
     check_digest(&chunk.digest)?;
     let existing = files.iter_mut().find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
@@ -446,19 +392,13 @@ mod tests {
             (ANNOTATION_LENGTH, length.to_string()),
             (ANNOTATION_CHUNK_DIGEST, D1.to_owned()),
         ] {
-            d.annotations.insert(k.to_owned(), v);
+            d.set_annotation(k, &v);
         }
         d
     }
 
     fn manifest(layers: Vec<Descriptor>) -> Manifest {
-        Manifest {
-            schema_version: 2,
-            media_type: Some(MANIFEST_MEDIA_TYPE.into()),
-            config: Descriptor::new(CONFIG_MEDIA_TYPE, D1, 2),
-            layers,
-            annotations: BTreeMap::new(),
-        }
+        Manifest::new(Descriptor::new(CONFIG_MEDIA_TYPE, D1, 2), layers)
     }
 
     #[test]
@@ -523,12 +463,12 @@ mod tests {
 
     #[test]
     fn manifest_parse_rejects_garbage() {
-        assert!(Manifest::parse(b"{").is_err());
-        assert!(Manifest::parse(br#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#).is_err());
+        assert!(parse_manifest(b"{").is_err());
+        assert!(parse_manifest(br#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#).is_err());
         let bad_digest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:zz","size":1},"layers":[]}"#;
-        assert!(Manifest::parse(bad_digest).is_err());
+        assert!(parse_manifest(bad_digest).is_err());
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},"layers":[]}"#;
-        assert!(Manifest::parse(index).is_err());
+        assert!(parse_manifest(index).is_err());
     }
 
     #[test]

@@ -80,9 +80,9 @@ impl LocalImage {
             return Err(not_found(None));
         }
         let descriptor = repo.resolve(reference.tag(), reference.digest()).map_err(|e| not_found(Some(e)))?;
-        let manifest_digest = descriptor.digest().to_string();
-        let bytes = repo.read_blob(&manifest_digest, format::MAX_MANIFEST)?;
-        let manifest = Manifest::parse(&bytes)?;
+        let manifest_digest = descriptor.digest.clone();
+        let manifest = repo.read_manifest(&descriptor)?;
+        format::check_manifest(&manifest)?;
         let layers = ImageLayers::from_manifest(&manifest)?;
         Ok(LocalImage { repo, manifest_digest, manifest, layers })
     }

@@ -12,7 +12,6 @@ pub mod import;
 pub mod list;
 mod progress;
 pub mod remove;
-mod sink;
 pub mod vmconfig;
 
 pub use error::ImageError;
