@@ -96,8 +96,20 @@ pub(crate) fn is_transient_status(status: StatusCode) -> bool {
 }
 
 /// Connection-level failures that a new attempt may not see again.
+///
+/// A body that breaks off while being read shows up as a decode error wrapping a body error.
 pub(crate) fn is_transient_transport(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+    if err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        if inner.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_body) {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -1,0 +1,226 @@
+//! Test helpers: a real `docker-registry` on 127.0.0.1, a scripted fake registry, random blobs.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::RngCore as _;
+use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A `docker-registry serve` process on a free loopback port, killed on drop.
+pub struct Registry {
+    child: Child,
+    /// "127.0.0.1:PORT".
+    pub addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// A registry without authentication.
+    pub fn start() -> Registry {
+        Registry::spawn(None)
+    }
+
+    /// A registry with htpasswd (Basic) authentication for one user.
+    pub fn start_with_auth(user: &str, password: &str) -> Registry {
+        Registry::spawn(Some((user, password)))
+    }
+
+    fn spawn(auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let storage = dir.path().join("storage");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            storage.display()
+        );
+        if let Some((user, password)) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
+            assert!(out.status.success(), "htpasswd failed");
+            fs_err::write(&htpasswd, out.stdout).unwrap();
+            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", htpasswd.display()));
+        }
+        let config_path = dir.path().join("config.yml");
+        fs_err::write(&config_path, config).unwrap();
+        let log = fs_err::File::create(dir.path().join("registry.log")).unwrap().into_file();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is installed (scripts/setup-testbed)");
+        let registry = Registry { child, addr, dir };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(&self.addr) {
+                let _ = stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry on {} did not start; log:\n{}", self.addr, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        fs_err::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// A client with fast retries.
+    pub fn client(&self, credentials: Option<Credentials>, chunk: Option<u64>) -> RegistryClient {
+        RegistryClient::new(&self.addr, options(credentials, chunk)).unwrap()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Client options with short retry delays.
+pub fn options(credentials: Option<Credentials>, chunk: Option<u64>) -> ClientOptions {
+    ClientOptions {
+        credentials,
+        upload_chunk_size: chunk,
+        retry_base_delay: Duration::from_millis(10),
+        max_retries: 3,
+        ..ClientOptions::default()
+    }
+}
+
+/// Random bytes.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut data = vec![0; len];
+    rand::rng().fill_bytes(&mut data);
+    data
+}
+
+pub fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// Writes random bytes to `path` and returns them with their digest.
+pub fn random_file(path: &Path, len: usize) -> (Vec<u8>, String) {
+    let data = random_bytes(len);
+    fs_err::write(path, &data).unwrap();
+    let digest = digest_of(&data);
+    (data, digest)
+}
+
+/// A request as seen by [`FakeRegistry`].
+#[derive(Debug, Clone)]
+pub struct FakeRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl FakeRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Builds the response for the n-th request (counted from 0).
+pub type Responder = dyn Fn(usize, &FakeRequest) -> Vec<u8> + Send + Sync;
+
+/// A hand-written HTTP/1.1 server that answers each request with scripted raw bytes and closes
+/// the connection. Stops when dropped.
+pub struct FakeRegistry {
+    pub addr: String,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeRegistry {
+    pub async fn start(respond: Arc<Responder>) -> FakeRegistry {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&requests);
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let Some(request) = read_request(&mut stream).await else { continue };
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let answer = respond(n, &request);
+                let _ = stream.write_all(&answer).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        FakeRegistry { addr, requests, task }
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn client(&self) -> RegistryClient {
+        RegistryClient::new(&self.addr, options(None, None)).unwrap()
+    }
+}
+
+impl Drop for FakeRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads a request head and a body announced with `Content-Length`.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<FakeRequest> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut request = FakeRequest { method, path, headers, body: Vec::new() };
+    let len: usize = request.header("Content-Length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    request.body.resize(len, 0);
+    stream.read_exact(&mut request.body).await.ok()?;
+    Some(request)
+}
+
+/// A raw HTTP response with the given status line, extra headers and body.
+pub fn response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
