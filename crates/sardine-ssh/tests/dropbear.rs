@@ -161,6 +161,34 @@ async fn silent_server_hits_the_attempt_timeout() {
 }
 
 #[tokio::test]
+async fn server_closing_during_the_handshake_is_retried() {
+    // Accepts TCP connections and hangs up at once, like an SSH server that is still starting.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _hang_up = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let target = target(port, vec![Auth::Password(TEST_PASSWORD.to_owned())]);
+    let err = Session::connect(&target, CONNECT_TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SshError::Handshake { .. }), "{err:?}");
+    assert!(err.is_retryable(), "{err:?}");
+    let err = Session::connect_with_retry(&target, Duration::from_millis(1200))
+        .await
+        .unwrap_err();
+    match err {
+        SshError::GaveUp { attempts, last, .. } => {
+            assert!(attempts >= 2, "{attempts}");
+            assert!(matches!(*last, SshError::Handshake { .. }), "{last:?}");
+        }
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn exit_codes_and_signals_are_reported() {
     let server = Dropbear::start();
     let session = login(&server).await;
