@@ -25,7 +25,7 @@
 //! bytes is rejected before anything past its range is written. The output is created fresh, extended to
 //! `size`, and only its non-zero 4 KiB blocks are written, so holes stay holes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -394,6 +394,7 @@ pub fn unpack_file(
         progress,
         next: AtomicUsize::new(0),
         failed: AtomicBool::new(false),
+        zero_chunks: Mutex::new(HashSet::new()),
     };
     run_workers(threads.min(chunks.len()), || job.worker())?;
     file.sync_all().map_err(DiskError::io("flush", target))?;
@@ -479,6 +480,9 @@ struct UnpackJob<'a> {
     progress: &'a (dyn Fn(u64) + Sync),
     next: AtomicUsize,
     failed: AtomicBool,
+    /// Chunks already verified to be all zeros, as (blob digest, length, digest): a chunk with the same
+    /// key is skipped, since the freshly extended file already reads as zeros there.
+    zero_chunks: Mutex<HashSet<(String, u64, String)>>,
 }
 
 impl UnpackJob<'_> {
@@ -500,6 +504,20 @@ impl UnpackJob<'_> {
 
     /// Decompresses one chunk into place and verifies it and its blob.
     fn unpack_chunk(&self, chunk: &ChunkSource, buf: &mut [u8]) -> Result<(), DiskError> {
+        let key = (
+            chunk.blob_digest.clone(),
+            chunk.length,
+            chunk.digest.clone(),
+        );
+        let mut zero_chunks = || {
+            self.zero_chunks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if zero_chunks().contains(&key) {
+            (self.progress)(chunk.length);
+            return Ok(());
+        }
         let blob = fs_err::File::open(&chunk.blob)
             .map_err(DiskError::io("open chunk blob", &chunk.blob))?;
         let actual = blob
@@ -533,7 +551,7 @@ impl UnpackJob<'_> {
                 actual: blob_digest,
             });
         }
-        let digest = decoded?;
+        let (digest, all_zero) = decoded?;
         if digest != chunk.digest {
             return Err(DiskError::ChunkDigestMismatch {
                 target: self.target.to_path_buf(),
@@ -542,16 +560,20 @@ impl UnpackJob<'_> {
                 actual: digest,
             });
         }
+        if all_zero {
+            zero_chunks().insert(key);
+        }
         Ok(())
     }
 
-    /// Decompresses a chunk from `blob`, writes it sparsely and returns the digest of its bytes.
+    /// Decompresses a chunk from `blob`, writes it sparsely and returns the digest of its bytes and
+    /// whether they were all zeros.
     fn decode_chunk(
         &self,
         chunk: &ChunkSource,
         blob: &mut impl Read,
         buf: &mut [u8],
-    ) -> Result<String, DiskError> {
+    ) -> Result<(String, bool), DiskError> {
         let decode_error = |source| DiskError::Decompress {
             blob: chunk.blob.clone(),
             source,
@@ -561,6 +583,7 @@ impl UnpackJob<'_> {
                 .map_err(decode_error)?;
         let mut hasher = Sha256::new();
         let mut done = 0u64;
+        let mut written = 0u64;
         loop {
             let n = fill(&mut decoder, buf).map_err(decode_error)?;
             if n == 0 {
@@ -570,7 +593,7 @@ impl UnpackJob<'_> {
                 return Err(self.length_error(chunk, done + n as u64));
             }
             hasher.update(&buf[..n]);
-            sparse::write_sparse_at(self.file.file(), chunk.offset + done, &buf[..n])
+            written += sparse::write_sparse_at(self.file.file(), chunk.offset + done, &buf[..n])
                 .map_err(DiskError::io("write", self.target))?;
             done += n as u64;
             (self.progress)(n as u64);
@@ -578,7 +601,7 @@ impl UnpackJob<'_> {
         if done != chunk.length {
             return Err(self.length_error(chunk, done));
         }
-        Ok(digest::format(hasher))
+        Ok((digest::format(hasher), written == 0))
     }
 
     /// The error for a chunk that decompressed to `actual` bytes.
