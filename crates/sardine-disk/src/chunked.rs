@@ -509,7 +509,7 @@ impl UnpackJob<'_> {
             chunk.length,
             chunk.digest.clone(),
         );
-        let mut zero_chunks = || {
+        let zero_chunks = || {
             self.zero_chunks
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
