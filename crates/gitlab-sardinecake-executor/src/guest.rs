@@ -1,0 +1,282 @@
+//! Talking to the job's VM: its address, the SSH login, and running a script in it.
+//!
+//! Credentials: each of user, password and port comes from the settings (command line, config
+//! file) if set there, else from the image's sardine config (its first user; the port of its
+//! `ssh` service), else the built-in `vagrant`/`vagrant`/22. Key files come first, then the
+//! password; nothing else is tried (no agent, no default keys: W15).
+//!
+//! Scripts are uploaded as bytes (any encoding survives, W16) to a private file in the guest's
+//! temp directory and run there by `bash` with stdin from /dev/null, in a process group of
+//! their own, so that a cancellation (SIGTERM) reaches every process of the script.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sardine_libvirt::{AddressSource, Libvirt};
+use sardine_ssh::{Auth, ExitStatus, Session, SshError, Target};
+use serde_json::Value;
+
+use crate::settings::Settings;
+
+/// Built-in SSH user and password, as sardinecake 0.4.2 (Vagrant's convention).
+pub const DEFAULT_CREDENTIAL: &str = "vagrant";
+/// Where guest addresses are looked for, in this order.
+pub const ADDRESS_SOURCES: [AddressSource; 3] = [AddressSource::Lease, AddressSource::Arp, AddressSource::Agent];
+
+/// The SSH login for the guest at `host`.
+pub fn ssh_target(settings: &Settings, image_config: Option<&Value>, host: &str) -> anyhow::Result<Target> {
+    let image_user = image_config.and_then(sardine_vm::vmconfig::first_user);
+    let user = settings
+        .username
+        .clone()
+        .or_else(|| image_user.as_ref().map(|(user, _)| user.clone()))
+        .unwrap_or_else(|| DEFAULT_CREDENTIAL.to_owned());
+    let password = settings
+        .password
+        .clone()
+        .or_else(|| image_user.map(|(_, password)| password))
+        .unwrap_or_else(|| DEFAULT_CREDENTIAL.to_owned());
+    let port = settings.ssh_port.or_else(|| image_config.and_then(image_ssh_port)).unwrap_or(22);
+    let mut auth: Vec<Auth> = match &settings.identity_file {
+        Some(path) => key_files(path)?.into_iter().map(|path| Auth::KeyFile { path, passphrase: None }).collect(),
+        None => Vec::new(),
+    };
+    auth.push(Auth::Password(password));
+    Ok(Target { host: host.to_owned(), port, user, auth })
+}
+
+/// The SSH port an image announces: its `ssh` service, or (as 0.4.2 read it) its first user's
+/// `port`.
+fn image_ssh_port(config: &Value) -> Option<u16> {
+    let service = config.get("services")?.as_array().and_then(|services| {
+        services.iter().find(|s| {
+            s.get("service").and_then(Value::as_str) == Some("ssh")
+                && s.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "tcp")
+        })
+    });
+    let port = match service {
+        Some(service) => service.get("port"),
+        None => config.get("users")?.as_array()?.first()?.get("port"),
+    };
+    port.and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)
+}
+
+/// The key file itself, or the private keys (`id_*` without `.pub`) of a directory, by full
+/// path (0.4.2 used their bare names).
+fn key_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut keys = Vec::new();
+    for entry in fs_err::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("id_") && !name.ends_with(".pub") && entry.path().is_file() {
+            keys.push(entry.path());
+        }
+    }
+    keys.sort();
+    if keys.is_empty() {
+        bail!("identity-file {} is a directory without private keys (id_*)", path.display());
+    }
+    Ok(keys)
+}
+
+/// Whether the job's VM exists.
+pub async fn vm_exists(connect: Option<&str>, name: &str) -> anyhow::Result<bool> {
+    let (connect, name) = (connect.map(str::to_owned), name.to_owned());
+    blocking(move || Ok(Libvirt::open(connect.as_deref())?.lookup(&name)?.is_some())).await
+}
+
+/// The address of the VM `name`, waiting up to `timeout` for one to appear.
+pub async fn address(connect: Option<&str>, name: &str, timeout: Duration) -> anyhow::Result<IpAddr> {
+    let (connect, name) = (connect.map(str::to_owned), name.to_owned());
+    blocking(move || {
+        let libvirt = Libvirt::open(connect.as_deref())?;
+        let Some(vm) = libvirt.lookup(&name)? else {
+            bail!("the job's VM {name} does not exist (any more); did prepare succeed, or was the VM destroyed?");
+        };
+        Ok(vm.wait_for_address(timeout, &ADDRESS_SOURCES)?)
+    })
+    .await
+}
+
+/// Runs a blocking libvirt call off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await.context("a libvirt task died")?
+}
+
+/// Logs in, retrying while the guest's SSH server starts, until `deadline` has passed.
+pub async fn connect(target: &Target, deadline: Duration) -> anyhow::Result<Session> {
+    Session::connect_with_retry(target, deadline)
+        .await
+        .with_context(|| format!("cannot log in to the job's VM as {}@{}:{}", target.user, target.host, target.port))
+}
+
+/// How a script run ended.
+#[derive(Debug)]
+pub enum ScriptEnd {
+    /// It ran to the end with this status.
+    Finished(ExitStatus),
+    /// The runner cancelled it (SIGTERM); the script was sent SIGTERM too.
+    Cancelled,
+}
+
+/// Uploads `script` to the guest and runs it with `bash`, streaming its output to ours. Errors
+/// are failures of the connection or the guest, not of the script.
+pub async fn run_script(
+    session: &Session,
+    script: &[u8],
+    file_name: &str,
+    cancel: impl Future<Output = ()>,
+) -> anyhow::Result<ScriptEnd> {
+    let path = format!("\"${{TMPDIR:-/tmp}}\"/{file_name}");
+    let mut stderr = tokio::io::stderr();
+    let upload = format!("umask 077 && cat > {path}");
+    let status = session
+        .exec(&upload, Some(script), &mut tokio::io::sink(), &mut stderr)
+        .await
+        .context("cannot upload the script to the job's VM")?;
+    if !status.success() {
+        bail!("cannot upload the script to the job's VM: `{upload}` ended with {status}");
+    }
+    let mut stdout = tokio::io::stdout();
+    match session.exec_cancellable(&wrapper(&path), None, &mut stdout, &mut stderr, cancel).await {
+        Ok(status) => Ok(ScriptEnd::Finished(status)),
+        Err(SshError::Cancelled) => Ok(ScriptEnd::Cancelled),
+        Err(e) => Err(e).context("running the script in the job's VM failed (connection lost?)"),
+    }
+}
+
+/// The POSIX shell command that runs the uploaded script at `path` (a shell word) in its own
+/// process group, forwards SIGTERM/SIGHUP/SIGINT to that whole group, deletes the script and
+/// exits with the script's status.
+fn wrapper(path: &str) -> String {
+    format!(
+        "f={path}; pid=\n\
+         trap '[ -n \"$pid\" ] && {{ kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null; }}' TERM HUP INT\n\
+         set -m 2>/dev/null\n\
+         bash \"$f\" </dev/null &\n\
+         pid=$!\n\
+         while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n\
+         rm -f \"$f\"\n\
+         exit \"$rc\"\n"
+    )
+}
+
+/// A file name for a script in the guest: unique per job, stage and process, safe unquoted.
+pub fn remote_file_name(vm_name: &str, stage: &str) -> String {
+    let safe = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(64).collect()
+    };
+    format!("sardinecake-{}-{}-{}.sh", safe(vm_name), safe(stage), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::SharedOptions;
+    use serde_json::json;
+
+    fn settings() -> Settings {
+        let config = sardine_config::Config::default();
+        crate::settings::resolve(&SharedOptions::default(), &config, Some("reg.example/vm:1")).unwrap()
+    }
+
+    #[test]
+    fn built_in_credentials() {
+        let target = ssh_target(&settings(), None, "10.0.0.2").unwrap();
+        assert_eq!(target.user, "vagrant");
+        assert_eq!(target.port, 22);
+        assert_eq!(target.auth, [Auth::Password("vagrant".into())]);
+    }
+
+    #[test]
+    fn the_image_supplies_defaults_and_settings_win() {
+        let config = json!({
+            "users": [{"username": "root", "password": "sardine"}],
+            "services": [{"service": "ssh", "port": 2222, "protocol": "tcp"}]
+        });
+        let target = ssh_target(&settings(), Some(&config), "h").unwrap();
+        assert_eq!((target.user.as_str(), target.port), ("root", 2222));
+        assert_eq!(target.auth, [Auth::Password("sardine".into())]);
+
+        let mut explicit = settings();
+        explicit.username = Some("admin".into());
+        explicit.ssh_port = Some(22);
+        let target = ssh_target(&explicit, Some(&config), "h").unwrap();
+        assert_eq!((target.user.as_str(), target.port), ("admin", 22));
+        assert_eq!(target.auth, [Auth::Password("sardine".into())], "each value separately");
+    }
+
+    #[test]
+    fn legacy_user_port() {
+        let config = json!({"users": [{"username": "u", "password": "p", "port": 2022}]});
+        assert_eq!(image_ssh_port(&config), Some(2022));
+        assert_eq!(image_ssh_port(&json!({})), None);
+    }
+
+    #[test]
+    fn key_directories_give_their_private_keys_by_full_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["id_ed25519", "id_ed25519.pub", "id_rsa", "known_hosts"] {
+            fs_err::write(dir.path().join(name), "x").unwrap();
+        }
+        let keys = key_files(dir.path()).unwrap();
+        assert_eq!(keys, [dir.path().join("id_ed25519"), dir.path().join("id_rsa")]);
+        let mut with_keys = settings();
+        with_keys.identity_file = Some(dir.path().to_path_buf());
+        let target = ssh_target(&with_keys, None, "h").unwrap();
+        assert_eq!(target.auth.len(), 3, "two keys, then the password");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(key_files(empty.path()).is_err());
+    }
+
+    #[test]
+    fn remote_file_names_are_plain() {
+        let name = remote_file_name("gitlab-42", "step_my release/../x");
+        assert!(name.starts_with("sardinecake-gitlab-42-step_my_release____x-"), "{name}");
+        assert!(name.ends_with(".sh"));
+    }
+
+    #[test]
+    fn wrapper_runs_the_script_with_bash_and_keeps_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s.sh");
+        fs_err::write(&script, "#!/usr/bin/env bash\necho out; echo err >&2; exit 3\n").unwrap();
+        let command = wrapper(&format!("'{}'", script.display()));
+        let output = std::process::Command::new("sh").arg("-c").arg(&command).output().unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
+        assert!(!script.exists(), "the script is deleted afterwards");
+    }
+
+    #[test]
+    fn wrapper_forwards_sigterm_to_the_whole_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s.sh");
+        let marker = dir.path().join("still-running");
+        let body = format!(
+            "trap 'exit 1' TERM\n: | (trap 'exit 1' TERM; sleep 30; touch '{}')\n",
+            marker.display()
+        );
+        fs_err::write(&script, body).unwrap();
+        let command = wrapper(&format!("'{}'", script.display()));
+        let mut child = std::process::Command::new("sh").arg("-c").arg(&command).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let start = std::time::Instant::now();
+        kill_term(child.id());
+        let status = child.wait().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(10), "the script stopped promptly");
+        assert_eq!(status.code(), Some(1), "the script's TERM trap ran");
+        assert!(!marker.exists());
+    }
+
+    fn kill_term(pid: u32) {
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
