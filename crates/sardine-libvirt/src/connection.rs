@@ -79,7 +79,12 @@ fn silence_libvirt_errors() {
 
 /// Formats libvirt's `major * 1_000_000 + minor * 1_000 + release` version numbers.
 pub fn format_version(version: u32) -> String {
-    format!("{}.{}.{}", version / 1_000_000, version / 1_000 % 1_000, version % 1_000)
+    format!(
+        "{}.{}.{}",
+        version / 1_000_000,
+        version / 1_000 % 1_000,
+        version % 1_000
+    )
 }
 
 /// Where [`Vm::addresses`] asks for a guest's addresses.
@@ -148,14 +153,16 @@ impl Libvirt {
     /// Opens a read-only connection (enough for lookups and XML).
     pub fn open_read_only(uri: Option<&str>) -> Result<Self, LibvirtError> {
         silence_libvirt_errors();
-        let conn =
-            Connect::open_read_only(uri).map_err(LibvirtError::call(describe_open(uri, "read-only ")))?;
+        let conn = Connect::open_read_only(uri)
+            .map_err(LibvirtError::call(describe_open(uri, "read-only ")))?;
         Ok(Self { conn })
     }
 
     /// The URI libvirt actually connected to.
     pub fn uri(&self) -> String {
-        self.conn.uri().unwrap_or_else(|_| "(unknown libvirt URI)".to_owned())
+        self.conn
+            .uri()
+            .unwrap_or_else(|_| "(unknown libvirt URI)".to_owned())
     }
 
     /// `(library version, hypervisor driver type, hypervisor version)`, e.g.
@@ -175,7 +182,9 @@ impl Libvirt {
 
     /// The libvirt library version as libvirt's number (`9_000_000` for 9.0.0).
     pub fn lib_version_number(&self) -> Result<u32, LibvirtError> {
-        self.conn.lib_version().map_err(LibvirtError::call("asking for the libvirt version"))
+        self.conn
+            .lib_version()
+            .map_err(LibvirtError::call("asking for the libvirt version"))
     }
 
     /// Finds a VM by name, then by UUID; `None` when there is none.
@@ -198,21 +207,30 @@ impl Libvirt {
 
     /// Every VM, running or defined.
     pub fn list(&self) -> Result<Vec<Vm>, LibvirtError> {
-        let domains = self.conn.list_all_domains(0).map_err(LibvirtError::call("listing VMs"))?;
+        let domains = self
+            .conn
+            .list_all_domains(0)
+            .map_err(LibvirtError::call("listing VMs"))?;
         domains.into_iter().map(Vm::new).collect()
     }
 
     /// Defines a persistent VM (not started).
     pub fn define(&self, xml: &str) -> Result<Vm, LibvirtError> {
         let action = format!("defining VM '{}'", name_in(xml));
-        let domain = self.conn.define_domain_xml(xml).map_err(LibvirtError::call(action))?;
+        let domain = self
+            .conn
+            .define_domain_xml(xml)
+            .map_err(LibvirtError::call(action))?;
         Vm::new(domain)
     }
 
     /// Creates and starts a transient VM, which disappears when it stops.
     pub fn create_transient(&self, xml: &str) -> Result<Vm, LibvirtError> {
         let action = format!("starting transient VM '{}'", name_in(xml));
-        let domain = self.conn.create_domain_xml(xml, 0).map_err(LibvirtError::call(action))?;
+        let domain = self
+            .conn
+            .create_domain_xml(xml, 0)
+            .map_err(LibvirtError::call(action))?;
         Vm::new(domain)
     }
 }
@@ -241,16 +259,21 @@ pub struct Vm {
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vm").field("name", &self.name).field("uuid", &self.uuid).finish()
+        f.debug_struct("Vm")
+            .field("name", &self.name)
+            .field("uuid", &self.uuid)
+            .finish()
     }
 }
 
 impl Vm {
     fn new(domain: Domain) -> Result<Self, LibvirtError> {
-        let name = domain.name().map_err(LibvirtError::call("reading a VM's name"))?;
-        let uuid = domain
-            .uuid()
-            .map_err(LibvirtError::call(format!("reading the UUID of VM '{name}'")))?;
+        let name = domain
+            .name()
+            .map_err(LibvirtError::call("reading a VM's name"))?;
+        let uuid = domain.uuid().map_err(LibvirtError::call(format!(
+            "reading the UUID of VM '{name}'"
+        )))?;
         Ok(Self { domain, name, uuid })
     }
 
@@ -270,14 +293,23 @@ impl Vm {
 
     /// The domain XML: the persistent definition with `inactive`, otherwise the live one.
     pub fn xml(&self, inactive: bool) -> Result<String, LibvirtError> {
-        let flags = if inactive { virt::sys::VIR_DOMAIN_XML_INACTIVE } else { 0 };
-        self.domain.xml_desc(flags).map_err(self.call("reading the XML of"))
+        let flags = if inactive {
+            virt::sys::VIR_DOMAIN_XML_INACTIVE
+        } else {
+            0
+        };
+        self.domain
+            .xml_desc(flags)
+            .map_err(self.call("reading the XML of"))
     }
 
     /// The current run state.
     pub fn state(&self) -> Result<VmState, LibvirtError> {
         // virt 0.5 ignores virDomainGetState's failure and reports the state as unknown -1.
-        let (state, _) = self.domain.state().map_err(self.call("reading the state of"))?;
+        let (state, _) = self
+            .domain
+            .state()
+            .map_err(self.call("reading the state of"))?;
         Ok(match state {
             Enum::Known(DomainState::Running | DomainState::Blocked) => VmState::Running,
             Enum::Known(DomainState::Paused | DomainState::PMSuspended) => VmState::Paused,
@@ -285,7 +317,9 @@ impl Vm {
             Enum::Known(_) => VmState::Other,
             Enum::Unknown(_) => {
                 // Ask again in a way that does report errors (e.g. the domain vanished).
-                self.domain.is_active().map_err(self.call("reading the state of"))?;
+                self.domain
+                    .is_active()
+                    .map_err(self.call("reading the state of"))?;
                 VmState::Other
             }
         })
@@ -293,33 +327,48 @@ impl Vm {
 
     /// Whether the VM stays defined when it stops.
     pub fn is_persistent(&self) -> Result<bool, LibvirtError> {
-        self.domain.is_persistent().map_err(self.call("checking persistence of"))
+        self.domain
+            .is_persistent()
+            .map_err(self.call("checking persistence of"))
     }
 
     /// Starts a defined VM.
     pub fn start(&self) -> Result<(), LibvirtError> {
-        self.domain.create().map(drop).map_err(self.call("starting"))
+        self.domain
+            .create()
+            .map(drop)
+            .map_err(self.call("starting"))
     }
 
     /// Asks the guest to shut down (ACPI or agent); see [`Vm::wait_for_shutoff`].
     pub fn shutdown(&self) -> Result<(), LibvirtError> {
-        self.domain.shutdown().map(drop).map_err(self.call("shutting down"))
+        self.domain
+            .shutdown()
+            .map(drop)
+            .map_err(self.call("shutting down"))
     }
 
     /// Stops the VM at once (pulls the plug). A transient VM disappears.
     pub fn destroy(&self) -> Result<(), LibvirtError> {
-        self.domain.destroy().map(drop).map_err(self.call("destroying"))
+        self.domain
+            .destroy()
+            .map(drop)
+            .map_err(self.call("destroying"))
     }
 
     /// Removes the persistent definition, with its NVRAM file and managed-save image. Falls back
     /// to a plain undefine for drivers that do not know these flags.
     pub fn undefine(&self) -> Result<(), LibvirtError> {
-        let flags = virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM | virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
+        let flags =
+            virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM | virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
         match self.domain.undefine_flags(flags) {
             Ok(_) => Ok(()),
             Err(e) if unsupported(&e) => {
                 tracing::debug!(vm = %self.name, error = %e, "undefine with NVRAM flags unsupported, retrying without");
-                self.domain.undefine().map(drop).map_err(self.call("undefining"))
+                self.domain
+                    .undefine()
+                    .map(drop)
+                    .map_err(self.call("undefining"))
             }
             Err(e) => Err(self.call("undefining")(e)),
         }
@@ -330,7 +379,10 @@ impl Vm {
         let interfaces = self
             .domain
             .interface_addresses(source.raw(), 0)
-            .map_err(self.call(&format!("asking ({}) for the addresses of", source.as_str())))?;
+            .map_err(self.call(&format!(
+                "asking ({}) for the addresses of",
+                source.as_str()
+            )))?;
         Ok(interfaces
             .iter()
             .flat_map(|interface| &interface.addrs)
@@ -340,7 +392,11 @@ impl Vm {
 
     /// Polls `sources` in order every 250 ms until one reports a usable IPv4 address (not
     /// loopback, not link-local) or `timeout` passes.
-    pub fn wait_for_address(&self, timeout: Duration, sources: &[AddressSource]) -> Result<IpAddr, LibvirtError> {
+    pub fn wait_for_address(
+        &self,
+        timeout: Duration,
+        sources: &[AddressSource],
+    ) -> Result<IpAddr, LibvirtError> {
         let start = Instant::now();
         let mut last_errors: Vec<(AddressSource, String)> = Vec::new();
         loop {
@@ -379,7 +435,10 @@ impl Vm {
                 Ok(_) => {}
             }
             if start.elapsed() >= timeout {
-                return Err(LibvirtError::StillRunning { vm: self.name.clone(), waited: start.elapsed() });
+                return Err(LibvirtError::StillRunning {
+                    vm: self.name.clone(),
+                    waited: start.elapsed(),
+                });
             }
             thread::sleep(POLL_INTERVAL);
         }
@@ -387,7 +446,11 @@ impl Vm {
 }
 
 fn unsupported(error: &virt::error::Error) -> bool {
-    error.code().is_any(vec![ErrorNumber::NoSupport, ErrorNumber::ArgumentUnsupported, ErrorNumber::InvalidArg])
+    error.code().is_any(vec![
+        ErrorNumber::NoSupport,
+        ErrorNumber::ArgumentUnsupported,
+        ErrorNumber::InvalidArg,
+    ])
 }
 
 fn is_usable_ipv4(address: &IpAddr) -> bool {

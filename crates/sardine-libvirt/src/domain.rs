@@ -27,7 +27,9 @@ pub const MAX_DOMAIN_XML_BYTES: usize = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     /// The document is larger than [`MAX_DOMAIN_XML_BYTES`].
-    #[error("the domain XML is {size} bytes, more than the limit of {limit} bytes; is this really a libvirt domain?")]
+    #[error(
+        "the domain XML is {size} bytes, more than the limit of {limit} bytes; is this really a libvirt domain?"
+    )]
     TooLarge {
         /// The document's size.
         size: usize,
@@ -35,7 +37,9 @@ pub enum DomainError {
         limit: usize,
     },
     /// The document has a `<!DOCTYPE>` (which could declare entities); libvirt XML never has one.
-    #[error("the domain XML contains a document type declaration (<!DOCTYPE ...>), which libvirt domain XML never has")]
+    #[error(
+        "the domain XML contains a document type declaration (<!DOCTYPE ...>), which libvirt domain XML never has"
+    )]
     Doctype,
     /// The document is not well-formed XML.
     #[error("the domain XML is not well-formed")]
@@ -47,7 +51,9 @@ pub enum DomainError {
         count: usize,
     },
     /// The root element is not `<domain>`.
-    #[error("the XML's root element is <{found}>, not <domain>; is this a libvirt domain definition?")]
+    #[error(
+        "the XML's root element is <{found}>, not <domain>; is this a libvirt domain definition?"
+    )]
     NotADomain {
         /// The root element's name.
         found: String,
@@ -234,14 +240,17 @@ impl DomainXml {
     /// `<!DOCTYPE>`, or whose root is not `<domain>`.
     pub fn parse(xml: &str) -> Result<Self, DomainError> {
         if xml.len() > MAX_DOMAIN_XML_BYTES {
-            return Err(DomainError::TooLarge { size: xml.len(), limit: MAX_DOMAIN_XML_BYTES });
+            return Err(DomainError::TooLarge {
+                size: xml.len(),
+                limit: MAX_DOMAIN_XML_BYTES,
+            });
         }
         if xml.contains("<!DOCTYPE") {
             return Err(DomainError::Doctype);
         }
         let config = ParserConfig::new().ignore_comments(false);
-        let nodes =
-            Element::parse_all_with_config(xml.as_bytes(), config).map_err(DomainError::Malformed)?;
+        let nodes = Element::parse_all_with_config(xml.as_bytes(), config)
+            .map_err(DomainError::Malformed)?;
         let mut roots: Vec<Element> = nodes
             .into_iter()
             .filter_map(|node| match node {
@@ -266,7 +275,9 @@ impl DomainXml {
             .indent_string("  ")
             .write_document_declaration(false);
         let mut out = Vec::new();
-        self.root.write_with_config(&mut out, config).map_err(DomainError::Serialize)?;
+        self.root
+            .write_with_config(&mut out, config)
+            .map_err(DomainError::Serialize)?;
         out.push(b'\n');
         // The emitter writes the UTF-8 it was given; anything else is a bug in the emitter.
         Ok(String::from_utf8_lossy(&out).into_owned())
@@ -349,14 +360,21 @@ impl DomainXml {
 
     /// Every `<devices><disk>`, in document order.
     pub fn disks(&self) -> Vec<Disk> {
-        let Some(devices) = self.devices() else { return Vec::new() };
-        children(devices, "disk").enumerate().map(|(index, disk)| describe_disk(index, disk)).collect()
+        let Some(devices) = self.devices() else {
+            return Vec::new();
+        };
+        children(devices, "disk")
+            .enumerate()
+            .map(|(index, disk)| describe_disk(index, disk))
+            .collect()
     }
 
     /// Points disk `index` at the image file `path` (`<source file=...>`). Returns false when
     /// there is no such disk.
     pub fn set_disk_source(&mut self, index: usize, path: &str) -> bool {
-        let Some(disk) = self.disk_mut(index) else { return false };
+        let Some(disk) = self.disk_mut(index) else {
+            return false;
+        };
         let source = ensure_child(disk, "source");
         set_attr(source, "file", path);
         true
@@ -375,13 +393,19 @@ impl DomainXml {
     /// `<backingStore type='file'><format type='..'/><source file='..'/>…</backingStore>` under disk
     /// `index`, ending with an empty `<backingStore/>`. Returns false when there is no such disk.
     pub fn set_backing_chain(&mut self, index: usize, chain: &[(String, String)]) -> bool {
-        let Some(disk) = self.disk_mut(index) else { return false };
+        let Some(disk) = self.disk_mut(index) else {
+            return false;
+        };
         remove_children(disk, "backingStore");
         let mut store = Element::new("backingStore");
         for (path, format) in chain.iter().rev() {
             let mut outer = new_element("backingStore", &[("type", "file")]);
-            outer.children.push(XMLNode::Element(new_element("format", &[("type", format)])));
-            outer.children.push(XMLNode::Element(new_element("source", &[("file", path)])));
+            outer
+                .children
+                .push(XMLNode::Element(new_element("format", &[("type", format)])));
+            outer
+                .children
+                .push(XMLNode::Element(new_element("source", &[("file", path)])));
             outer.children.push(XMLNode::Element(store));
             store = outer;
         }
@@ -396,9 +420,15 @@ impl DomainXml {
 
     /// The files `<os>` boots from.
     pub fn boot_files(&self) -> BootFiles {
-        let Some(os) = child(&self.root, "os") else { return BootFiles::default() };
+        let Some(os) = child(&self.root, "os") else {
+            return BootFiles::default();
+        };
         let text_of = |name: &str| child(os, name).and_then(non_empty_text);
-        let attr_of = |name: &str, attribute: &str| child(os, name).and_then(|e| attr(e, attribute)).map(str::to_owned);
+        let attr_of = |name: &str, attribute: &str| {
+            child(os, name)
+                .and_then(|e| attr(e, attribute))
+                .map(str::to_owned)
+        };
         BootFiles {
             kernel: text_of("kernel"),
             initrd: text_of("initrd"),
@@ -418,7 +448,9 @@ impl DomainXml {
     pub fn set_boot_file(&mut self, which: BootFile, path: Option<&str>) {
         let os = ensure_child(&mut self.root, "os");
         match (which, path) {
-            (BootFile::NvramTemplate, Some(path)) => set_attr(ensure_child(os, "nvram"), "template", path),
+            (BootFile::NvramTemplate, Some(path)) => {
+                set_attr(ensure_child(os, "nvram"), "template", path)
+            }
             (BootFile::NvramTemplate, None) => {
                 if let Some(nvram) = child_mut(os, "nvram") {
                     remove_attr(nvram, "template");
@@ -443,17 +475,24 @@ impl DomainXml {
 
     /// Every `<devices><interface>`.
     pub fn interfaces(&self) -> Vec<Interface> {
-        let Some(devices) = self.devices() else { return Vec::new() };
+        let Some(devices) = self.devices() else {
+            return Vec::new();
+        };
         children(devices, "interface")
             .map(|interface| {
                 let source = child(interface, "source");
-                let source_attr = |name: &str| source.and_then(|s| attr(s, name)).map(str::to_owned);
+                let source_attr =
+                    |name: &str| source.and_then(|s| attr(s, name)).map(str::to_owned);
                 Interface {
                     kind: attr(interface, "type").unwrap_or_default().to_owned(),
-                    mac: child(interface, "mac").and_then(|m| attr(m, "address")).map(str::to_owned),
+                    mac: child(interface, "mac")
+                        .and_then(|m| attr(m, "address"))
+                        .map(str::to_owned),
                     source_network: source_attr("network"),
                     source_bridge: source_attr("bridge"),
-                    model: child(interface, "model").and_then(|m| attr(m, "type")).map(str::to_owned),
+                    model: child(interface, "model")
+                        .and_then(|m| attr(m, "type"))
+                        .map(str::to_owned),
                 }
             })
             .collect()
@@ -462,7 +501,9 @@ impl DomainXml {
     /// Gives every interface a new random, distinct, locally administered unicast MAC address
     /// in libvirt's `52:54:00` range.
     pub fn randomize_macs(&mut self) {
-        let Some(devices) = self.devices_mut() else { return };
+        let Some(devices) = self.devices_mut() else {
+            return;
+        };
         let mut used = HashSet::new();
         for interface in children_mut(devices, "interface") {
             let mac = loop {
@@ -472,7 +513,10 @@ impl DomainXml {
                 }
             };
             remove_children(interface, "mac");
-            interface.children.insert(0, XMLNode::Element(new_element("mac", &[("address", &mac)])));
+            interface.children.insert(
+                0,
+                XMLNode::Element(new_element("mac", &[("address", &mac)])),
+            );
         }
     }
 
@@ -532,7 +576,9 @@ impl DomainXml {
         if let Some(os) = child_mut(&mut self.root, "os") {
             anonymize_firmware(os);
         }
-        let Some(devices) = self.devices_mut() else { return };
+        let Some(devices) = self.devices_mut() else {
+            return;
+        };
         remove_children(devices, "emulator");
         remove_children(devices, "redirdev");
         for disk in children_mut(devices, "disk") {
@@ -575,7 +621,8 @@ impl DomainXml {
 pub(crate) const CHARACTER_DEVICES: [&str; 4] = ["serial", "console", "channel", "parallel"];
 
 /// Character device types that never touch host files or sockets.
-const HOSTLESS_CHARACTER_TYPES: [&str; 6] = ["pty", "null", "vc", "spicevmc", "spiceport", "qemu-vdagent"];
+const HOSTLESS_CHARACTER_TYPES: [&str; 6] =
+    ["pty", "null", "vc", "spicevmc", "spiceport", "qemu-vdagent"];
 
 /// Replaces host firmware paths by libvirt's firmware auto-selection and leaves an empty
 /// `<nvram/>` as the marker that the VM had a variable store.
@@ -583,12 +630,18 @@ fn anonymize_firmware(os: &mut Element) {
     if let Some(nvram) = child_mut(os, "nvram") {
         *nvram = Element::new("nvram");
     }
-    let Some(loader) = child_mut(os, "loader") else { return };
+    let Some(loader) = child_mut(os, "loader") else {
+        return;
+    };
     if non_empty_text(loader).is_none() {
         return;
     }
     set_text(loader, "");
-    let firmware = if attr(loader, "type") == Some("pflash") { "efi" } else { "bios" };
+    let firmware = if attr(loader, "type") == Some("pflash") {
+        "efi"
+    } else {
+        "bios"
+    };
     set_attr(os, "firmware", firmware);
 }
 
@@ -612,7 +665,9 @@ fn anonymize_character_device(device: &mut Element, is_channel: bool) {
 fn describe_disk(index: usize, disk: &Element) -> Disk {
     let kind = DiskKind::parse(attr(disk, "type"));
     let source = match kind {
-        DiskKind::File => child(disk, "source").and_then(|s| attr(s, "file")).map(str::to_owned),
+        DiskKind::File => child(disk, "source")
+            .and_then(|s| attr(s, "file"))
+            .map(str::to_owned),
         _ => None,
     };
     Disk {
@@ -620,15 +675,22 @@ fn describe_disk(index: usize, disk: &Element) -> Disk {
         device: DiskDevice::parse(attr(disk, "device")),
         kind,
         source,
-        target: child(disk, "target").and_then(|t| attr(t, "dev")).map(str::to_owned),
-        driver_type: child(disk, "driver").and_then(|d| attr(d, "type")).map(str::to_owned),
+        target: child(disk, "target")
+            .and_then(|t| attr(t, "dev"))
+            .map(str::to_owned),
+        driver_type: child(disk, "driver")
+            .and_then(|d| attr(d, "type"))
+            .map(str::to_owned),
         readonly: child(disk, "readonly").is_some(),
     }
 }
 
 fn random_mac() -> String {
     let bytes: [u8; 3] = rand::random();
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2])
+    format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        bytes[0], bytes[1], bytes[2]
+    )
 }
 
 #[cfg(test)]

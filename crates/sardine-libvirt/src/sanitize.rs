@@ -56,7 +56,11 @@ pub struct Policy {
 impl Policy {
     /// Checks `xml` (see [`check`]). Violations are an error, or with `allow_unsafe` warnings
     /// that are logged and returned.
-    pub fn enforce(&self, xml: &DomainXml, image_files: &[String]) -> Result<Vec<Violation>, UnsafeDomain> {
+    pub fn enforce(
+        &self,
+        xml: &DomainXml,
+        image_files: &[String],
+    ) -> Result<Vec<Violation>, UnsafeDomain> {
         let violations = check(xml, image_files);
         if violations.is_empty() || self.allow_unsafe {
             for violation in &violations {
@@ -72,7 +76,11 @@ impl Policy {
 /// Returns everything in `xml` the policy refuses; empty means the domain is safe to define.
 /// `image_files` are the plain file names the image provides (disks, kernels, firmware).
 pub fn check(xml: &DomainXml, image_files: &[String]) -> Vec<Violation> {
-    let mut walker = Walker { image_files, violations: Vec::new(), path: vec!["domain".to_owned()] };
+    let mut walker = Walker {
+        image_files,
+        violations: Vec::new(),
+        path: vec!["domain".to_owned()],
+    };
     let root = xml.root();
     if let Some(rule) = find_rule(&walker.path) {
         walker.check_element(rule, root);
@@ -101,7 +109,8 @@ enum Content {
     Opaque,
 }
 
-/// One allowed element path. `*` in a path matches any single element name.
+/// One allowed element path. `*` in a path matches any single element name, `(chardev)` any
+/// character device element (serial, console, parallel, channel).
 #[derive(Debug, Clone, Copy)]
 struct Rule {
     path: &'static str,
@@ -110,22 +119,57 @@ struct Rule {
 }
 
 const fn only(path: &'static str, attrs: &'static [&'static str]) -> Rule {
-    Rule { path, attrs: Attrs::Only(attrs), content: Content::Checked }
+    Rule {
+        path,
+        attrs: Attrs::Only(attrs),
+        content: Content::Checked,
+    }
 }
 
 const fn free(path: &'static str) -> Rule {
-    Rule { path, attrs: Attrs::Any, content: Content::Free }
+    Rule {
+        path,
+        attrs: Attrs::Any,
+        content: Content::Free,
+    }
 }
 
 const DISK_DRIVER_ATTRS: &[&str] = &[
-    "name", "type", "cache", "io", "discard", "detect_zeroes", "iothread", "queues", "queue_size",
-    "error_policy", "rerror_policy", "copy_on_read", "ioeventfd", "event_idx", "iommu", "ats",
-    "packed", "page_per_vq", "discard_no_unref",
+    "name",
+    "type",
+    "cache",
+    "io",
+    "discard",
+    "detect_zeroes",
+    "iothread",
+    "queues",
+    "queue_size",
+    "error_policy",
+    "rerror_policy",
+    "copy_on_read",
+    "ioeventfd",
+    "event_idx",
+    "iommu",
+    "ats",
+    "packed",
+    "page_per_vq",
+    "discard_no_unref",
 ];
 
 const GRAPHICS_ATTRS: &[&str] = &[
-    "type", "port", "autoport", "websocket", "listen", "keymap", "sharePolicy", "passwd",
-    "passwdValidTo", "connected", "defaultMode", "tlsPort", "powerControl",
+    "type",
+    "port",
+    "autoport",
+    "websocket",
+    "listen",
+    "keymap",
+    "sharePolicy",
+    "passwd",
+    "passwdValidTo",
+    "connected",
+    "defaultMode",
+    "tlsPort",
+    "powerControl",
 ];
 
 /// The allow-list: every element path a VM built from an image may use, with its attributes.
@@ -138,14 +182,21 @@ const RULES: &[Rule] = &[
     only("/domain/genid", &[]),
     only("/domain/title", &[]),
     only("/domain/description", &[]),
-    Rule { path: "/domain/metadata", attrs: Attrs::Only(&[]), content: Content::Opaque },
+    Rule {
+        path: "/domain/metadata",
+        attrs: Attrs::Only(&[]),
+        content: Content::Opaque,
+    },
     only("/domain/maxMemory", &["slots", "unit"]),
     only("/domain/memory", &["unit", "dumpCore"]),
     only("/domain/currentMemory", &["unit"]),
     free("/domain/memtune"),
     only("/domain/memoryBacking", &[]),
     only("/domain/memoryBacking/hugepages", &[]),
-    only("/domain/memoryBacking/hugepages/page", &["size", "unit", "nodeset"]),
+    only(
+        "/domain/memoryBacking/hugepages/page",
+        &["size", "unit", "nodeset"],
+    ),
     only("/domain/memoryBacking/nosharepages", &[]),
     only("/domain/memoryBacking/locked", &[]),
     only("/domain/memoryBacking/source", &["type"]),
@@ -168,7 +219,10 @@ const RULES: &[Rule] = &[
     only("/domain/os", &["firmware"]),
     only("/domain/os/type", &["arch", "machine"]),
     free("/domain/os/firmware"),
-    only("/domain/os/loader", &["readonly", "type", "secure", "stateless", "format"]),
+    only(
+        "/domain/os/loader",
+        &["readonly", "type", "secure", "stateless", "format"],
+    ),
     only("/domain/os/nvram", &["format"]),
     only("/domain/os/kernel", &[]),
     only("/domain/os/initrd", &[]),
@@ -199,12 +253,24 @@ const RULES: &[Rule] = &[
     only("/domain/devices/*/boot", &["order", "loadparm"]),
     only("/domain/devices/*/acpi", &["index"]),
     // Disks: only files of the image.
-    only("/domain/devices/disk", &["type", "device", "snapshot", "model"]),
+    only(
+        "/domain/devices/disk",
+        &["type", "device", "snapshot", "model"],
+    ),
     only("/domain/devices/disk/driver", DISK_DRIVER_ATTRS),
-    only("/domain/devices/disk/source", &["file", "startupPolicy", "index"]),
-    only("/domain/devices/disk/source/seclabel", &["model", "relabel"]),
+    only(
+        "/domain/devices/disk/source",
+        &["file", "startupPolicy", "index"],
+    ),
+    only(
+        "/domain/devices/disk/source/seclabel",
+        &["model", "relabel"],
+    ),
     only("/domain/devices/disk/backingStore", &[]),
-    only("/domain/devices/disk/target", &["dev", "bus", "tray", "removable", "rotation_rate"]),
+    only(
+        "/domain/devices/disk/target",
+        &["dev", "bus", "tray", "removable", "rotation_rate"],
+    ),
     only("/domain/devices/disk/readonly", &[]),
     only("/domain/devices/disk/shareable", &[]),
     only("/domain/devices/disk/transient", &["shareBacking"]),
@@ -212,42 +278,84 @@ const RULES: &[Rule] = &[
     only("/domain/devices/disk/wwn", &[]),
     only("/domain/devices/disk/vendor", &[]),
     only("/domain/devices/disk/product", &[]),
-    only("/domain/devices/disk/blockio", &["logical_block_size", "physical_block_size", "discard_granularity"]),
-    only("/domain/devices/disk/geometry", &["cyls", "heads", "secs", "trans"]),
+    only(
+        "/domain/devices/disk/blockio",
+        &[
+            "logical_block_size",
+            "physical_block_size",
+            "discard_granularity",
+        ],
+    ),
+    only(
+        "/domain/devices/disk/geometry",
+        &["cyls", "heads", "secs", "trans"],
+    ),
     free("/domain/devices/disk/iotune"),
     // Controllers only describe virtual buses.
-    only("/domain/devices/controller", &["type", "index", "model", "ports", "vectors", "maxGrantFrames", "maxEventChannels"]),
+    only(
+        "/domain/devices/controller",
+        &[
+            "type",
+            "index",
+            "model",
+            "ports",
+            "vectors",
+            "maxGrantFrames",
+            "maxEventChannels",
+        ],
+    ),
     only("/domain/devices/controller/model", &["name"]),
     free("/domain/devices/controller/target"),
     free("/domain/devices/controller/driver"),
     only("/domain/devices/controller/pcihole64", &["unit"]),
     // Network interfaces: libvirt networks, user-mode networking, bridges without scripts.
-    only("/domain/devices/interface", &["type", "trustGuestRxFilters"]),
-    only("/domain/devices/interface/mac", &["address", "type", "check"]),
-    only("/domain/devices/interface/source", &["network", "bridge", "portgroup"]),
+    only(
+        "/domain/devices/interface",
+        &["type", "trustGuestRxFilters"],
+    ),
+    only(
+        "/domain/devices/interface/mac",
+        &["address", "type", "check"],
+    ),
+    only(
+        "/domain/devices/interface/source",
+        &["network", "bridge", "portgroup"],
+    ),
     only("/domain/devices/interface/model", &["type"]),
     free("/domain/devices/interface/driver"),
     only("/domain/devices/interface/link", &["state"]),
     only("/domain/devices/interface/mtu", &["size"]),
     only("/domain/devices/interface/rom", &["bar", "enabled"]),
     only("/domain/devices/interface/filterref", &["filter"]),
-    only("/domain/devices/interface/filterref/parameter", &["name", "value"]),
+    only(
+        "/domain/devices/interface/filterref/parameter",
+        &["name", "value"],
+    ),
     free("/domain/devices/interface/bandwidth"),
     free("/domain/devices/interface/coalesce"),
     free("/domain/devices/interface/tune"),
     only("/domain/devices/interface/guest", &["dev", "actual"]),
-    only("/domain/devices/interface/ip", &["address", "family", "prefix", "peer"]),
-    only("/domain/devices/interface/route", &["family", "address", "prefix", "gateway"]),
+    only(
+        "/domain/devices/interface/ip",
+        &["address", "family", "prefix", "peer"],
+    ),
+    only(
+        "/domain/devices/interface/route",
+        &["family", "address", "prefix", "gateway"],
+    ),
     // Character devices: only types without a host end (checked by value below).
     only("/domain/devices/serial", &["type"]),
     only("/domain/devices/console", &["type"]),
     only("/domain/devices/parallel", &["type"]),
     only("/domain/devices/channel", &["type"]),
-    only("/domain/devices/*/target", &["type", "port", "name", "state"]),
-    only("/domain/devices/*/target/model", &["name"]),
-    only("/domain/devices/*/source", &["mode"]),
-    only("/domain/devices/*/source/clipboard", &["copypaste"]),
-    only("/domain/devices/*/source/mouse", &["mode"]),
+    only(
+        "/domain/devices/(chardev)/target",
+        &["type", "port", "name", "state"],
+    ),
+    only("/domain/devices/(chardev)/target/model", &["name"]),
+    only("/domain/devices/(chardev)/source", &["mode"]),
+    only("/domain/devices/(chardev)/source/clipboard", &["copypaste"]),
+    only("/domain/devices/(chardev)/source/mouse", &["mode"]),
     only("/domain/devices/input", &["type", "bus", "model"]),
     free("/domain/devices/input/driver"),
     only("/domain/devices/graphics", GRAPHICS_ATTRS),
@@ -264,17 +372,34 @@ const RULES: &[Rule] = &[
     only("/domain/devices/graphics/channel", &["name", "mode"]),
     only("/domain/devices/graphics/audio", &["id"]),
     only("/domain/devices/video", &[]),
-    only("/domain/devices/video/model", &["type", "vram", "ram", "vgamem", "heads", "primary", "vram64", "blob", "edid"]),
-    only("/domain/devices/video/model/acceleration", &["accel3d", "accel2d"]),
+    only(
+        "/domain/devices/video/model",
+        &[
+            "type", "vram", "ram", "vgamem", "heads", "primary", "vram64", "blob", "edid",
+        ],
+    ),
+    only(
+        "/domain/devices/video/model/acceleration",
+        &["accel3d", "accel2d"],
+    ),
     only("/domain/devices/video/model/resolution", &["x", "y"]),
-    only("/domain/devices/video/driver", &["name", "iommu", "ats", "packed"]),
-    only("/domain/devices/sound", &["model", "multichannel", "streams"]),
+    only(
+        "/domain/devices/video/driver",
+        &["name", "iommu", "ats", "packed"],
+    ),
+    only(
+        "/domain/devices/sound",
+        &["model", "multichannel", "streams"],
+    ),
     only("/domain/devices/sound/codec", &["type"]),
     only("/domain/devices/sound/audio", &["id"]),
     only("/domain/devices/audio", &["id", "type", "timerPeriod"]),
     free("/domain/devices/audio/input"),
     free("/domain/devices/audio/output"),
-    only("/domain/devices/memballoon", &["model", "autodeflate", "freePageReporting"]),
+    only(
+        "/domain/devices/memballoon",
+        &["model", "autodeflate", "freePageReporting"],
+    ),
     only("/domain/devices/memballoon/stats", &["period"]),
     free("/domain/devices/memballoon/driver"),
     only("/domain/devices/rng", &["model"]),
@@ -283,7 +408,10 @@ const RULES: &[Rule] = &[
     free("/domain/devices/rng/driver"),
     only("/domain/devices/watchdog", &["model", "action"]),
     only("/domain/devices/tpm", &["model"]),
-    only("/domain/devices/tpm/backend", &["type", "version", "persistent_state", "debug"]),
+    only(
+        "/domain/devices/tpm/backend",
+        &["type", "version", "persistent_state", "debug"],
+    ),
     free("/domain/devices/tpm/backend/active_pcr_banks"),
     only("/domain/devices/panic", &["model"]),
     only("/domain/devices/hub", &["type"]),
@@ -299,11 +427,20 @@ fn find_rule(path: &[String]) -> Option<&'static Rule> {
         loop {
             match (parts.next(), names.next()) {
                 (None, None) => return true,
-                (Some(part), Some(name)) if part == "*" || part == name => {}
+                (Some(part), Some(name)) if matches_part(part, name) => {}
                 _ => return false,
             }
         }
     })
+}
+
+/// Whether one component of a rule path matches an element name.
+fn matches_part(part: &str, name: &str) -> bool {
+    match part {
+        "*" => true,
+        "(chardev)" => CHARACTER_DEVICES.contains(&name),
+        _ => part == name,
+    }
 }
 
 /// Why well-known dangerous elements are refused (anything else unknown gets a generic reason).
@@ -328,7 +465,9 @@ fn known_danger(name: &str) -> Option<&'static str> {
         "log" => "writes a log file on the host",
         "protocol" => "is only used with network character devices",
         "acpi" => "loads ACPI tables from host files",
-        "idmap" | "init" | "initarg" | "initenv" | "initdir" | "initdev" => "is for containers, not VMs",
+        "idmap" | "init" | "initarg" | "initenv" | "initdir" | "initdev" => {
+            "is for containers, not VMs"
+        }
         "launchSecurity" => "configures host memory encryption",
         "mirror" => "copies the disk to another host location",
         "virtualport" | "vlan" | "teaming" => "configures host network devices",
@@ -354,14 +493,20 @@ impl Walker<'_> {
             path.push('/');
             path.push_str(suffix);
         }
-        self.violations.push(Violation { path, reason: reason.into() });
+        self.violations.push(Violation {
+            path,
+            reason: reason.into(),
+        });
     }
 
     fn check_element(&mut self, rule: &Rule, element: &Element) {
         if let Attrs::Only(allowed) = rule.attrs {
             for name in element.attributes.keys() {
                 if !allowed.contains(&name.as_str()) {
-                    self.refuse(Some(&format!("@{name}")), "attribute is not in the list of attributes known to be safe here");
+                    self.refuse(
+                        Some(&format!("@{name}")),
+                        "attribute is not in the list of attributes known to be safe here",
+                    );
                 }
             }
         }
@@ -404,7 +549,9 @@ impl Walker<'_> {
     }
 
     fn refuse_namespaced(&mut self, element: &Element) -> bool {
-        let Some(namespace) = &element.namespace else { return false };
+        let Some(namespace) = &element.namespace else {
+            return false;
+        };
         let name = match &element.prefix {
             Some(prefix) => format!("{prefix}:{}", element.name),
             None => element.name.clone(),
@@ -428,13 +575,25 @@ impl Walker<'_> {
                 }
             }
             "/domain/os/smbios" => {
-                self.refuse_value(element, "mode", &["host"], "copies the host's SMBIOS data into the VM");
+                self.refuse_value(
+                    element,
+                    "mode",
+                    &["host"],
+                    "copies the host's SMBIOS data into the VM",
+                );
             }
             "/domain/sysinfo" => self.require_value(element, "type", Some("smbios"), &["smbios"]),
             "/domain/memoryBacking/source" => {
-                self.refuse_value(element, "type", &["file"], "backs VM memory with host files");
+                self.refuse_value(
+                    element,
+                    "type",
+                    &["file"],
+                    "backs VM memory with host files",
+                );
             }
-            "/domain/seclabel" | "/domain/devices/disk/source/seclabel" => self.check_seclabel(element),
+            "/domain/seclabel" | "/domain/devices/disk/source/seclabel" => {
+                self.check_seclabel(element)
+            }
             "/domain/devices/disk" => self.check_disk(element),
             "/domain/devices/disk/source" => {
                 if let Some(file) = attr(element, "file") {
@@ -446,10 +605,19 @@ impl Walker<'_> {
                 self.require_value(element, "name", None, &["qemu"]);
             }
             "/domain/devices/interface" => {
-                self.require_value(element, "type", Some("user"), &["network", "user", "bridge"]);
+                self.require_value(
+                    element,
+                    "type",
+                    Some("user"),
+                    &["network", "user", "bridge"],
+                );
             }
-            "/domain/devices/serial" | "/domain/devices/console" | "/domain/devices/parallel"
-            | "/domain/devices/channel" => self.check_character_device(element, device == "channel"),
+            "/domain/devices/serial"
+            | "/domain/devices/console"
+            | "/domain/devices/parallel"
+            | "/domain/devices/channel" => {
+                self.check_character_device(element, device == "channel")
+            }
             "/domain/devices/input" => {
                 self.require_value(element, "type", None, &["tablet", "mouse", "keyboard"]);
             }
@@ -461,15 +629,32 @@ impl Walker<'_> {
             }
             "/domain/devices/graphics/listen" => self.check_graphics_listen(element),
             "/domain/devices/video/driver" => {
-                self.refuse_value(element, "name", &["vhostuser"], "runs a host vhost-user GPU process");
+                self.refuse_value(
+                    element,
+                    "name",
+                    &["vhostuser"],
+                    "runs a host vhost-user GPU process",
+                );
             }
-            "/domain/devices/audio" => self.require_value(element, "type", None, &["none", "spice"]),
+            "/domain/devices/audio" => {
+                self.require_value(element, "type", None, &["none", "spice"])
+            }
             "/domain/devices/rng/backend" => self.check_rng_backend(element),
             "/domain/devices/watchdog" => {
-                self.refuse_value(element, "action", &["dump"], "writes memory dumps to the host");
+                self.refuse_value(
+                    element,
+                    "action",
+                    &["dump"],
+                    "writes memory dumps to the host",
+                );
             }
-            "/domain/devices/tpm/backend" => self.require_value(element, "type", None, &["emulator"]),
-            _ if CHARACTER_DEVICES.contains(&device) && self.path.len() == 4 && element.name == "source" => {
+            "/domain/devices/tpm/backend" => {
+                self.require_value(element, "type", None, &["emulator"])
+            }
+            _ if CHARACTER_DEVICES.contains(&device)
+                && self.path.len() == 4
+                && element.name == "source" =>
+            {
                 self.check_character_source(element);
             }
             _ => {}
@@ -478,12 +663,23 @@ impl Walker<'_> {
 
     /// Refuses when attribute `name` has a value other than `allowed` (`default` when absent;
     /// `None` means absent is fine).
-    fn require_value(&mut self, element: &Element, name: &str, default: Option<&str>, allowed: &[&str]) {
-        let Some(value) = attr(element, name).or(default) else { return };
+    fn require_value(
+        &mut self,
+        element: &Element,
+        name: &str,
+        default: Option<&str>,
+        allowed: &[&str],
+    ) {
+        let Some(value) = attr(element, name).or(default) else {
+            return;
+        };
         if !allowed.contains(&value) {
             self.refuse(
                 Some(&format!("@{name}")),
-                format!("{name}='{value}' is not allowed (allowed: {})", allowed.join(", ")),
+                format!(
+                    "{name}='{value}' is not allowed (allowed: {})",
+                    allowed.join(", ")
+                ),
             );
         }
     }
@@ -508,18 +704,36 @@ impl Walker<'_> {
         } else {
             return;
         };
-        self.refuse(suffix, format!("'{file}' {problem}; only the image's own files may be used"));
+        self.refuse(
+            suffix,
+            format!("'{file}' {problem}; only the image's own files may be used"),
+        );
     }
 
     fn check_seclabel(&mut self, element: &Element) {
-        self.refuse_value(element, "type", &["none", "static"], "turns off or overrides the host's confinement of the VM");
-        self.refuse_value(element, "relabel", &["no"], "keeps host file labels, so the VM may use files it should not");
+        self.refuse_value(
+            element,
+            "type",
+            &["none", "static"],
+            "turns off or overrides the host's confinement of the VM",
+        );
+        self.refuse_value(
+            element,
+            "relabel",
+            &["no"],
+            "keeps host file labels, so the VM may use files it should not",
+        );
     }
 
     fn check_disk(&mut self, element: &Element) {
         let kind = attr(element, "type").unwrap_or("file");
         if kind != "file" {
-            self.refuse(Some("@type"), format!("disk type '{kind}' uses host storage; only files of the image are allowed"));
+            self.refuse(
+                Some("@type"),
+                format!(
+                    "disk type '{kind}' uses host storage; only files of the image are allowed"
+                ),
+            );
         }
         self.require_value(element, "device", None, &["disk", "cdrom", "floppy"]);
         let device = attr(element, "device").unwrap_or("disk");
@@ -545,7 +759,10 @@ impl Walker<'_> {
     /// channel (libvirt picks the socket path), or the options of qemu-vdagent.
     fn check_character_source(&mut self, element: &Element) {
         if attr(element, "mode").is_some_and(|mode| mode != "bind") {
-            self.refuse(Some("@mode"), "only mode='bind' (libvirt's own socket) is allowed");
+            self.refuse(
+                Some("@mode"),
+                "only mode='bind' (libvirt's own socket) is allowed",
+            );
         }
     }
 
@@ -559,13 +776,18 @@ impl Walker<'_> {
                 }
             }
             "none" | "socket" => {}
-            other => self.refuse(Some("@type"), format!("listen type '{other}' listens on host networks")),
+            other => self.refuse(
+                Some("@type"),
+                format!("listen type '{other}' listens on host networks"),
+            ),
         }
     }
 
     fn check_listen_address(&mut self, suffix: Option<&str>, address: &str) {
         let local = address == "localhost"
-            || address.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            || address
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         if !local {
             self.refuse(suffix, format!("listening on '{address}' exposes the console beyond this host; only loopback is allowed"));
         }
@@ -577,10 +799,16 @@ impl Walker<'_> {
             "random" => {
                 let source = non_empty_text(element).unwrap_or_default();
                 if !["", "/dev/urandom", "/dev/random"].contains(&source.as_str()) {
-                    self.refuse(None, format!("random source '{source}' is not /dev/urandom or /dev/random"));
+                    self.refuse(
+                        None,
+                        format!("random source '{source}' is not /dev/urandom or /dev/random"),
+                    );
                 }
             }
-            other => self.refuse(Some("@model"), format!("rng backend '{other}' connects to host sockets or devices")),
+            other => self.refuse(
+                Some("@model"),
+                format!("rng backend '{other}' connects to host sockets or devices"),
+            ),
         }
     }
 }

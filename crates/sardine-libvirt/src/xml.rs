@@ -25,7 +25,10 @@ pub(crate) fn child_mut<'a>(parent: &'a mut Element, name: &str) -> Option<&'a m
 }
 
 /// All libvirt child elements called `name`, in document order.
-pub(crate) fn children<'a>(parent: &'a Element, name: &'a str) -> impl Iterator<Item = &'a Element> {
+pub(crate) fn children<'a>(
+    parent: &'a Element,
+    name: &'a str,
+) -> impl Iterator<Item = &'a Element> {
     elements(parent).filter(move |e| is_named(e, name))
 }
 

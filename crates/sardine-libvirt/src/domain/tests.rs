@@ -23,24 +23,48 @@ fn round_trip_keeps_unknown_content_namespaces_comments_and_attribute_order() {
   <description><![CDATA[a <b> c]]></description>
 </domain>"#;
     let first = xml_of(&DomainXml::parse(input).unwrap());
-    assert!(first.contains(r#"xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0""#), "{first}");
+    assert!(
+        first.contains(r#"xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0""#),
+        "{first}"
+    );
     assert!(first.contains(r#"<qemu:arg value="-foo" />"#), "{first}");
     assert!(first.contains("<!-- keep me -->"), "{first}");
-    assert!(first.contains(r#"<futureElement zz="1" aa="2">text &amp; more"#), "{first}");
+    assert!(
+        first.contains(r#"<futureElement zz="1" aa="2">text &amp; more"#),
+        "{first}"
+    );
     assert!(first.contains("<![CDATA[a <b> c]]>"), "{first}");
     let second = xml_of(&DomainXml::parse(&first).unwrap());
     assert_eq!(first, second, "serialising is stable");
-    assert_eq!(first.matches("xmlns:qemu").count(), 1, "the namespace is declared once: {first}");
+    assert_eq!(
+        first.matches("xmlns:qemu").count(),
+        1,
+        "the namespace is declared once: {first}"
+    );
 }
 
 #[test]
 fn parse_refuses_what_is_not_a_small_domain() {
-    assert!(matches!(DomainXml::parse("<network/>"), Err(DomainError::NotADomain { found }) if found == "network"));
-    assert!(matches!(DomainXml::parse("<domain>"), Err(DomainError::Malformed(_))));
+    assert!(
+        matches!(DomainXml::parse("<network/>"), Err(DomainError::NotADomain { found }) if found == "network")
+    );
+    assert!(matches!(
+        DomainXml::parse("<domain>"),
+        Err(DomainError::Malformed(_))
+    ));
     let doctype = r#"<!DOCTYPE d [<!ENTITY x "y">]><domain><name>&x;</name></domain>"#;
-    assert!(matches!(DomainXml::parse(doctype), Err(DomainError::Doctype)));
-    let huge = format!("<domain><description>{}</description></domain>", "x".repeat(MAX_DOMAIN_XML_BYTES));
-    assert!(matches!(DomainXml::parse(&huge), Err(DomainError::TooLarge { .. })));
+    assert!(matches!(
+        DomainXml::parse(doctype),
+        Err(DomainError::Doctype)
+    ));
+    let huge = format!(
+        "<domain><description>{}</description></domain>",
+        "x".repeat(MAX_DOMAIN_XML_BYTES)
+    );
+    assert!(matches!(
+        DomainXml::parse(&huge),
+        Err(DomainError::TooLarge { .. })
+    ));
     assert!(matches!(
         DomainXml::parse("<d:domain xmlns:d='urn:x'/>"),
         Err(DomainError::NotADomain { .. })
@@ -49,18 +73,25 @@ fn parse_refuses_what_is_not_a_small_domain() {
 
 #[test]
 fn set_name_replaces_an_existing_name_regression_w22() {
-    let mut domain = DomainXml::parse("<domain><uuid>u</uuid><name>old</name><name>dup</name></domain>").unwrap();
+    let mut domain =
+        DomainXml::parse("<domain><uuid>u</uuid><name>old</name><name>dup</name></domain>")
+            .unwrap();
     domain.set_name("new");
     assert_eq!(domain.name().as_deref(), Some("new"));
     let xml = xml_of(&domain);
     assert_eq!(xml.matches("<name>").count(), 1, "{xml}");
-    assert!(xml.find("<uuid>") < xml.find("<name>"), "the name stays where it was: {xml}");
+    assert!(
+        xml.find("<uuid>") < xml.find("<name>"),
+        "the name stays where it was: {xml}"
+    );
 }
 
 #[test]
 fn set_name_creates_a_missing_name_and_ignores_foreign_names() {
-    let mut domain =
-        DomainXml::parse("<domain xmlns:x='urn:x'><x:name>foreign</x:name><memory>1</memory></domain>").unwrap();
+    let mut domain = DomainXml::parse(
+        "<domain xmlns:x='urn:x'><x:name>foreign</x:name><memory>1</memory></domain>",
+    )
+    .unwrap();
     assert_eq!(domain.name(), None);
     domain.set_name("created");
     assert_eq!(domain.name().as_deref(), Some("created"));
@@ -70,9 +101,15 @@ fn set_name_creates_a_missing_name_and_ignores_foreign_names() {
 #[test]
 fn uuid_is_read_replaced_and_removed() {
     let mut domain = ordinary();
-    assert_eq!(domain.uuid().as_deref(), Some("2d6a4c3e-9d0e-4b7a-8a59-7b3c1f6c9e11"));
+    assert_eq!(
+        domain.uuid().as_deref(),
+        Some("2d6a4c3e-9d0e-4b7a-8a59-7b3c1f6c9e11")
+    );
     domain.set_uuid(Some("11111111-2222-3333-4444-555555555555"));
-    assert_eq!(domain.uuid().as_deref(), Some("11111111-2222-3333-4444-555555555555"));
+    assert_eq!(
+        domain.uuid().as_deref(),
+        Some("11111111-2222-3333-4444-555555555555")
+    );
     domain.set_uuid(None);
     assert_eq!(domain.uuid(), None);
     assert!(!xml_of(&domain).contains("<uuid>"));
@@ -83,7 +120,10 @@ fn type_arch_and_os_id_are_read() {
     let domain = ordinary();
     assert_eq!(domain.domain_type().as_deref(), Some("kvm"));
     assert_eq!(domain.arch().as_deref(), Some("x86_64"));
-    assert_eq!(domain.libosinfo_id().as_deref(), Some("http://debian.org/debian/12"));
+    assert_eq!(
+        domain.libosinfo_id().as_deref(),
+        Some("http://debian.org/debian/12")
+    );
 }
 
 #[test]
@@ -109,10 +149,27 @@ fn disks_describe_every_disk() {
             readonly: false,
         }
     );
-    assert_eq!((disks[1].kind.clone(), disks[1].device.clone(), disks[1].source.clone()), (DiskKind::Block, DiskDevice::Lun, None));
-    assert_eq!((disks[2].kind.as_str(), disks[2].device.as_str(), disks[2].readonly), ("file", "cdrom", true));
+    assert_eq!(
+        (
+            disks[1].kind.clone(),
+            disks[1].device.clone(),
+            disks[1].source.clone()
+        ),
+        (DiskKind::Block, DiskDevice::Lun, None)
+    );
+    assert_eq!(
+        (
+            disks[2].kind.as_str(),
+            disks[2].device.as_str(),
+            disks[2].readonly
+        ),
+        ("file", "cdrom", true)
+    );
     assert_eq!(disks[2].source, None);
-    assert_eq!((disks[3].kind.as_str(), disks[3].device.as_str()), ("network", "floppy"));
+    assert_eq!(
+        (disks[3].kind.as_str(), disks[3].device.as_str()),
+        ("network", "floppy")
+    );
     assert_eq!(disks[4].kind, DiskKind::Other("vhostuser".into()));
     assert_eq!(disks[4].device, DiskDevice::Other("weird".into()));
     assert_eq!(disks[4].index, 4);
@@ -125,7 +182,10 @@ fn set_disk_source_rewrites_or_creates_the_source() {
     assert!(domain.set_disk_source(1, "install.iso"));
     assert!(!domain.set_disk_source(2, "nope"));
     let disks = domain.disks();
-    assert_eq!(disks[0].source.as_deref(), Some("/vms/sha256:abc/debian12.qcow2"));
+    assert_eq!(
+        disks[0].source.as_deref(),
+        Some("/vms/sha256:abc/debian12.qcow2")
+    );
     assert_eq!(disks[1].source.as_deref(), Some("install.iso"));
 }
 
@@ -143,7 +203,10 @@ fn set_backing_chain_writes_nested_stores_ending_in_an_empty_one() {
         "<domain><devices><disk type='file'><source file='/c/top.qcow2'/><backingStore/><target dev='vda'/></disk></devices></domain>",
     )
     .unwrap();
-    let chain = [("/b/mid.qcow2".to_owned(), "qcow2".to_owned()), ("/a/base.img".to_owned(), "raw".to_owned())];
+    let chain = [
+        ("/b/mid.qcow2".to_owned(), "qcow2".to_owned()),
+        ("/a/base.img".to_owned(), "raw".to_owned()),
+    ];
     assert!(domain.set_backing_chain(0, &chain));
     assert!(!domain.set_backing_chain(1, &chain));
     let expected = r#"      <source file="/c/top.qcow2" />
@@ -163,10 +226,15 @@ fn set_backing_chain_writes_nested_stores_ending_in_an_empty_one() {
 
 #[test]
 fn an_empty_backing_chain_is_a_single_empty_store() {
-    let mut domain = DomainXml::parse("<domain><devices><disk><source file='x'/></disk></devices></domain>").unwrap();
+    let mut domain =
+        DomainXml::parse("<domain><devices><disk><source file='x'/></disk></devices></domain>")
+            .unwrap();
     assert!(domain.set_backing_chain(0, &[]));
     let xml = xml_of(&domain);
-    assert!(xml.contains("<source file=\"x\" />\n      <backingStore />"), "{xml}");
+    assert!(
+        xml.contains("<source file=\"x\" />\n      <backingStore />"),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -190,7 +258,10 @@ fn boot_files_are_read() {
             has_nvram: true,
         }
     );
-    assert_eq!(DomainXml::parse("<domain/>").unwrap().boot_files(), BootFiles::default());
+    assert_eq!(
+        DomainXml::parse("<domain/>").unwrap().boot_files(),
+        BootFiles::default()
+    );
 }
 
 #[test]
@@ -207,10 +278,17 @@ fn set_boot_file_sets_and_removes() {
     domain.set_boot_file(BootFile::Loader, None);
     let files = domain.boot_files();
     assert_eq!((files.kernel, files.loader), (None, None));
-    assert_eq!(files.loader_type.as_deref(), Some("pflash"), "the loader's attributes stay");
+    assert_eq!(
+        files.loader_type.as_deref(),
+        Some("pflash"),
+        "the loader's attributes stay"
+    );
     let mut efi = DomainXml::parse("<domain><os firmware='efi'/></domain>").unwrap();
     efi.set_boot_file(BootFile::Loader, Some("/vms/x/CODE.fd"));
-    assert!(!xml_of(&efi).contains("firmware="), "an explicit loader ends auto-selection");
+    assert!(
+        !xml_of(&efi).contains("firmware="),
+        "an explicit loader ends auto-selection"
+    );
 }
 
 #[test]
@@ -219,8 +297,24 @@ fn anonymize_removes_host_specific_state() {
     domain.anonymize();
     let xml = xml_of(&domain);
     for gone in [
-        "<uuid>", "id=\"7\"", "52:54:00:12:34:56", "<seclabel", "/dev/pts", "tty=", "<emulator>", "OVMF", "debian12_VARS",
-        "<partition>", "itco", "vnet3", "portid", "virbr0", "/run/libvirt", "127.0.0.1", "<redirdev", "index=\"2\"",
+        "<uuid>",
+        "id=\"7\"",
+        "52:54:00:12:34:56",
+        "<seclabel",
+        "/dev/pts",
+        "tty=",
+        "<emulator>",
+        "OVMF",
+        "debian12_VARS",
+        "<partition>",
+        "itco",
+        "vnet3",
+        "portid",
+        "virbr0",
+        "/run/libvirt",
+        "127.0.0.1",
+        "<redirdev",
+        "index=\"2\"",
     ] {
         assert!(!xml.contains(gone), "{gone} is still there:\n{xml}");
     }
@@ -256,7 +350,19 @@ fn anonymize_turns_host_facing_character_devices_into_ptys() {
     .unwrap();
     domain.anonymize();
     let xml = xml_of(&domain);
-    for gone in ["/var/log", "/tmp", "10.0.0.1", "parport", "<log", "<protocol", "type=\"file\"", "type=\"tcp\"", "type=\"unix\"", "type=\"dev\"", "type=\"pipe\""] {
+    for gone in [
+        "/var/log",
+        "/tmp",
+        "10.0.0.1",
+        "parport",
+        "<log",
+        "<protocol",
+        "type=\"file\"",
+        "type=\"tcp\"",
+        "type=\"unix\"",
+        "type=\"dev\"",
+        "type=\"pipe\"",
+    ] {
         assert!(!xml.contains(gone), "{gone} is still there:\n{xml}");
     }
     assert_eq!(xml.matches("type=\"pty\"").count(), 5, "{xml}");
@@ -271,7 +377,11 @@ fn anonymize_removes_graphics_listeners_and_passwords() {
     )
     .unwrap();
     domain.anonymize();
-    assert!(xml_of(&domain).contains("<graphics type=\"vnc\" />"), "{}", xml_of(&domain));
+    assert!(
+        xml_of(&domain).contains("<graphics type=\"vnc\" />"),
+        "{}",
+        xml_of(&domain)
+    );
 }
 
 #[test]
@@ -291,7 +401,13 @@ fn interfaces_are_described() {
                 source_bridge: None,
                 model: Some("virtio".into()),
             },
-            Interface { kind: "bridge".into(), mac: None, source_network: None, source_bridge: Some("br0".into()), model: None },
+            Interface {
+                kind: "bridge".into(),
+                mac: None,
+                source_network: None,
+                source_bridge: Some("br0".into()),
+                model: None
+            },
         ]
     );
 }
@@ -299,9 +415,14 @@ fn interfaces_are_described() {
 #[test]
 fn randomize_macs_gives_each_interface_its_own_local_mac_regression_w18() {
     let nics = "<interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/></interface>".repeat(20);
-    let mut domain = DomainXml::parse(&format!("<domain><devices>{nics}</devices></domain>")).unwrap();
+    let mut domain =
+        DomainXml::parse(&format!("<domain><devices>{nics}</devices></domain>")).unwrap();
     domain.randomize_macs();
-    let macs: Vec<String> = domain.interfaces().into_iter().map(|i| i.mac.expect("every NIC has a MAC")).collect();
+    let macs: Vec<String> = domain
+        .interfaces()
+        .into_iter()
+        .map(|i| i.mac.expect("every NIC has a MAC"))
+        .collect();
     assert_eq!(macs.len(), 20);
     let distinct: HashSet<&String> = macs.iter().collect();
     assert_eq!(distinct.len(), 20, "{macs:?}");
@@ -319,14 +440,31 @@ fn memory_and_vcpus_are_overridden() {
     domain.set_vcpus(4);
     let xml = xml_of(&domain);
     assert!(xml.contains(r#"<memory unit="MiB">512</memory>"#), "{xml}");
-    assert!(xml.contains(r#"<currentMemory unit="MiB">512</currentMemory>"#), "{xml}");
-    assert!(xml.contains(r#"<vcpu placement="static">4</vcpu>"#), "{xml}");
-    assert!(xml.contains(r#"<topology sockets="1" dies="1" cores="4" threads="1" />"#), "{xml}");
+    assert!(
+        xml.contains(r#"<currentMemory unit="MiB">512</currentMemory>"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<vcpu placement="static">4</vcpu>"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<topology sockets="1" dies="1" cores="4" threads="1" />"#),
+        "{xml}"
+    );
 
-    let mut bare = DomainXml::parse("<domain><vcpu current='1'>2</vcpu><vcpus><vcpu id='0'/></vcpus></domain>").unwrap();
+    let mut bare = DomainXml::parse(
+        "<domain><vcpu current='1'>2</vcpu><vcpus><vcpu id='0'/></vcpus></domain>",
+    )
+    .unwrap();
     bare.set_vcpus(3);
     bare.set_memory_mib(256);
     let xml = xml_of(&bare);
-    assert!(xml.contains("<vcpu>3</vcpu>") && !xml.contains("<vcpus>") && !xml.contains("currentMemory"), "{xml}");
+    assert!(
+        xml.contains("<vcpu>3</vcpu>")
+            && !xml.contains("<vcpus>")
+            && !xml.contains("currentMemory"),
+        "{xml}"
+    );
     assert!(xml.contains(r#"<memory unit="MiB">256</memory>"#), "{xml}");
 }
