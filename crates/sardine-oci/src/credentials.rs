@@ -48,7 +48,9 @@ pub enum CredentialsError {
     },
     #[error("credentials file {path} has an unexpected structure: {reason}; fix or delete it")]
     Malformed { path: PathBuf, reason: String },
-    #[error("the entry for {registry} in {path} is not base64 \"user:password\"; run `sarde login {registry}` again")]
+    #[error(
+        "the entry for {registry} in {path} is not base64 \"user:password\"; run `sarde login {registry}` again"
+    )]
     BadAuthEntry { path: PathBuf, registry: String },
     #[error("could not run credential helper docker-credential-{helper} for {registry}")]
     HelperSpawn {
@@ -58,16 +60,27 @@ pub enum CredentialsError {
         source: std::io::Error,
     },
     #[error("credential helper docker-credential-{helper} failed for {registry}: {message}")]
-    HelperFailed { helper: String, registry: String, message: String },
+    HelperFailed {
+        helper: String,
+        registry: String,
+        message: String,
+    },
 }
 
 /// Finds the credentials for `registry` ("host[:port]"); `None` means anonymous access.
 pub fn lookup(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
-    if let (Ok(username), Ok(password)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD)) {
-        debug!(registry, "using credentials from {ENV_USERNAME}/{ENV_PASSWORD}");
+    if let (Ok(username), Ok(password)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD))
+    {
+        debug!(
+            registry,
+            "using credentials from {ENV_USERNAME}/{ENV_PASSWORD}"
+        );
         return Ok(Some(Credentials { username, password }));
     }
-    for path in [Some(auth_file_path()), docker_config_path()].into_iter().flatten() {
+    for path in [Some(auth_file_path()), docker_config_path()]
+        .into_iter()
+        .flatten()
+    {
         if let Some(creds) = lookup_in_file(&path, registry)? {
             debug!(registry, file = %path.display(), "using stored credentials");
             return Ok(Some(creds));
@@ -94,7 +107,9 @@ fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(ENV_DOCKER_CONFIG).filter(|p| !p.is_empty()) {
         return Some(Path::new(&dir).join("config.json"));
     }
-    std::env::var_os("HOME").filter(|p| !p.is_empty()).map(|home| Path::new(&home).join(".docker/config.json"))
+    std::env::var_os("HOME")
+        .filter(|p| !p.is_empty())
+        .map(|home| Path::new(&home).join(".docker/config.json"))
 }
 
 /// Stores credentials for `registry` in the containers auth file (keeping all other entries)
@@ -113,7 +128,9 @@ pub fn remove(registry: &str) -> Result<bool, CredentialsError> {
 /// Removes all credentials from the containers auth file (other settings are kept).
 pub fn remove_all() -> Result<(), CredentialsError> {
     let path = auth_file_path();
-    let Some(mut config) = read_config(&path)? else { return Ok(()) };
+    let Some(mut config) = read_config(&path)? else {
+        return Ok(());
+    };
     if config.remove("auths").is_some() {
         write_config(&path, &config)?;
     }
@@ -121,8 +138,13 @@ pub fn remove_all() -> Result<(), CredentialsError> {
 }
 
 /// Looks `registry` up in one docker-style config file.
-pub fn lookup_in_file(path: &Path, registry: &str) -> Result<Option<Credentials>, CredentialsError> {
-    let Some(config) = read_config(path)? else { return Ok(None) };
+pub fn lookup_in_file(
+    path: &Path,
+    registry: &str,
+) -> Result<Option<Credentials>, CredentialsError> {
+    let Some(config) = read_config(path)? else {
+        return Ok(None);
+    };
     let helper = find_entry(config.get("credHelpers"), registry)
         .and_then(|(_, v)| v.as_str())
         .or_else(|| config.get("credsStore").and_then(Value::as_str))
@@ -132,9 +154,18 @@ pub fn lookup_in_file(path: &Path, registry: &str) -> Result<Option<Credentials>
     {
         return Ok(Some(creds));
     }
-    let Some((key, entry)) = find_entry(config.get("auths"), registry) else { return Ok(None) };
-    let bad = || CredentialsError::BadAuthEntry { path: path.to_owned(), registry: key.to_owned() };
-    match entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+    let Some((key, entry)) = find_entry(config.get("auths"), registry) else {
+        return Ok(None);
+    };
+    let bad = || CredentialsError::BadAuthEntry {
+        path: path.to_owned(),
+        registry: key.to_owned(),
+    };
+    match entry
+        .get("auth")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
         Some(auth) => decode_auth(auth).map(Some).ok_or_else(bad),
         None => Ok(None),
     }
@@ -143,11 +174,17 @@ pub fn lookup_in_file(path: &Path, registry: &str) -> Result<Option<Credentials>
 /// Writes credentials for `registry` into the docker-style config file at `path`.
 pub fn store_in(path: &Path, registry: &str, creds: &Credentials) -> Result<(), CredentialsError> {
     let mut config = read_config(path)?.unwrap_or_default();
-    let auths = config.entry("auths").or_insert_with(|| Value::Object(Map::new()));
+    let auths = config
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(auths) = auths else {
-        return Err(CredentialsError::Malformed { path: path.to_owned(), reason: "\"auths\" is not an object".into() });
+        return Err(CredentialsError::Malformed {
+            path: path.to_owned(),
+            reason: "\"auths\" is not an object".into(),
+        });
     };
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", creds.username, creds.password));
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", creds.username, creds.password));
     let mut entry = Map::new();
     entry.insert("auth".into(), Value::String(encoded));
     auths.insert(registry.to_owned(), Value::Object(entry));
@@ -156,8 +193,12 @@ pub fn store_in(path: &Path, registry: &str, creds: &Credentials) -> Result<(), 
 
 /// Removes every `auths` entry for `registry` from the config file at `path`.
 pub fn remove_in(path: &Path, registry: &str) -> Result<bool, CredentialsError> {
-    let Some(mut config) = read_config(path)? else { return Ok(false) };
-    let Some(Value::Object(auths)) = config.get_mut("auths") else { return Ok(false) };
+    let Some(mut config) = read_config(path)? else {
+        return Ok(false);
+    };
+    let Some(Value::Object(auths)) = config.get_mut("auths") else {
+        return Ok(false);
+    };
     let before = auths.len();
     auths.retain(|key, _| !key_matches(key, registry));
     if auths.len() == before {
@@ -172,24 +213,49 @@ fn read_config(path: &Path) -> Result<Option<Map<String, Value>>, CredentialsErr
     let text = match fs_err::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(CredentialsError::Io { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(CredentialsError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
     if text.trim().is_empty() {
         return Ok(Some(Map::new()));
     }
     match serde_json::from_str(&text) {
         Ok(Value::Object(map)) => Ok(Some(map)),
-        Ok(_) => Err(CredentialsError::Malformed { path: path.to_owned(), reason: "the top level is not an object".into() }),
-        Err(source) => Err(CredentialsError::Json { path: path.to_owned(), source }),
+        Ok(_) => Err(CredentialsError::Malformed {
+            path: path.to_owned(),
+            reason: "the top level is not an object".into(),
+        }),
+        Err(source) => Err(CredentialsError::Json {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// Replaces a config file atomically with mode 0600, creating its directory with mode 0700.
 fn write_config(path: &Path, config: &Map<String, Value>) -> Result<(), CredentialsError> {
-    let io = |source| CredentialsError::Io { path: path.to_owned(), source };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
-    let mut text = serde_json::to_string_pretty(config).map_err(|source| CredentialsError::Json { path: path.to_owned(), source })?;
+    let io = |source| CredentialsError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io)?;
+    let mut text =
+        serde_json::to_string_pretty(config).map_err(|source| CredentialsError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
     text.push('\n');
     let mut temp = tempfile::Builder::new()
         .prefix(".auth.json.")
@@ -209,7 +275,10 @@ fn find_entry<'a>(object: Option<&'a Value>, registry: &str) -> Option<(&'a str,
     if let Some((key, value)) = object.get_key_value(registry) {
         return Some((key.as_str(), value));
     }
-    object.iter().find(|(key, _)| key_matches(key, registry)).map(|(k, v)| (k.as_str(), v))
+    object
+        .iter()
+        .find(|(key, _)| key_matches(key, registry))
+        .map(|(k, v)| (k.as_str(), v))
 }
 
 /// Whether a config key (`host`, `https://host`, `http://host/v2/`, ...) names `registry`.
@@ -220,21 +289,34 @@ fn key_matches(key: &str, registry: &str) -> bool {
 
 fn normalize_key(key: &str) -> &str {
     let key = key.trim();
-    let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     let key = key.trim_end_matches('/');
-    key.strip_suffix("/v2").or_else(|| key.strip_suffix("/v1")).unwrap_or(key)
+    key.strip_suffix("/v2")
+        .or_else(|| key.strip_suffix("/v1"))
+        .unwrap_or(key)
 }
 
 fn is_docker_hub(host: &str) -> bool {
-    matches!(host, "docker.io" | "index.docker.io" | "registry-1.docker.io")
+    matches!(
+        host,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
 }
 
 /// Decodes base64 `user:password`.
 fn decode_auth(auth: &str) -> Option<Credentials> {
-    let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (username, password) = text.split_once(':')?;
-    Some(Credentials { username: username.to_owned(), password: password.to_owned() })
+    Some(Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    })
 }
 
 /// The answer of `docker-credential-<name> get`.
@@ -250,8 +332,16 @@ struct HelperAnswer {
 /// Returns `None` when the helper has no credentials for it.
 fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, CredentialsError> {
     let program = format!("docker-credential-{helper}");
-    let spawn_error = |source| CredentialsError::HelperSpawn { helper: helper.to_owned(), registry: registry.to_owned(), source };
-    let failed = |message: String| CredentialsError::HelperFailed { helper: helper.to_owned(), registry: registry.to_owned(), message };
+    let spawn_error = |source| CredentialsError::HelperSpawn {
+        helper: helper.to_owned(),
+        registry: registry.to_owned(),
+        source,
+    };
+    let failed = |message: String| CredentialsError::HelperFailed {
+        helper: helper.to_owned(),
+        registry: registry.to_owned(),
+        message,
+    };
     let mut child = Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -264,18 +354,34 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Crede
     }
     let output = child.wait_with_output().map_err(spawn_error)?;
     if !output.status.success() {
-        let message = String::from_utf8_lossy(if output.stdout.is_empty() { &output.stderr } else { &output.stdout }).trim().to_owned();
-        if message.to_ascii_lowercase().contains("credentials not found") {
+        let message = String::from_utf8_lossy(if output.stdout.is_empty() {
+            &output.stderr
+        } else {
+            &output.stdout
+        })
+        .trim()
+        .to_owned();
+        if message
+            .to_ascii_lowercase()
+            .contains("credentials not found")
+        {
             return Ok(None);
         }
         return Err(failed(format!("{} ({})", message, output.status)));
     }
-    let answer: HelperAnswer = serde_json::from_slice(&output.stdout).map_err(|_| failed("it printed something other than the expected JSON".into()))?;
+    let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+        .map_err(|_| failed("it printed something other than the expected JSON".into()))?;
     if answer.username == "<token>" {
-        warn!(registry, helper, "the credential helper returned an identity token, which sarde cannot use");
+        warn!(
+            registry,
+            helper, "the credential helper returned an identity token, which sarde cannot use"
+        );
         return Ok(None);
     }
-    Ok(Some(Credentials { username: answer.username, password: answer.secret }))
+    Ok(Some(Credentials {
+        username: answer.username,
+        password: answer.secret,
+    }))
 }
 
 #[cfg(test)]
@@ -284,7 +390,12 @@ mod tests {
 
     #[test]
     fn keys_match_like_podman() {
-        for key in ["example.org:5000", "https://example.org:5000", "http://example.org:5000/", "example.org:5000/v2/"] {
+        for key in [
+            "example.org:5000",
+            "https://example.org:5000",
+            "http://example.org:5000/",
+            "example.org:5000/v2/",
+        ] {
             assert!(key_matches(key, "example.org:5000"), "{key}");
         }
         assert!(!key_matches("example.org", "example.org:5000"));
@@ -295,7 +406,10 @@ mod tests {
     #[test]
     fn auth_entries_decode() {
         let creds = decode_auth("dXNlcjpwYTpzcw==").unwrap();
-        assert_eq!((creds.username.as_str(), creds.password.as_str()), ("user", "pa:ss"));
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("user", "pa:ss")
+        );
         assert!(decode_auth("not base64!").is_none());
         assert!(decode_auth("bm9jb2xvbg==").is_none(), "no colon");
     }
@@ -305,11 +419,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/auth.json");
         fs_err::create_dir(dir.path().join("sub")).unwrap();
-        fs_err::write(&path, r#"{"auths":{"https://other.org/v2/":{"auth":"YTpi"}},"credHelpers":{}}"#).unwrap();
-        let creds = Credentials { username: "u".into(), password: "p".into() };
+        fs_err::write(
+            &path,
+            r#"{"auths":{"https://other.org/v2/":{"auth":"YTpi"}},"credHelpers":{}}"#,
+        )
+        .unwrap();
+        let creds = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
         store_in(&path, "127.0.0.1:5000", &creds).unwrap();
-        assert_eq!(lookup_in_file(&path, "127.0.0.1:5000").unwrap(), Some(creds));
-        assert_eq!(lookup_in_file(&path, "other.org").unwrap().unwrap().username, "a");
+        assert_eq!(
+            lookup_in_file(&path, "127.0.0.1:5000").unwrap(),
+            Some(creds)
+        );
+        assert_eq!(
+            lookup_in_file(&path, "other.org")
+                .unwrap()
+                .unwrap()
+                .username,
+            "a"
+        );
         assert_eq!(lookup_in_file(&path, "nowhere.org").unwrap(), None);
         let text = fs_err::read_to_string(&path).unwrap();
         assert!(text.contains("credHelpers"), "other keys are kept: {text}");
@@ -323,17 +453,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.json");
         fs_err::write(&path, "{").unwrap();
-        assert!(matches!(lookup_in_file(&path, "x"), Err(CredentialsError::Json { .. })));
+        assert!(matches!(
+            lookup_in_file(&path, "x"),
+            Err(CredentialsError::Json { .. })
+        ));
         fs_err::write(&path, r#"{"auths":{"x":{"auth":"%%%"}}}"#).unwrap();
-        assert!(matches!(lookup_in_file(&path, "x"), Err(CredentialsError::BadAuthEntry { .. })));
-        assert_eq!(lookup_in_file(&dir.path().join("missing.json"), "x").unwrap(), None);
+        assert!(matches!(
+            lookup_in_file(&path, "x"),
+            Err(CredentialsError::BadAuthEntry { .. })
+        ));
+        assert_eq!(
+            lookup_in_file(&dir.path().join("missing.json"), "x").unwrap(),
+            None
+        );
     }
 
     #[test]
     fn missing_helper_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        fs_err::write(&path, r#"{"credHelpers":{"x":"sarde-test-no-such-helper"}}"#).unwrap();
-        assert!(matches!(lookup_in_file(&path, "x"), Err(CredentialsError::HelperSpawn { .. })));
+        fs_err::write(
+            &path,
+            r#"{"credHelpers":{"x":"sarde-test-no-such-helper"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            lookup_in_file(&path, "x"),
+            Err(CredentialsError::HelperSpawn { .. })
+        ));
     }
 }

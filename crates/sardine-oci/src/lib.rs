@@ -13,3 +13,4 @@ pub mod manifest;
 pub mod media_types;
 pub mod reference;
 pub mod registry;
+pub mod transfer;

@@ -11,7 +11,11 @@ fn store_lookup_and_remove_through_the_environment() {
     let auth_file = dir.path().join("containers/auth.json");
     let docker_dir = dir.path().join("docker");
     fs_err::create_dir(&docker_dir).unwrap();
-    fs_err::write(docker_dir.join("config.json"), r#"{"auths":{"https://docker-only.example:5000":{"auth":"ZDpkcA=="}}}"#).unwrap();
+    fs_err::write(
+        docker_dir.join("config.json"),
+        r#"{"auths":{"https://docker-only.example:5000":{"auth":"ZDpkcA=="}}}"#,
+    )
+    .unwrap();
     // SAFETY: this is the only test in this binary, so no other thread reads the environment.
     unsafe {
         std::env::set_var("REGISTRY_AUTH_FILE", &auth_file);
@@ -22,24 +26,48 @@ fn store_lookup_and_remove_through_the_environment() {
     assert_eq!(credentials::auth_file_path(), auth_file);
     assert_eq!(credentials::lookup("127.0.0.1:5000").unwrap(), None);
 
-    let creds = Credentials { username: "user".into(), password: "secret".into() };
-    assert_eq!(credentials::store("127.0.0.1:5000", &creds).unwrap(), auth_file);
+    let creds = Credentials {
+        username: "user".into(),
+        password: "secret".into(),
+    };
+    assert_eq!(
+        credentials::store("127.0.0.1:5000", &creds).unwrap(),
+        auth_file
+    );
     let mode = fs_err::metadata(&auth_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let dir_mode = fs_err::metadata(auth_file.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dir_mode = fs_err::metadata(auth_file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dir_mode, 0o700);
-    assert_eq!(credentials::lookup("127.0.0.1:5000").unwrap(), Some(creds.clone()));
+    assert_eq!(
+        credentials::lookup("127.0.0.1:5000").unwrap(),
+        Some(creds.clone())
+    );
 
     // docker's config is the fallback.
-    let docker = credentials::lookup("docker-only.example:5000").unwrap().unwrap();
-    assert_eq!((docker.username.as_str(), docker.password.as_str()), ("d", "dp"));
+    let docker = credentials::lookup("docker-only.example:5000")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (docker.username.as_str(), docker.password.as_str()),
+        ("d", "dp")
+    );
 
     // The environment wins over files.
     unsafe {
         std::env::set_var("SARDE_REGISTRY_USERNAME", "envuser");
         std::env::set_var("SARDE_REGISTRY_PASSWORD", "envpass");
     }
-    assert_eq!(credentials::lookup("127.0.0.1:5000").unwrap().unwrap().username, "envuser");
+    assert_eq!(
+        credentials::lookup("127.0.0.1:5000")
+            .unwrap()
+            .unwrap()
+            .username,
+        "envuser"
+    );
     unsafe {
         std::env::remove_var("SARDE_REGISTRY_USERNAME");
         std::env::remove_var("SARDE_REGISTRY_PASSWORD");
@@ -48,7 +76,10 @@ fn store_lookup_and_remove_through_the_environment() {
     assert!(credentials::remove("127.0.0.1:5000").unwrap());
     assert!(!credentials::remove("127.0.0.1:5000").unwrap());
     assert_eq!(credentials::lookup("127.0.0.1:5000").unwrap(), None);
-    assert_eq!(fs_err::metadata(&auth_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs_err::metadata(&auth_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     credentials::store("a.example", &creds).unwrap();
     credentials::store("b.example", &creds).unwrap();

@@ -12,7 +12,10 @@ use sardine_oci::registry::{Credentials, RegistryError};
 const MIB: usize = 1024 * 1024;
 
 fn creds(user: &str, password: &str) -> Option<Credentials> {
-    Some(Credentials { username: user.into(), password: password.into() })
+    Some(Credentials {
+        username: user.into(),
+        password: password.into(),
+    })
 }
 
 #[tokio::test]
@@ -24,10 +27,24 @@ async fn ping_anonymous() {
 #[tokio::test]
 async fn ping_checks_credentials() {
     let registry = Registry::start_with_auth("user", "secret-pass");
-    registry.client(creds("user", "secret-pass"), None).ping().await.unwrap();
-    let err = registry.client(creds("user", "wrong-pass"), None).ping().await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { status: 401, .. }), "{err:?}");
-    assert!(!format!("{err} {err:?}").contains("wrong-pass"), "no secret in the error: {err:?}");
+    registry
+        .client(creds("user", "secret-pass"), None)
+        .ping()
+        .await
+        .unwrap();
+    let err = registry
+        .client(creds("user", "wrong-pass"), None)
+        .ping()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(
+        !format!("{err} {err:?}").contains("wrong-pass"),
+        "no secret in the error: {err:?}"
+    );
     let err = registry.client(None, None).ping().await.unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
 }
@@ -40,17 +57,40 @@ async fn roundtrip(registry: &Registry, chunk: Option<u64>, creds: Option<Creden
     let size = data.len() as u64;
     let client = registry.client(creds, chunk);
 
-    assert_eq!(client.blob_exists("test/blob", &digest).await.unwrap(), None);
+    assert_eq!(
+        client.blob_exists("test/blob", &digest).await.unwrap(),
+        None
+    );
     let sent = AtomicU64::new(0);
-    client.push_blob_file("test/blob", &digest, size, &source, &|n| sent.store(n, Ordering::SeqCst)).await.unwrap();
-    assert_eq!(sent.load(Ordering::SeqCst), size, "progress reaches the blob size");
-    assert_eq!(client.blob_exists("test/blob", &digest).await.unwrap(), Some(size));
+    client
+        .push_blob_file("test/blob", &digest, size, &source, &|n| {
+            sent.store(n, Ordering::SeqCst)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        size,
+        "progress reaches the blob size"
+    );
+    assert_eq!(
+        client.blob_exists("test/blob", &digest).await.unwrap(),
+        Some(size)
+    );
 
     let partial = dir.path().join("fetched.partial");
     let received = AtomicU64::new(0);
-    client.fetch_blob("test/blob", &digest, size, &partial, &|n| received.store(n, Ordering::SeqCst)).await.unwrap();
+    client
+        .fetch_blob("test/blob", &digest, size, &partial, &|n| {
+            received.store(n, Ordering::SeqCst)
+        })
+        .await
+        .unwrap();
     assert_eq!(received.load(Ordering::SeqCst), size);
-    assert!(fs_err::read(&partial).unwrap() == data, "fetched blob differs");
+    assert!(
+        fs_err::read(&partial).unwrap() == data,
+        "fetched blob differs"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +117,11 @@ async fn push_rejects_a_file_of_the_wrong_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
     let (data, digest) = random_file(&path, 1000);
-    let err = registry.client(None, None).push_blob_file("a", &digest, data.len() as u64 + 1, &path, &|_| {}).await.unwrap_err();
+    let err = registry
+        .client(None, None)
+        .push_blob_file("a", &digest, data.len() as u64 + 1, &path, &|_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err:?}");
 }
 
@@ -85,8 +129,15 @@ async fn push_rejects_a_file_of_the_wrong_size() {
 async fn push_with_wrong_digest_fails() {
     let registry = Registry::start();
     let wrong = digest_of(b"something else");
-    let err = registry.client(None, None).push_blob_bytes("a", &wrong, Bytes::from_static(b"data")).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Http { status: 400, .. }), "{err:?}");
+    let err = registry
+        .client(None, None)
+        .push_blob_bytes("a", &wrong, Bytes::from_static(b"data"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Http { status: 400, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("DIGEST_INVALID"), "{err}");
 }
 
@@ -96,12 +147,31 @@ async fn mount_between_repositories() {
     let client = registry.client(None, None);
     let data = random_bytes(4096);
     let digest = digest_of(&data);
-    client.push_blob_bytes("src/repo", &digest, Bytes::from(data.clone())).await.unwrap();
-    assert!(client.mount_blob("dst/repo", &digest, "src/repo").await.unwrap());
-    assert_eq!(client.blob_exists("dst/repo", &digest).await.unwrap(), Some(data.len() as u64));
+    client
+        .push_blob_bytes("src/repo", &digest, Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    assert!(
+        client
+            .mount_blob("dst/repo", &digest, "src/repo")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        client.blob_exists("dst/repo", &digest).await.unwrap(),
+        Some(data.len() as u64)
+    );
     let missing = digest_of(b"never uploaded");
-    assert!(!client.mount_blob("dst/repo", &missing, "src/repo").await.unwrap());
-    assert_eq!(client.blob_exists("dst/repo", &missing).await.unwrap(), None);
+    assert!(
+        !client
+            .mount_blob("dst/repo", &missing, "src/repo")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        client.blob_exists("dst/repo", &missing).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -110,13 +180,19 @@ async fn manifests_put_and_get() {
     let client = registry.client(None, None);
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     let config_digest = digest_of(config);
-    client.push_blob_bytes("img", &config_digest, Bytes::from_static(config)).await.unwrap();
+    client
+        .push_blob_bytes("img", &config_digest, Bytes::from_static(config))
+        .await
+        .unwrap();
     let media_type = "application/vnd.oci.image.manifest.v1+json";
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{media_type}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
         config.len()
     );
-    let digest = client.put_manifest("img", "v1", manifest.as_bytes(), media_type).await.unwrap();
+    let digest = client
+        .put_manifest("img", "v1", manifest.as_bytes(), media_type)
+        .await
+        .unwrap();
     assert_eq!(digest, digest_of(manifest.as_bytes()));
 
     for reference in ["v1", digest.as_str()] {
@@ -137,7 +213,10 @@ async fn fetch_resumes_a_partial_download() {
     let client = registry.client(None, None);
     let data = random_bytes(3 * MIB + 7);
     let digest = digest_of(&data);
-    client.push_blob_bytes("resume", &digest, Bytes::from(data.clone())).await.unwrap();
+    client
+        .push_blob_bytes("resume", &digest, Bytes::from(data.clone()))
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
@@ -146,12 +225,22 @@ async fn fetch_resumes_a_partial_download() {
     let progress = |n| {
         first.lock().unwrap().get_or_insert(n);
     };
-    client.fetch_blob("resume", &digest, data.len() as u64, &partial, &progress).await.unwrap();
-    assert_eq!(*first.lock().unwrap(), Some(MIB as u64), "the existing prefix counts as done");
+    client
+        .fetch_blob("resume", &digest, data.len() as u64, &partial, &progress)
+        .await
+        .unwrap();
+    assert_eq!(
+        *first.lock().unwrap(),
+        Some(MIB as u64),
+        "the existing prefix counts as done"
+    );
     assert!(fs_err::read(&partial).unwrap() == data);
 
     // A complete partial is verified without downloading again.
-    client.fetch_blob("resume", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap();
+    client
+        .fetch_blob("resume", &digest, data.len() as u64, &partial, &|_| {})
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -160,17 +249,29 @@ async fn fetch_with_a_corrupt_partial_fails_and_discards_it() {
     let client = registry.client(None, None);
     let data = random_bytes(2 * MIB);
     let digest = digest_of(&data);
-    client.push_blob_bytes("corrupt", &digest, Bytes::from(data.clone())).await.unwrap();
+    client
+        .push_blob_bytes("corrupt", &digest, Bytes::from(data.clone()))
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
     fs_err::write(&partial, vec![0u8; MIB]).unwrap();
-    let err = client.fetch_blob("corrupt", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap_err();
-    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
+    let err = client
+        .fetch_blob("corrupt", &digest, data.len() as u64, &partial, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
     assert!(!partial.exists(), "the corrupt partial is deleted");
 
     // The next attempt starts from scratch and succeeds.
-    client.fetch_blob("corrupt", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap();
+    client
+        .fetch_blob("corrupt", &digest, data.len() as u64, &partial, &|_| {})
+        .await
+        .unwrap();
     assert!(fs_err::read(&partial).unwrap() == data);
 }
 
@@ -179,14 +280,22 @@ async fn fetch_of_a_missing_blob_is_not_found() {
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("x.partial");
-    let err = registry.client(None, None).fetch_blob("none", &digest_of(b"x"), 1, &partial, &|_| {}).await.unwrap_err();
+    let err = registry
+        .client(None, None)
+        .fetch_blob("none", &digest_of(b"x"), 1, &partial, &|_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
 }
 
 /// A fake registry serving `body` for every blob GET, with `Content-Length` if `announce`.
 async fn serving(body: Vec<u8>, announce: bool) -> FakeRegistry {
     FakeRegistry::start(Arc::new(move |_, _: &FakeRequest| {
-        let headers = if announce { vec![("Content-Length", body.len().to_string())] } else { vec![] };
+        let headers = if announce {
+            vec![("Content-Length", body.len().to_string())]
+        } else {
+            vec![]
+        };
         response("200 OK", &headers, &body)
     }))
     .await
@@ -199,8 +308,15 @@ async fn hostile_registry_serving_wrong_bytes() {
     let fake = serving(random_bytes(data.len()), true).await;
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
-    let err = fake.client().fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap_err();
-    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
+    let err = fake
+        .client()
+        .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
     assert!(!partial.exists());
 }
 
@@ -214,8 +330,15 @@ async fn hostile_registry_sending_too_much() {
         let fake = serving(body, announce).await;
         let dir = tempfile::tempdir().unwrap();
         let partial = dir.path().join("blob.partial");
-        let err = fake.client().fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap_err();
-        assert!(matches!(err, RegistryError::TooLarge { .. }), "announce={announce}: {err:?}");
+        let err = fake
+            .client()
+            .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::TooLarge { .. }),
+            "announce={announce}: {err:?}"
+        );
         assert!(!partial.exists(), "announce={announce}");
         assert!(fake.requests() <= 1, "not retried");
     }
@@ -228,15 +351,26 @@ async fn transient_failures_are_retried() {
     let body = data.clone();
     let fake = FakeRegistry::start(Arc::new(move |n, _: &FakeRequest| {
         if n < 2 {
-            response("503 Service Unavailable", &[("Retry-After", "0".into()), ("Content-Length", "0".into())], b"")
+            response(
+                "503 Service Unavailable",
+                &[("Retry-After", "0".into()), ("Content-Length", "0".into())],
+                b"",
+            )
         } else {
-            response("200 OK", &[("Content-Length", body.len().to_string())], &body)
+            response(
+                "200 OK",
+                &[("Content-Length", body.len().to_string())],
+                &body,
+            )
         }
     }))
     .await;
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
-    fake.client().fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap();
+    fake.client()
+        .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
+        .await
+        .unwrap();
     assert_eq!(fake.requests(), 3);
     assert!(fs_err::read(&partial).unwrap() == data);
 }
@@ -244,13 +378,24 @@ async fn transient_failures_are_retried() {
 #[tokio::test]
 async fn retries_are_bounded() {
     let fake = FakeRegistry::start(Arc::new(|_, _: &FakeRequest| {
-        response("500 Internal Server Error", &[("Content-Length", "4".into())], b"boom")
+        response(
+            "500 Internal Server Error",
+            &[("Content-Length", "4".into())],
+            b"boom",
+        )
     }))
     .await;
     let err = fake.client().ping().await.unwrap_err();
-    assert!(matches!(err, RegistryError::Http { status: 500, .. }), "{err:?}");
+    assert!(
+        matches!(err, RegistryError::Http { status: 500, .. }),
+        "{err:?}"
+    );
     assert!(err.is_transient());
-    assert_eq!(fake.requests(), 4, "one attempt and max_retries (3) retries");
+    assert_eq!(
+        fake.requests(),
+        4,
+        "one attempt and max_retries (3) retries"
+    );
 }
 
 #[tokio::test]
@@ -261,15 +406,30 @@ async fn truncated_download_resumes_with_range() {
     let ranges = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&ranges);
     let fake = FakeRegistry::start(Arc::new(move |n, request: &FakeRequest| {
-        seen.lock().unwrap().push(request.header("Range").map(str::to_owned));
+        seen.lock()
+            .unwrap()
+            .push(request.header("Range").map(str::to_owned));
         if n == 0 {
             // Announce everything, send half, close.
-            response("200 OK", &[("Content-Length", body.len().to_string())], &body[..30_000])
+            response(
+                "200 OK",
+                &[("Content-Length", body.len().to_string())],
+                &body[..30_000],
+            )
         } else {
-            let start: usize = request.header("Range").unwrap().trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+            let start: usize = request
+                .header("Range")
+                .unwrap()
+                .trim_start_matches("bytes=")
+                .trim_end_matches('-')
+                .parse()
+                .unwrap();
             let headers = [
                 ("Content-Length", (body.len() - start).to_string()),
-                ("Content-Range", format!("bytes {start}-{}/{}", body.len() - 1, body.len())),
+                (
+                    "Content-Range",
+                    format!("bytes {start}-{}/{}", body.len() - 1, body.len()),
+                ),
             ];
             response("206 Partial Content", &headers, &body[start..])
         }
@@ -277,9 +437,15 @@ async fn truncated_download_resumes_with_range() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
-    fake.client().fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap();
+    fake.client()
+        .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
+        .await
+        .unwrap();
     assert!(fs_err::read(&partial).unwrap() == data);
-    assert_eq!(*ranges.lock().unwrap(), vec![None, Some("bytes=30000-".to_owned())]);
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        vec![None, Some("bytes=30000-".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -291,26 +457,59 @@ async fn bearer_token_flow() {
     let seen = Arc::clone(&token_requests);
     let fake = FakeRegistry::start(Arc::new(move |_, request: &FakeRequest| {
         if request.path.starts_with("/token") {
-            seen.lock().unwrap().push((request.path.clone(), request.header("Authorization").map(str::to_owned)));
+            seen.lock().unwrap().push((
+                request.path.clone(),
+                request.header("Authorization").map(str::to_owned),
+            ));
             let body = br#"{"access_token":"unused","token":"tok123","expires_in":300}"#;
-            return response("200 OK", &[("Content-Length", body.len().to_string())], body);
+            return response(
+                "200 OK",
+                &[("Content-Length", body.len().to_string())],
+                body,
+            );
         }
         if request.header("Authorization") == Some("Bearer tok123") {
             return response("200 OK", &[("Content-Length", "2".into())], b"{}");
         }
-        let realm = format!(r#"Bearer realm="http://{}/token",service="fake""#, addr_for_fake.lock().unwrap());
-        response("401 Unauthorized", &[("Content-Length", "0".into()), ("WWW-Authenticate", realm)], b"")
+        let realm = format!(
+            r#"Bearer realm="http://{}/token",service="fake""#,
+            addr_for_fake.lock().unwrap()
+        );
+        response(
+            "401 Unauthorized",
+            &[("Content-Length", "0".into()), ("WWW-Authenticate", realm)],
+            b"",
+        )
     }))
     .await;
     *addr_cell.lock().unwrap() = fake.addr.clone();
-    let client = sardine_oci::registry::RegistryClient::new(&fake.addr, common::options(creds("u", "p"), None)).unwrap();
-    assert_eq!(client.blob_exists("team/repo", &digest_of(b"x")).await.unwrap(), Some(2));
+    let client = sardine_oci::registry::RegistryClient::new(
+        &fake.addr,
+        common::options(creds("u", "p"), None),
+    )
+    .unwrap();
+    assert_eq!(
+        client
+            .blob_exists("team/repo", &digest_of(b"x"))
+            .await
+            .unwrap(),
+        Some(2)
+    );
     // The token is cached for the scope: no second token request.
-    assert_eq!(client.blob_exists("team/repo", &digest_of(b"y")).await.unwrap(), Some(2));
+    assert_eq!(
+        client
+            .blob_exists("team/repo", &digest_of(b"y"))
+            .await
+            .unwrap(),
+        Some(2)
+    );
     let requests = token_requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1, "{requests:?}");
     let (path, auth) = &requests[0];
-    assert!(path.contains("service=fake") && path.contains("scope=repository%3Ateam%2Frepo%3Apull"), "{path}");
+    assert!(
+        path.contains("service=fake") && path.contains("scope=repository%3Ateam%2Frepo%3Apull"),
+        "{path}"
+    );
     assert_eq!(auth.as_deref(), Some("Basic dTpw"));
 }
 
@@ -324,7 +523,14 @@ async fn chunked_upload_falls_back_to_one_put() {
         seen.lock().unwrap().push(request.clone());
         let empty = ("Content-Length", "0".to_owned());
         match request.method.as_str() {
-            "POST" => response("202 Accepted", &[empty, ("Location", "/v2/repo/blobs/uploads/u1?_state=abc".into())], b""),
+            "POST" => response(
+                "202 Accepted",
+                &[
+                    empty,
+                    ("Location", "/v2/repo/blobs/uploads/u1?_state=abc".into()),
+                ],
+                b"",
+            ),
             "PATCH" => response("416 Range Not Satisfiable", &[empty], b""),
             "DELETE" => response("204 No Content", &[empty], b""),
             "PUT" => response("201 Created", &[empty], b""),
@@ -332,13 +538,26 @@ async fn chunked_upload_falls_back_to_one_put() {
         }
     }))
     .await;
-    let client = sardine_oci::registry::RegistryClient::new(&fake.addr, common::options(None, Some(100_000))).unwrap();
-    client.push_blob_bytes("repo", &digest, Bytes::from(data.clone())).await.unwrap();
+    let client = sardine_oci::registry::RegistryClient::new(
+        &fake.addr,
+        common::options(None, Some(100_000)),
+    )
+    .unwrap();
+    client
+        .push_blob_bytes("repo", &digest, Bytes::from(data.clone()))
+        .await
+        .unwrap();
     let log = log.lock().unwrap();
     let methods: Vec<&str> = log.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["POST", "PATCH", "DELETE", "POST", "PUT"]);
     let put = &log[4];
-    assert_eq!(put.path, format!("/v2/repo/blobs/uploads/u1?_state=abc&digest={}", digest.replace(':', "%3A")));
+    assert_eq!(
+        put.path,
+        format!(
+            "/v2/repo/blobs/uploads/u1?_state=abc&digest={}",
+            digest.replace(':', "%3A")
+        )
+    );
     assert!(put.body == data, "the PUT carries the whole blob");
     assert_eq!(log[1].header("Content-Range"), Some("0-99999"));
 }

@@ -22,19 +22,34 @@ pub(crate) enum Challenge {
     /// Send the username and password with every request.
     Basic,
     /// Fetch a token from `realm` and send it as `Authorization: Bearer`.
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parses the first Basic or Bearer challenge in a `WWW-Authenticate` header value.
 pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     let params = parse_params(rest);
-    let param = |key: &str| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
     if scheme.eq_ignore_ascii_case("basic") {
         Some(Challenge::Basic)
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        Some(Challenge::Bearer { realm: param("realm")?, service: param("service"), scope: param("scope") })
+        Some(Challenge::Bearer {
+            realm: param("realm")?,
+            service: param("service"),
+            scope: param("scope"),
+        })
     } else {
         None
     }
@@ -48,7 +63,8 @@ fn parse_params(input: &str) -> Vec<(String, String)> {
         while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
             chars.next();
         }
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.is_empty() {
             return pairs;
         }
@@ -66,7 +82,10 @@ fn parse_params(input: &str) -> Vec<(String, String)> {
             }
             value
         } else {
-            std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect::<String>().trim().to_owned()
+            std::iter::from_fn(|| chars.next_if(|c| *c != ','))
+                .collect::<String>()
+                .trim()
+                .to_owned()
         };
         pairs.push((key.trim().to_owned(), value));
     }
@@ -74,7 +93,8 @@ fn parse_params(input: &str) -> Vec<(String, String)> {
 
 /// The `Authorization` value for Basic authentication, marked sensitive.
 pub(crate) fn basic_header(creds: &Credentials) -> HeaderValue {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", creds.username, creds.password));
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", creds.username, creds.password));
     sensitive_header(&format!("Basic {encoded}"))
 }
 
@@ -102,8 +122,13 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The token (`token` is preferred over `access_token`, as docker does) and how long it is valid.
     pub(crate) fn into_token(self) -> Option<(String, Duration)> {
-        let lifetime = self.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
-        let token = self.token.filter(|t| !t.is_empty()).or(self.access_token.filter(|t| !t.is_empty()))?;
+        let lifetime = self
+            .expires_in
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let token = self
+            .token
+            .filter(|t| !t.is_empty())
+            .or(self.access_token.filter(|t| !t.is_empty()))?;
         Some((token, lifetime))
     }
 }
@@ -119,7 +144,11 @@ pub(crate) struct AuthCache {
 
 impl AuthCache {
     /// The `Authorization` header to send with a request for `scopes`, if one is known.
-    pub(crate) fn header_for(&self, scopes: &[String], creds: Option<&Credentials>) -> Option<HeaderValue> {
+    pub(crate) fn header_for(
+        &self,
+        scopes: &[String],
+        creds: Option<&Credentials>,
+    ) -> Option<HeaderValue> {
         if self.basic {
             return creds.map(basic_header);
         }
@@ -133,7 +162,8 @@ impl AuthCache {
 
     pub(crate) fn store_token(&mut self, scopes: &[String], token: &str, lifetime: Duration) {
         let expires = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
-        self.tokens.insert(scope_key(scopes), (bearer_header(token), expires));
+        self.tokens
+            .insert(scope_key(scopes), (bearer_header(token), expires));
     }
 }
 
@@ -175,14 +205,24 @@ mod tests {
         let c = parse_challenge("bearer realm=http://127.0.0.1:5000/token , error=invalid_token");
         assert_eq!(
             c,
-            Some(Challenge::Bearer { realm: "http://127.0.0.1:5000/token".into(), service: None, scope: None })
+            Some(Challenge::Bearer {
+                realm: "http://127.0.0.1:5000/token".into(),
+                service: None,
+                scope: None
+            })
         );
     }
 
     #[test]
     fn parses_basic_and_escapes() {
-        assert_eq!(parse_challenge(r#"Basic realm="te\"st""#), Some(Challenge::Basic));
-        assert_eq!(parse_params(r#"realm="te\"st""#), vec![("realm".to_owned(), "te\"st".to_owned())]);
+        assert_eq!(
+            parse_challenge(r#"Basic realm="te\"st""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_params(r#"realm="te\"st""#),
+            vec![("realm".to_owned(), "te\"st".to_owned())]
+        );
     }
 
     #[test]
@@ -194,7 +234,8 @@ mod tests {
 
     #[test]
     fn token_response_prefers_token() {
-        let r: TokenResponse = serde_json::from_str(r#"{"access_token":"b","token":"a","expires_in":300}"#).unwrap();
+        let r: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"b","token":"a","expires_in":300}"#).unwrap();
         assert_eq!(r.into_token(), Some(("a".into(), Duration::from_secs(300))));
         let r: TokenResponse = serde_json::from_str(r#"{"access_token":"b"}"#).unwrap();
         assert_eq!(r.into_token(), Some(("b".into(), DEFAULT_TOKEN_LIFETIME)));
@@ -212,14 +253,20 @@ mod tests {
         assert_eq!(header.to_str().unwrap(), "Bearer tok");
         assert!(cache.header_for(&[push_scope("a")], None).is_none());
         cache.store_token(&scopes, "old", Duration::from_secs(5));
-        assert!(cache.header_for(&scopes, None).is_none(), "a token about to expire is not used");
+        assert!(
+            cache.header_for(&scopes, None).is_none(),
+            "a token about to expire is not used"
+        );
     }
 
     #[test]
     fn basic_mode_sends_credentials() {
         let mut cache = AuthCache::default();
         cache.set_basic();
-        let creds = Credentials { username: "user".into(), password: "pass".into() };
+        let creds = Credentials {
+            username: "user".into(),
+            password: "pass".into(),
+        };
         let header = cache.header_for(&[], Some(&creds)).unwrap();
         assert_eq!(header.to_str().unwrap(), "Basic dXNlcjpwYXNz");
         assert!(cache.header_for(&[], None).is_none());

@@ -32,9 +32,21 @@ impl<'a> Partial<'a> {
     /// A file longer than `size` cannot be a prefix of the blob and is emptied.
     async fn open(path: &'a Path, size: u64) -> Result<Self, RegistryError> {
         let io = |e| RegistryError::io(path, e);
-        let file = tokio::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).await.map_err(io)?;
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .await
+            .map_err(io)?;
         let on_disk = file.metadata().await.map_err(io)?.len();
-        let mut partial = Partial { path, file, hasher: Sha256::new(), len: 0 };
+        let mut partial = Partial {
+            path,
+            file,
+            hasher: Sha256::new(),
+            len: 0,
+        };
         if on_disk > size {
             partial.restart().await?;
             return Ok(partial);
@@ -56,14 +68,20 @@ impl<'a> Partial<'a> {
         let io = |e| RegistryError::io(self.path, e);
         self.file.flush().await.map_err(io)?;
         self.file.set_len(0).await.map_err(io)?;
-        self.file.seek(std::io::SeekFrom::Start(0)).await.map_err(io)?;
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(io)?;
         self.hasher = Sha256::new();
         self.len = 0;
         Ok(())
     }
 
     async fn append(&mut self, data: &[u8]) -> Result<(), RegistryError> {
-        self.file.write_all(data).await.map_err(|e| RegistryError::io(self.path, e))?;
+        self.file
+            .write_all(data)
+            .await
+            .map_err(|e| RegistryError::io(self.path, e))?;
         self.hasher.update(data);
         self.len += data.len() as u64;
         Ok(())
@@ -103,7 +121,10 @@ impl RegistryClient {
         progress(part.len);
         let mut attempt = 0;
         while part.len < size {
-            match self.download_into(repo, digest, size, &mut part, progress).await {
+            match self
+                .download_into(repo, digest, size, &mut part, progress)
+                .await
+            {
                 Ok(()) => {}
                 Err(err) if err.is_transient() && attempt < self.inner.opts.max_retries => {
                     let delay = self.backoff(attempt);
@@ -124,7 +145,10 @@ impl RegistryClient {
         drop(part);
         if actual != digest {
             discard(partial);
-            return Err(RegistryError::DigestMismatch { digest: digest.to_owned(), actual });
+            return Err(RegistryError::DigestMismatch {
+                digest: digest.to_owned(),
+                actual,
+            });
         }
         Ok(())
     }
@@ -145,24 +169,46 @@ impl RegistryClient {
         let resp = self
             .execute(&scopes, &action, Retry::Transient, || {
                 let get = self.inner.http.get(url.clone());
-                Ok(if offset > 0 { get.header(RANGE, format!("bytes={offset}-")) } else { get })
+                Ok(if offset > 0 {
+                    get.header(RANGE, format!("bytes={offset}-"))
+                } else {
+                    get
+                })
             })
             .await?;
-        let mut resp = self.check(resp, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT], &action, || format!("blob {digest} in {repo}")).await?;
+        let mut resp = self
+            .check(
+                resp,
+                &[StatusCode::OK, StatusCode::PARTIAL_CONTENT],
+                &action,
+                || format!("blob {digest} in {repo}"),
+            )
+            .await?;
         if resp.status() == StatusCode::PARTIAL_CONTENT {
             if content_range_start(header_str(&resp, CONTENT_RANGE)) != Some(offset) {
-                return Err(self.protocol(&action, &format!("its partial answer does not start at byte {offset}")));
+                return Err(self.protocol(
+                    &action,
+                    &format!("its partial answer does not start at byte {offset}"),
+                ));
             }
         } else if offset > 0 {
             debug!(%digest, "registry ignored the range request, downloading from the start");
             part.restart().await?;
         }
-        let too_large = || RegistryError::TooLarge { registry: self.inner.registry.clone(), what: format!("blob {digest}"), limit: size };
+        let too_large = || RegistryError::TooLarge {
+            registry: self.inner.registry.clone(),
+            what: format!("blob {digest}"),
+            limit: size,
+        };
         let announced: Option<u64> = header_str(&resp, CONTENT_LENGTH).and_then(|s| s.parse().ok());
         if announced.is_some_and(|len| part.len + len > size) {
             return Err(too_large());
         }
-        while let Some(chunk) = resp.chunk().await.map_err(|source| self.transport(&action, source))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|source| self.transport(&action, source))?
+        {
             if part.len + chunk.len() as u64 > size {
                 return Err(too_large());
             }
@@ -171,7 +217,12 @@ impl RegistryClient {
         }
         if part.len < size {
             let (registry, digest) = (self.inner.registry.clone(), digest.to_owned());
-            return Err(RegistryError::Truncated { registry, digest, received: part.len, expected: size });
+            return Err(RegistryError::Truncated {
+                registry,
+                digest,
+                received: part.len,
+                expected: size,
+            });
         }
         Ok(())
     }

@@ -11,34 +11,56 @@ use reqwest::StatusCode;
 pub enum RegistryError {
     /// The registry address given by the user cannot be used.
     #[error("invalid registry address {registry:?}: {reason} (expected \"host\" or \"host:port\")")]
-    InvalidRegistry { registry: String, reason: &'static str },
+    InvalidRegistry {
+        registry: String,
+        reason: &'static str,
+    },
 
     /// The registry refused our credentials (or anonymous access) for this request.
     #[error(
         "registry {registry} refused access (HTTP {status}) to {action}; \
          hint: check the credentials with `sarde login {registry}`, or SARDE_REGISTRY_USERNAME/SARDE_REGISTRY_PASSWORD"
     )]
-    Unauthorized { registry: String, status: u16, action: String },
+    Unauthorized {
+        registry: String,
+        status: u16,
+        action: String,
+    },
 
     /// The manifest, tag, blob or repository does not exist.
     #[error("{what} not found on registry {registry}")]
     NotFound { registry: String, what: String },
 
     /// Downloaded or served content does not hash to the digest it was requested by.
-    #[error("content of {digest} is corrupt: its digest is {actual}; the download was discarded, try again")]
+    #[error(
+        "content of {digest} is corrupt: its digest is {actual}; the download was discarded, try again"
+    )]
     DigestMismatch { digest: String, actual: String },
 
     /// The registry sent (or announced) more data than allowed.
     #[error("{what} from registry {registry} is larger than the limit of {limit} bytes")]
-    TooLarge { registry: String, what: String, limit: u64 },
+    TooLarge {
+        registry: String,
+        what: String,
+        limit: u64,
+    },
 
     /// The registry answered with an unexpected HTTP status.
     #[error("registry {registry} answered HTTP {status} to {action}: {body}")]
-    Http { registry: String, action: String, status: u16, body: String },
+    Http {
+        registry: String,
+        action: String,
+        status: u16,
+        body: String,
+    },
 
     /// The registry answered, but the answer violates the distribution protocol.
     #[error("registry {registry} sent an invalid answer to {action}: {reason}")]
-    Protocol { registry: String, action: String, reason: String },
+    Protocol {
+        registry: String,
+        action: String,
+        reason: String,
+    },
 
     /// The connection failed, timed out or broke off.
     #[error("could not talk to registry {registry} ({action})")]
@@ -50,8 +72,15 @@ pub enum RegistryError {
     },
 
     /// The response body ended before the announced size was reached.
-    #[error("registry {registry} closed the download of {digest} after {received} of {expected} bytes")]
-    Truncated { registry: String, digest: String, received: u64, expected: u64 },
+    #[error(
+        "registry {registry} closed the download of {digest} after {received} of {expected} bytes"
+    )]
+    Truncated {
+        registry: String,
+        digest: String,
+        received: u64,
+        expected: u64,
+    },
 
     /// A local file could not be read or written.
     #[error("I/O error on {path}")]
@@ -63,7 +92,12 @@ pub enum RegistryError {
 
     /// The local blob file does not have the size the caller announced.
     #[error("blob file {path} has {actual} bytes, but {expected} were expected for {digest}")]
-    SizeMismatch { path: PathBuf, digest: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        path: PathBuf,
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
 
     /// A repository name or tag is malformed.
     #[error("invalid {what} name {name:?}")]
@@ -79,20 +113,27 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Transport { source, .. } => is_transient_transport(source),
-            RegistryError::Http { status, .. } => StatusCode::from_u16(*status).is_ok_and(is_transient_status),
+            RegistryError::Http { status, .. } => {
+                StatusCode::from_u16(*status).is_ok_and(is_transient_status)
+            }
             RegistryError::Truncated { .. } => true,
             _ => false,
         }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        RegistryError::Io { path: path.into(), source }
+        RegistryError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 
 /// Statuses after which the same request is retried: server errors, timeouts and rate limits.
 pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
+    status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// Connection-level failures that a new attempt may not see again.
@@ -104,7 +145,10 @@ pub(crate) fn is_transient_transport(err: &reqwest::Error) -> bool {
     }
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
-        if inner.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_body) {
+        if inner
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_body)
+        {
             return true;
         }
         source = inner.source();
@@ -117,7 +161,12 @@ mod tests {
     use super::*;
 
     fn http(status: u16) -> RegistryError {
-        RegistryError::Http { registry: "r".into(), action: "a".into(), status, body: String::new() }
+        RegistryError::Http {
+            registry: "r".into(),
+            action: "a".into(),
+            status,
+            body: String::new(),
+        }
     }
 
     #[test]
@@ -132,9 +181,16 @@ mod tests {
 
     #[test]
     fn permanent_errors() {
-        let e = RegistryError::DigestMismatch { digest: "sha256:aa".into(), actual: "sha256:bb".into() };
+        let e = RegistryError::DigestMismatch {
+            digest: "sha256:aa".into(),
+            actual: "sha256:bb".into(),
+        };
         assert!(!e.is_transient());
-        let e = RegistryError::Unauthorized { registry: "r".into(), status: 401, action: "a".into() };
+        let e = RegistryError::Unauthorized {
+            registry: "r".into(),
+            status: 401,
+            action: "a".into(),
+        };
         assert!(!e.is_transient());
     }
 }

@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng as _;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, warn};
@@ -50,7 +53,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -112,7 +118,10 @@ struct Inner {
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryClient").field("registry", &self.inner.registry).field("base", &self.inner.base.as_str()).finish()
+        f.debug_struct("RegistryClient")
+            .field("registry", &self.inner.registry)
+            .field("base", &self.inner.base.as_str())
+            .finish()
     }
 }
 
@@ -128,18 +137,38 @@ impl RegistryClient {
             bare if bare.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{bare}]"),
             other => other.to_owned(),
         };
-        let scheme = if opts.insecure || is_loopback_host(host) { "http" } else { "https" };
-        let invalid = |reason| RegistryError::InvalidRegistry { registry: registry.to_owned(), reason };
-        let base = Url::parse(&format!("{scheme}://{endpoint}/v2/")).map_err(|_| invalid("not a valid host name"))?;
+        let scheme = if opts.insecure || is_loopback_host(host) {
+            "http"
+        } else {
+            "https"
+        };
+        let invalid = |reason| RegistryError::InvalidRegistry {
+            registry: registry.to_owned(),
+            reason,
+        };
+        let base = Url::parse(&format!("{scheme}://{endpoint}/v2/"))
+            .map_err(|_| invalid("not a valid host name"))?;
         let http = reqwest::Client::builder()
             .user_agent(opts.user_agent.clone())
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .tcp_keepalive(Duration::from_secs(60))
             .build()
-            .map_err(|source| RegistryError::Transport { registry: registry.to_owned(), action: "set up the HTTP client".into(), source })?;
-        let inner = Inner { http, registry: registry.to_owned(), base, opts, auth: Mutex::default() };
-        Ok(RegistryClient { inner: Arc::new(inner) })
+            .map_err(|source| RegistryError::Transport {
+                registry: registry.to_owned(),
+                action: "set up the HTTP client".into(),
+                source,
+            })?;
+        let inner = Inner {
+            http,
+            registry: registry.to_owned(),
+            base,
+            opts,
+            auth: Mutex::default(),
+        };
+        Ok(RegistryClient {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The registry this client talks to, as given to [`RegistryClient::new`].
@@ -151,8 +180,13 @@ impl RegistryClient {
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let url = self.inner.base.clone();
         let action = "check the API version (GET /v2/)";
-        let resp = self.execute(&[], action, Retry::Transient, || Ok(self.inner.http.get(url.clone()))).await?;
-        self.check(resp, &[StatusCode::OK], action, || "the v2 API".to_owned()).await?;
+        let resp = self
+            .execute(&[], action, Retry::Transient, || {
+                Ok(self.inner.http.get(url.clone()))
+            })
+            .await?;
+        self.check(resp, &[StatusCode::OK], action, || "the v2 API".to_owned())
+            .await?;
         Ok(())
     }
 
@@ -160,19 +194,47 @@ impl RegistryClient {
     ///
     /// Returns the raw bytes, the media type and the digest of the bytes. A digest reference is
     /// verified against the content. Manifests larger than [`MAX_MANIFEST_SIZE`] are refused.
-    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<(Vec<u8>, String, String), RegistryError> {
-        let url = self.url(repo, &format!("manifests/{}", checked_reference(reference)?))?;
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Vec<u8>, String, String), RegistryError> {
+        let url = self.url(
+            repo,
+            &format!("manifests/{}", checked_reference(reference)?),
+        )?;
         let action = format!("fetch manifest {repo}:{reference}");
         let scopes = [pull_scope(repo)];
         let resp = self
-            .execute(&scopes, &action, Retry::Transient, || Ok(self.inner.http.get(url.clone()).header(ACCEPT, MANIFEST_ACCEPT)))
+            .execute(&scopes, &action, Retry::Transient, || {
+                Ok(self
+                    .inner
+                    .http
+                    .get(url.clone())
+                    .header(ACCEPT, MANIFEST_ACCEPT))
+            })
             .await?;
-        let resp = self.check(resp, &[StatusCode::OK], &action, || format!("manifest {repo}:{reference}")).await?;
-        let content_type = header_str(&resp, CONTENT_TYPE).map(|t| t.split(';').next().unwrap_or("").trim().to_owned());
-        let body = self.read_limited(resp, MAX_MANIFEST_SIZE, &action, &format!("manifest {repo}:{reference}")).await?;
+        let resp = self
+            .check(resp, &[StatusCode::OK], &action, || {
+                format!("manifest {repo}:{reference}")
+            })
+            .await?;
+        let content_type = header_str(&resp, CONTENT_TYPE)
+            .map(|t| t.split(';').next().unwrap_or("").trim().to_owned());
+        let body = self
+            .read_limited(
+                resp,
+                MAX_MANIFEST_SIZE,
+                &action,
+                &format!("manifest {repo}:{reference}"),
+            )
+            .await?;
         let digest = sha256_digest(&body);
         if reference.contains(':') && reference != digest {
-            return Err(RegistryError::DigestMismatch { digest: reference.to_owned(), actual: digest });
+            return Err(RegistryError::DigestMismatch {
+                digest: reference.to_owned(),
+                actual: digest,
+            });
         }
         let media_type = manifest_media_type(content_type.as_deref(), &body)
             .ok_or_else(|| self.protocol(&action, "the manifest has no media type"))?;
@@ -180,61 +242,116 @@ impl RegistryClient {
     }
 
     /// Uploads a manifest under a tag or its digest and returns its digest.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, body: &[u8], media_type: &str) -> Result<String, RegistryError> {
-        let url = self.url(repo, &format!("manifests/{}", checked_reference(reference)?))?;
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        body: &[u8],
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let url = self.url(
+            repo,
+            &format!("manifests/{}", checked_reference(reference)?),
+        )?;
         let action = format!("upload manifest {repo}:{reference}");
         if body.len() as u64 > MAX_MANIFEST_SIZE {
             let what = format!("manifest {repo}:{reference}");
-            return Err(RegistryError::TooLarge { registry: self.inner.registry.clone(), what, limit: MAX_MANIFEST_SIZE });
+            return Err(RegistryError::TooLarge {
+                registry: self.inner.registry.clone(),
+                what,
+                limit: MAX_MANIFEST_SIZE,
+            });
         }
         let digest = sha256_digest(body);
         let body = bytes::Bytes::copy_from_slice(body);
         let scopes = [push_scope(repo)];
         let resp = self
             .execute(&scopes, &action, Retry::Transient, || {
-                Ok(self.inner.http.put(url.clone()).header(CONTENT_TYPE, media_type).body(body.clone()))
+                Ok(self
+                    .inner
+                    .http
+                    .put(url.clone())
+                    .header(CONTENT_TYPE, media_type)
+                    .body(body.clone()))
             })
             .await?;
-        let resp = self.check(resp, &[StatusCode::CREATED, StatusCode::OK], &action, || format!("repository {repo}")).await?;
+        let resp = self
+            .check(
+                resp,
+                &[StatusCode::CREATED, StatusCode::OK],
+                &action,
+                || format!("repository {repo}"),
+            )
+            .await?;
         match header_str(&resp, "docker-content-digest") {
-            Some(answered) if answered != digest => {
-                Err(self.protocol(&action, &format!("it stored digest {answered}, but the manifest has digest {digest}")))
-            }
+            Some(answered) if answered != digest => Err(self.protocol(
+                &action,
+                &format!("it stored digest {answered}, but the manifest has digest {digest}"),
+            )),
             _ => Ok(digest),
         }
     }
 
     /// Asks whether the registry has a blob (`HEAD`); returns its size if so.
-    pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<Option<u64>, RegistryError> {
+    pub async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<Option<u64>, RegistryError> {
         parse_sha256(digest)?;
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let action = format!("check for blob {digest} in {repo}");
         let scopes = [pull_scope(repo)];
-        let resp = self.execute(&scopes, &action, Retry::Transient, || Ok(self.inner.http.head(url.clone()))).await?;
+        let resp = self
+            .execute(&scopes, &action, Retry::Transient, || {
+                Ok(self.inner.http.head(url.clone()))
+            })
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let resp = self.check(resp, &[StatusCode::OK], &action, || format!("blob {digest}")).await?;
+        let resp = self
+            .check(resp, &[StatusCode::OK], &action, || {
+                format!("blob {digest}")
+            })
+            .await?;
         // reqwest reports 0 as the length of every HEAD body, so read the header itself.
         let size = header_str(&resp, CONTENT_LENGTH).and_then(|s| s.parse().ok());
-        size.map(Some).ok_or_else(|| self.protocol(&action, "the answer has no Content-Length"))
+        size.map(Some)
+            .ok_or_else(|| self.protocol(&action, "the answer has no Content-Length"))
     }
 
     /// Asks the registry to link a blob from `from_repo` into `repo` without uploading it.
     ///
     /// Returns `true` when mounted. When the registry opens an upload session instead, the session
     /// is cancelled and `false` is returned (the caller uploads the blob).
-    pub async fn mount_blob(&self, repo: &str, digest: &str, from_repo: &str) -> Result<bool, RegistryError> {
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        from_repo: &str,
+    ) -> Result<bool, RegistryError> {
         parse_sha256(digest)?;
         checked_repo(from_repo)?;
         let mut url = self.url(repo, "blobs/uploads/")?;
-        url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from_repo);
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from_repo);
         let action = format!("mount blob {digest} from {from_repo} into {repo}");
         let scopes = [push_scope(repo), pull_scope(from_repo)];
         let resp = self
-            .execute(&scopes, &action, Retry::Transient, || Ok(self.inner.http.post(url.clone()).header(CONTENT_LENGTH, 0)))
+            .execute(&scopes, &action, Retry::Transient, || {
+                Ok(self.inner.http.post(url.clone()).header(CONTENT_LENGTH, 0))
+            })
             .await?;
-        let resp = self.check(resp, &[StatusCode::CREATED, StatusCode::ACCEPTED], &action, || format!("repository {repo}")).await?;
+        let resp = self
+            .check(
+                resp,
+                &[StatusCode::CREATED, StatusCode::ACCEPTED],
+                &action,
+                || format!("repository {repo}"),
+            )
+            .await?;
         if resp.status() == StatusCode::CREATED {
             return Ok(true);
         }
@@ -247,19 +364,30 @@ impl RegistryClient {
     fn url(&self, repo: &str, rest: &str) -> Result<Url, RegistryError> {
         let repo = checked_repo(repo)?;
         let url = format!("{}{repo}/{rest}", self.inner.base);
-        Url::parse(&url).map_err(|_| RegistryError::InvalidName { what: "repository", name: repo.to_owned() })
+        Url::parse(&url).map_err(|_| RegistryError::InvalidName {
+            what: "repository",
+            name: repo.to_owned(),
+        })
     }
 
     /// Sends a request built by `make`, authenticating on demand and retrying transient failures.
     ///
     /// Returns the final response whatever its status, except that a 401 after authenticating
     /// becomes [`RegistryError::Unauthorized`].
-    async fn execute<F>(&self, scopes: &[String], action: &str, retry: Retry, make: F) -> Result<Response, RegistryError>
+    async fn execute<F>(
+        &self,
+        scopes: &[String],
+        action: &str,
+        retry: Retry,
+        make: F,
+    ) -> Result<Response, RegistryError>
     where
         F: Fn() -> Result<RequestBuilder, RegistryError> + Sync,
     {
         let cached = self.cached_auth(scopes);
-        let resp = self.send(action, retry, || Ok(with_auth(make()?, cached.as_ref()))).await?;
+        let resp = self
+            .send(action, retry, || Ok(with_auth(make()?, cached.as_ref())))
+            .await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -272,7 +400,11 @@ impl RegistryClient {
         let Some(fresh) = fresh else {
             return Err(self.unauthorized(StatusCode::UNAUTHORIZED, action));
         };
-        let resp = self.send(action, retry, || Ok(make()?.header(AUTHORIZATION, fresh.clone()))).await?;
+        let resp = self
+            .send(action, retry, || {
+                Ok(make()?.header(AUTHORIZATION, fresh.clone()))
+            })
+            .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(self.unauthorized(StatusCode::UNAUTHORIZED, action));
         }
@@ -280,25 +412,50 @@ impl RegistryClient {
     }
 
     fn cached_auth(&self, scopes: &[String]) -> Option<HeaderValue> {
-        let cache = self.inner.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let cache = self
+            .inner
+            .auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.header_for(scopes, self.inner.opts.credentials.as_ref())
     }
 
     /// Answers a challenge: returns the header to retry with, or `None` when we have nothing to offer.
-    async fn authenticate(&self, challenge: Challenge, scopes: &[String], action: &str) -> Result<Option<HeaderValue>, RegistryError> {
+    async fn authenticate(
+        &self,
+        challenge: Challenge,
+        scopes: &[String],
+        action: &str,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
         match challenge {
             Challenge::Basic => {
-                let Some(creds) = &self.inner.opts.credentials else { return Ok(None) };
-                self.inner.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).set_basic();
+                let Some(creds) = &self.inner.opts.credentials else {
+                    return Ok(None);
+                };
+                self.inner
+                    .auth
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .set_basic();
                 Ok(Some(auth::basic_header(creds)))
             }
-            Challenge::Bearer { realm, service, scope } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            } => {
                 let mut wanted: Vec<String> = scopes.to_vec();
                 if wanted.is_empty() {
                     wanted.extend(scope);
                 }
-                let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), &wanted, action).await?;
-                let mut cache = self.inner.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let (token, lifetime) = self
+                    .fetch_token(&realm, service.as_deref(), &wanted, action)
+                    .await?;
+                let mut cache = self
+                    .inner
+                    .auth
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 cache.store_token(scopes, &token, lifetime);
                 Ok(Some(auth::bearer_header(&token)))
             }
@@ -306,14 +463,24 @@ impl RegistryClient {
     }
 
     /// Requests a Bearer token from the realm of a challenge.
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String], action: &str) -> Result<(String, Duration), RegistryError> {
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        action: &str,
+    ) -> Result<(String, Duration), RegistryError> {
         let action = format!("get a token to {action}");
-        let mut url = Url::parse(realm).map_err(|_| self.protocol(&action, "the token realm is not a URL"))?;
+        let mut url = Url::parse(realm)
+            .map_err(|_| self.protocol(&action, "the token realm is not a URL"))?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(self.protocol(&action, "the token realm is not an http(s) URL"));
         }
         if url.scheme() == "http" && self.inner.base.scheme() == "https" {
-            return Err(self.protocol(&action, "the registry uses https but its token realm is plain http"));
+            return Err(self.protocol(
+                &action,
+                "the registry uses https but its token realm is plain http",
+            ));
         }
         {
             let mut query = url.query_pairs_mut();
@@ -325,12 +492,24 @@ impl RegistryClient {
             }
         }
         let creds = self.inner.opts.credentials.as_ref().map(auth::basic_header);
-        let resp = self.send(&action, Retry::Transient, || Ok(with_auth(self.inner.http.get(url.clone()), creds.as_ref()))).await?;
-        let resp = self.check(resp, &[StatusCode::OK], &action, || "the token service".to_owned()).await?;
-        let body = self.read_limited(resp, 1024 * 1024, &action, "the token").await?;
-        let parsed: auth::TokenResponse =
-            serde_json::from_slice(&body).map_err(|_| self.protocol(&action, "the token answer is not the expected JSON"))?;
-        parsed.into_token().ok_or_else(|| self.protocol(&action, "the token answer contains no token"))
+        let resp = self
+            .send(&action, Retry::Transient, || {
+                Ok(with_auth(self.inner.http.get(url.clone()), creds.as_ref()))
+            })
+            .await?;
+        let resp = self
+            .check(resp, &[StatusCode::OK], &action, || {
+                "the token service".to_owned()
+            })
+            .await?;
+        let body = self
+            .read_limited(resp, 1024 * 1024, &action, "the token")
+            .await?;
+        let parsed: auth::TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| self.protocol(&action, "the token answer is not the expected JSON"))?;
+        parsed
+            .into_token()
+            .ok_or_else(|| self.protocol(&action, "the token answer contains no token"))
     }
 
     /// Sends a request, retrying connection errors and transient statuses with backoff.
@@ -363,11 +542,21 @@ impl RegistryClient {
 
     /// The wait before retry number `attempt + 1`: exponential, capped, with jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        backoff_delay(self.inner.opts.retry_base_delay, attempt, rand::rng().random_range(0.5..=1.0))
+        backoff_delay(
+            self.inner.opts.retry_base_delay,
+            attempt,
+            rand::rng().random_range(0.5..=1.0),
+        )
     }
 
     /// Returns the response if its status is one of `ok`, else the matching error.
-    async fn check<W>(&self, resp: Response, ok: &[StatusCode], action: &str, what: W) -> Result<Response, RegistryError>
+    async fn check<W>(
+        &self,
+        resp: Response,
+        ok: &[StatusCode],
+        action: &str,
+        what: W,
+    ) -> Result<Response, RegistryError>
     where
         W: FnOnce() -> String,
     {
@@ -376,8 +565,13 @@ impl RegistryClient {
             return Ok(resp);
         }
         match status {
-            StatusCode::NOT_FOUND => Err(RegistryError::NotFound { registry: self.inner.registry.clone(), what: what() }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(self.unauthorized(status, action)),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
+                registry: self.inner.registry.clone(),
+                what: what(),
+            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(self.unauthorized(status, action))
+            }
             _ => Err(self.http_error(resp, action).await),
         }
     }
@@ -385,21 +579,46 @@ impl RegistryClient {
     /// Turns an unexpected response into [`RegistryError::Http`] with an excerpt of its body.
     async fn http_error(&self, resp: Response, action: &str) -> RegistryError {
         let status = resp.status().as_u16();
-        let body = match self.read_limited(resp, 16 * 1024, action, "the error answer").await {
+        let body = match self
+            .read_limited(resp, 16 * 1024, action, "the error answer")
+            .await
+        {
             Ok(body) => error_excerpt(&body),
             Err(_) => "(the answer body could not be read)".to_owned(),
         };
-        RegistryError::Http { registry: self.inner.registry.clone(), action: action.to_owned(), status, body }
+        RegistryError::Http {
+            registry: self.inner.registry.clone(),
+            action: action.to_owned(),
+            status,
+            body,
+        }
     }
 
     /// Reads a whole (small) response body, refusing more than `limit` bytes.
-    async fn read_limited(&self, mut resp: Response, limit: u64, action: &str, what: &str) -> Result<Vec<u8>, RegistryError> {
-        let too_large = || RegistryError::TooLarge { registry: self.inner.registry.clone(), what: what.to_owned(), limit };
-        if header_str(&resp, CONTENT_LENGTH).and_then(|s| s.parse::<u64>().ok()).is_some_and(|len| len > limit) {
+    async fn read_limited(
+        &self,
+        mut resp: Response,
+        limit: u64,
+        action: &str,
+        what: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let too_large = || RegistryError::TooLarge {
+            registry: self.inner.registry.clone(),
+            what: what.to_owned(),
+            limit,
+        };
+        if header_str(&resp, CONTENT_LENGTH)
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|len| len > limit)
+        {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|source| self.transport(action, source))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|source| self.transport(action, source))?
+        {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
             }
@@ -410,30 +629,51 @@ impl RegistryClient {
 
     /// The `Location` of an upload session, resolved against the registry URL (query kept).
     fn location(&self, resp: &Response, action: &str) -> Result<Url, RegistryError> {
-        let location = header_str(resp, LOCATION).ok_or_else(|| self.protocol(action, "the answer has no Location header"))?;
-        self.inner.base.join(location).map_err(|_| self.protocol(action, "the Location header is not a valid URL"))
+        let location = header_str(resp, LOCATION)
+            .ok_or_else(|| self.protocol(action, "the answer has no Location header"))?;
+        self.inner
+            .base
+            .join(location)
+            .map_err(|_| self.protocol(action, "the Location header is not a valid URL"))
     }
 
     /// Cancels an upload session; failures only matter to the registry's garbage collector.
     async fn cancel_upload(&self, repo: &str, location: Url) {
         let action = format!("cancel an upload session in {repo}");
         let scopes = [push_scope(repo)];
-        match self.execute(&scopes, &action, Retry::Transient, || Ok(self.inner.http.delete(location.clone()))).await {
+        match self
+            .execute(&scopes, &action, Retry::Transient, || {
+                Ok(self.inner.http.delete(location.clone()))
+            })
+            .await
+        {
             Ok(resp) => debug!(status = resp.status().as_u16(), "{action}"),
             Err(err) => debug!(error = %err, "{action} failed"),
         }
     }
 
     fn unauthorized(&self, status: StatusCode, action: &str) -> RegistryError {
-        RegistryError::Unauthorized { registry: self.inner.registry.clone(), status: status.as_u16(), action: action.to_owned() }
+        RegistryError::Unauthorized {
+            registry: self.inner.registry.clone(),
+            status: status.as_u16(),
+            action: action.to_owned(),
+        }
     }
 
     fn protocol(&self, action: &str, reason: &str) -> RegistryError {
-        RegistryError::Protocol { registry: self.inner.registry.clone(), action: action.to_owned(), reason: reason.to_owned() }
+        RegistryError::Protocol {
+            registry: self.inner.registry.clone(),
+            action: action.to_owned(),
+            reason: reason.to_owned(),
+        }
     }
 
     fn transport(&self, action: &str, source: reqwest::Error) -> RegistryError {
-        RegistryError::Transport { registry: self.inner.registry.clone(), action: action.to_owned(), source }
+        RegistryError::Transport {
+            registry: self.inner.registry.clone(),
+            action: action.to_owned(),
+            source,
+        }
     }
 }
 
@@ -462,12 +702,20 @@ fn backoff_delay(base: Duration, attempt: u32, jitter: f64) -> Duration {
 
 /// Checks "host" or "host:port" and returns the host part.
 fn validate_registry(registry: &str) -> Result<&str, RegistryError> {
-    let invalid = |reason| RegistryError::InvalidRegistry { registry: registry.to_owned(), reason };
+    let invalid = |reason| RegistryError::InvalidRegistry {
+        registry: registry.to_owned(),
+        reason,
+    };
     if registry.is_empty() {
         return Err(invalid("it is empty"));
     }
-    if registry.contains("://") || registry.contains(['/', '?', '#', '@']) || registry.chars().any(char::is_whitespace) {
-        return Err(invalid("it must not contain a scheme, path, user or spaces"));
+    if registry.contains("://")
+        || registry.contains(['/', '?', '#', '@'])
+        || registry.chars().any(char::is_whitespace)
+    {
+        return Err(invalid(
+            "it must not contain a scheme, path, user or spaces",
+        ));
     }
     let host = split_host(registry);
     if host.is_empty() {
@@ -484,21 +732,33 @@ fn split_host(registry: &str) -> &str {
     if registry.parse::<IpAddr>().is_ok() {
         return registry;
     }
-    registry.rsplit_once(':').map_or(registry, |(host, _port)| host)
+    registry
+        .rsplit_once(':')
+        .map_or(registry, |(host, _port)| host)
 }
 
 /// Whether a host is `localhost` or a loopback IP address.
 fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks a repository name: lowercase path components of `[a-z0-9._-]` separated by `/`.
 fn checked_repo(repo: &str) -> Result<&str, RegistryError> {
-    let component_ok = |c: &str| !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'));
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+    };
     if repo.split('/').all(component_ok) {
         Ok(repo)
     } else {
-        Err(RegistryError::InvalidName { what: "repository", name: repo.to_owned() })
+        Err(RegistryError::InvalidName {
+            what: "repository",
+            name: repo.to_owned(),
+        })
     }
 }
 
@@ -510,15 +770,30 @@ fn checked_reference(reference: &str) -> Result<&str, RegistryError> {
     }
     let tag_ok = !reference.is_empty()
         && reference.len() <= 128
-        && reference.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if tag_ok { Ok(reference) } else { Err(RegistryError::InvalidName { what: "tag", name: reference.to_owned() }) }
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if tag_ok {
+        Ok(reference)
+    } else {
+        Err(RegistryError::InvalidName {
+            what: "tag",
+            name: reference.to_owned(),
+        })
+    }
 }
 
 /// Returns the hex part of a `sha256:<64 lowercase hex>` digest.
 pub(crate) fn parse_sha256(digest: &str) -> Result<&str, RegistryError> {
     match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => Ok(hex),
-        _ => Err(RegistryError::InvalidDigest { digest: digest.to_owned() }),
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(hex)
+        }
+        _ => Err(RegistryError::InvalidDigest {
+            digest: digest.to_owned(),
+        }),
     }
 }
 
@@ -531,14 +806,23 @@ pub(crate) fn sha256_digest(data: &[u8]) -> String {
 /// header is missing or generic.
 fn manifest_media_type(content_type: Option<&str>, body: &[u8]) -> Option<String> {
     match content_type {
-        Some(t) if !t.is_empty() && t != "application/json" && t != "text/plain" && t != "application/octet-stream" => Some(t.to_owned()),
+        Some(t)
+            if !t.is_empty()
+                && t != "application/json"
+                && t != "text/plain"
+                && t != "application/octet-stream" =>
+        {
+            Some(t.to_owned())
+        }
         _ => {
             #[derive(serde::Deserialize)]
             struct MediaTypeOnly {
                 #[serde(rename = "mediaType")]
                 media_type: Option<String>,
             }
-            serde_json::from_slice::<MediaTypeOnly>(body).ok()?.media_type
+            serde_json::from_slice::<MediaTypeOnly>(body)
+                .ok()?
+                .media_type
         }
     }
 }
@@ -558,18 +842,32 @@ fn error_excerpt(body: &[u8]) -> String {
         let parts: Vec<String> = parsed
             .errors
             .iter()
-            .map(|e| format!("{}: {}", e.code.as_deref().unwrap_or("?"), e.message.as_deref().unwrap_or("")))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.code.as_deref().unwrap_or("?"),
+                    e.message.as_deref().unwrap_or("")
+                )
+            })
             .collect();
         if !parts.is_empty() {
             return parts.join("; ");
         }
     }
     let text = String::from_utf8_lossy(body);
-    let mut excerpt: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(ERROR_BODY_EXCERPT).collect();
+    let mut excerpt: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(ERROR_BODY_EXCERPT)
+        .collect();
     if text.chars().count() > ERROR_BODY_EXCERPT {
         excerpt.push('…');
     }
-    if excerpt.trim().is_empty() { "(empty answer)".to_owned() } else { excerpt.trim().to_owned() }
+    if excerpt.trim().is_empty() {
+        "(empty answer)".to_owned()
+    } else {
+        excerpt.trim().to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -584,27 +882,57 @@ mod tests {
         for host in ["example.org", "10.0.0.1", "localhost.example.org"] {
             assert!(!is_loopback_host(host), "{host}");
         }
-        for (registry, scheme) in
-            [("localhost:5000", "http"), ("127.0.0.1:5000", "http"), ("[::1]:5000", "http"), ("::1", "http"), ("example.org", "https")]
-        {
+        for (registry, scheme) in [
+            ("localhost:5000", "http"),
+            ("127.0.0.1:5000", "http"),
+            ("[::1]:5000", "http"),
+            ("::1", "http"),
+            ("example.org", "https"),
+        ] {
             let client = RegistryClient::new(registry, ClientOptions::default()).unwrap();
             assert_eq!(client.inner.base.scheme(), scheme, "{registry}");
         }
-        let insecure = ClientOptions { insecure: true, ..ClientOptions::default() };
-        assert_eq!(RegistryClient::new("example.org:5000", insecure).unwrap().inner.base.as_str(), "http://example.org:5000/v2/");
+        let insecure = ClientOptions {
+            insecure: true,
+            ..ClientOptions::default()
+        };
+        assert_eq!(
+            RegistryClient::new("example.org:5000", insecure)
+                .unwrap()
+                .inner
+                .base
+                .as_str(),
+            "http://example.org:5000/v2/"
+        );
     }
 
     #[test]
     fn docker_hub_endpoint() {
         let client = RegistryClient::new("docker.io", ClientOptions::default()).unwrap();
-        assert_eq!(client.inner.base.as_str(), "https://registry-1.docker.io/v2/");
+        assert_eq!(
+            client.inner.base.as_str(),
+            "https://registry-1.docker.io/v2/"
+        );
         assert_eq!(client.registry(), "docker.io");
     }
 
     #[test]
     fn rejects_bad_registry_addresses() {
-        for bad in ["", "https://example.org", "example.org/foo", "user@example.org", "a b", ":5000"] {
-            assert!(matches!(RegistryClient::new(bad, ClientOptions::default()), Err(RegistryError::InvalidRegistry { .. })), "{bad:?}");
+        for bad in [
+            "",
+            "https://example.org",
+            "example.org/foo",
+            "user@example.org",
+            "a b",
+            ":5000",
+        ] {
+            assert!(
+                matches!(
+                    RegistryClient::new(bad, ClientOptions::default()),
+                    Err(RegistryError::InvalidRegistry { .. })
+                ),
+                "{bad:?}"
+            );
         }
     }
 
@@ -624,7 +952,10 @@ mod tests {
     #[test]
     fn digests() {
         let d = sha256_digest(b"");
-        assert_eq!(d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d,
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(parse_sha256(&d).unwrap().len(), 64);
         assert!(parse_sha256("sha256:E3B0").is_err());
         assert!(parse_sha256("sha512:00").is_err());
@@ -642,16 +973,28 @@ mod tests {
     #[test]
     fn media_type_from_header_or_body() {
         let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
-        assert_eq!(manifest_media_type(Some("application/vnd.oci.image.manifest.v1+json"), body).unwrap(), "application/vnd.oci.image.manifest.v1+json");
-        assert_eq!(manifest_media_type(Some("application/json"), body).unwrap(), "application/vnd.oci.image.index.v1+json");
-        assert_eq!(manifest_media_type(None, body).unwrap(), "application/vnd.oci.image.index.v1+json");
+        assert_eq!(
+            manifest_media_type(Some("application/vnd.oci.image.manifest.v1+json"), body).unwrap(),
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            manifest_media_type(Some("application/json"), body).unwrap(),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(
+            manifest_media_type(None, body).unwrap(),
+            "application/vnd.oci.image.index.v1+json"
+        );
         assert_eq!(manifest_media_type(None, b"{}"), None);
     }
 
     #[test]
     fn error_excerpts() {
         let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry","detail":"x"}]}"#;
-        assert_eq!(error_excerpt(body), "BLOB_UNKNOWN: blob unknown to registry");
+        assert_eq!(
+            error_excerpt(body),
+            "BLOB_UNKNOWN: blob unknown to registry"
+        );
         assert_eq!(error_excerpt(b"bad\ngateway"), "bad gateway");
         assert_eq!(error_excerpt(b""), "(empty answer)");
         assert!(error_excerpt(&[b'x'; 1000]).ends_with('…'));
@@ -659,10 +1002,19 @@ mod tests {
 
     #[test]
     fn credentials_debug_hides_the_password() {
-        let creds = Credentials { username: "user".into(), password: "hunter2".into() };
+        let creds = Credentials {
+            username: "user".into(),
+            password: "hunter2".into(),
+        };
         let shown = format!("{creds:?}");
-        assert!(shown.contains("user") && !shown.contains("hunter2"), "{shown}");
-        let opts = ClientOptions { credentials: Some(creds), ..ClientOptions::default() };
+        assert!(
+            shown.contains("user") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let opts = ClientOptions {
+            credentials: Some(creds),
+            ..ClientOptions::default()
+        };
         assert!(!format!("{opts:?}").contains("hunter2"));
     }
 }

@@ -21,7 +21,9 @@ use tracing::{info, warn};
 
 use super::auth::push_scope;
 use super::error::is_transient_status;
-use super::{RegistryClient, RegistryError, Retry, checked_repo, header_str, parse_sha256, retry_after};
+use super::{
+    RegistryClient, RegistryError, Retry, checked_repo, header_str, parse_sha256, retry_after,
+};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 /// Size of the pieces read from disk while streaming a body.
@@ -38,21 +40,29 @@ enum BlobSource<'a> {
 impl BlobSource<'_> {
     /// A request body with bytes `offset..offset + len`; bytes handed to the connection are
     /// added to `sent`.
-    fn body(&self, offset: u64, len: u64, sent: &Arc<AtomicU64>) -> Result<reqwest::Body, RegistryError> {
+    fn body(
+        &self,
+        offset: u64,
+        len: u64,
+        sent: &Arc<AtomicU64>,
+    ) -> Result<reqwest::Body, RegistryError> {
         match self {
             BlobSource::Bytes(data) => {
-                let range = usize::try_from(offset).unwrap_or(usize::MAX)..usize::try_from(offset + len).unwrap_or(usize::MAX);
+                let range = usize::try_from(offset).unwrap_or(usize::MAX)
+                    ..usize::try_from(offset + len).unwrap_or(usize::MAX);
                 sent.fetch_add(len, Ordering::Relaxed);
                 Ok(reqwest::Body::from(data.slice(range)))
             }
             BlobSource::File(path) => {
                 let mut file = fs_err::File::open(path).map_err(|e| RegistryError::io(*path, e))?;
-                file.seek(SeekFrom::Start(offset)).map_err(|e| RegistryError::io(*path, e))?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(|e| RegistryError::io(*path, e))?;
                 let reader = tokio::fs::File::from_std(file.into_file()).take(len);
                 let sent = Arc::clone(sent);
-                let stream = ReaderStream::with_capacity(reader, READ_CHUNK).inspect_ok(move |chunk| {
-                    sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                });
+                let stream =
+                    ReaderStream::with_capacity(reader, READ_CHUNK).inspect_ok(move |chunk| {
+                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    });
                 Ok(reqwest::Body::wrap_stream(stream))
             }
         }
@@ -79,17 +89,31 @@ impl RegistryClient {
         path: &Path,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let actual = fs_err::metadata(path).map_err(|e| RegistryError::io(path, e))?.len();
+        let actual = fs_err::metadata(path)
+            .map_err(|e| RegistryError::io(path, e))?
+            .len();
         if actual != size {
-            return Err(RegistryError::SizeMismatch { path: path.to_owned(), digest: digest.to_owned(), expected: size, actual });
+            return Err(RegistryError::SizeMismatch {
+                path: path.to_owned(),
+                digest: digest.to_owned(),
+                expected: size,
+                actual,
+            });
         }
-        self.push_blob(repo, digest, size, &BlobSource::File(path), progress).await
+        self.push_blob(repo, digest, size, &BlobSource::File(path), progress)
+            .await
     }
 
     /// Uploads a small blob held in memory (configs, small layers).
-    pub async fn push_blob_bytes(&self, repo: &str, digest: &str, data: Bytes) -> Result<(), RegistryError> {
+    pub async fn push_blob_bytes(
+        &self,
+        repo: &str,
+        digest: &str,
+        data: Bytes,
+    ) -> Result<(), RegistryError> {
         let size = data.len() as u64;
-        self.push_blob(repo, digest, size, &BlobSource::Bytes(data), &|_| {}).await
+        self.push_blob(repo, digest, size, &BlobSource::Bytes(data), &|_| {})
+            .await
     }
 
     async fn push_blob(
@@ -127,12 +151,18 @@ impl RegistryClient {
         let sent = Arc::new(AtomicU64::new(0));
         let upload = async {
             if let Some(chunk) = self.inner.opts.upload_chunk_size.filter(|c| *c > 0) {
-                match self.upload_chunked(repo, digest, size, source, chunk, &sent).await? {
+                match self
+                    .upload_chunked(repo, digest, size, source, chunk, &sent)
+                    .await?
+                {
                     Chunked::Done => return Ok(()),
-                    Chunked::Rejected => info!(registry = %self.inner.registry, "chunked upload rejected, uploading {digest} in one request"),
+                    Chunked::Rejected => {
+                        info!(registry = %self.inner.registry, "chunked upload rejected, uploading {digest} in one request")
+                    }
                 }
             }
-            self.upload_monolithic(repo, digest, size, source, &sent).await
+            self.upload_monolithic(repo, digest, size, source, &sent)
+                .await
         };
         with_progress(&sent, progress, upload).await
     }
@@ -142,9 +172,15 @@ impl RegistryClient {
         let url = self.url(repo, "blobs/uploads/")?;
         let scopes = [push_scope(repo)];
         let resp = self
-            .execute(&scopes, action, Retry::Transient, || Ok(self.inner.http.post(url.clone()).header(CONTENT_LENGTH, 0)))
+            .execute(&scopes, action, Retry::Transient, || {
+                Ok(self.inner.http.post(url.clone()).header(CONTENT_LENGTH, 0))
+            })
             .await?;
-        let resp = self.check(resp, &[StatusCode::ACCEPTED], action, || format!("repository {repo}")).await?;
+        let resp = self
+            .check(resp, &[StatusCode::ACCEPTED], action, || {
+                format!("repository {repo}")
+            })
+            .await?;
         self.location(&resp, action)
     }
 
@@ -172,7 +208,10 @@ impl RegistryClient {
                     .body(source.body(0, size, sent)?))
             })
             .await?;
-        self.check(resp, &[StatusCode::CREATED], &action, || format!("repository {repo}")).await?;
+        self.check(resp, &[StatusCode::CREATED], &action, || {
+            format!("repository {repo}")
+        })
+        .await?;
         Ok(())
     }
 
@@ -210,7 +249,11 @@ impl RegistryClient {
                 Err(err) => err.is_transient(),
             };
             if transient && resyncs < self.inner.opts.max_retries {
-                let delay = result.as_ref().ok().and_then(retry_after).unwrap_or_else(|| self.backoff(resyncs));
+                let delay = result
+                    .as_ref()
+                    .ok()
+                    .and_then(retry_after)
+                    .unwrap_or_else(|| self.backoff(resyncs));
                 warn!(registry = %self.inner.registry, %digest, offset, ?delay, "chunk upload failed, resuming");
                 tokio::time::sleep(delay).await;
                 resyncs += 1;
@@ -222,34 +265,70 @@ impl RegistryClient {
                 self.cancel_upload(repo, location).await;
                 return Ok(Chunked::Rejected);
             }
-            let resp = self.check(resp, &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT], &action, || format!("repository {repo}")).await?;
+            let resp = self
+                .check(
+                    resp,
+                    &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT],
+                    &action,
+                    || format!("repository {repo}"),
+                )
+                .await?;
             offset = match range_end(&resp) {
                 Some(end) if end < size => end + 1,
-                Some(_) => return Err(self.protocol(&action, "it reports more bytes than the blob has")),
+                Some(_) => {
+                    return Err(self.protocol(&action, "it reports more bytes than the blob has"));
+                }
                 None => offset + len,
             };
             location = self.location(&resp, &action).unwrap_or(location);
         }
         location.query_pairs_mut().append_pair("digest", digest);
         let resp = self
-            .execute(&scopes, &action, Retry::Never, || Ok(self.inner.http.put(location.clone()).header(CONTENT_LENGTH, 0)))
+            .execute(&scopes, &action, Retry::Never, || {
+                Ok(self
+                    .inner
+                    .http
+                    .put(location.clone())
+                    .header(CONTENT_LENGTH, 0))
+            })
             .await?;
-        self.check(resp, &[StatusCode::CREATED], &action, || format!("repository {repo}")).await?;
+        self.check(resp, &[StatusCode::CREATED], &action, || {
+            format!("repository {repo}")
+        })
+        .await?;
         Ok(Chunked::Done)
     }
 
     /// Asks how much of an upload the registry has received; returns the session's new location
     /// and the offset to continue from.
-    async fn upload_status(&self, repo: &str, location: &Url, action: &str) -> Result<(Url, u64), RegistryError> {
+    async fn upload_status(
+        &self,
+        repo: &str,
+        location: &Url,
+        action: &str,
+    ) -> Result<(Url, u64), RegistryError> {
         let scopes = [push_scope(repo)];
-        let resp = self.execute(&scopes, action, Retry::Transient, || Ok(self.inner.http.get(location.clone()))).await?;
-        let resp = self.check(resp, &[StatusCode::NO_CONTENT, StatusCode::OK], action, || "the upload session".to_owned()).await?;
+        let resp = self
+            .execute(&scopes, action, Retry::Transient, || {
+                Ok(self.inner.http.get(location.clone()))
+            })
+            .await?;
+        let resp = self
+            .check(
+                resp,
+                &[StatusCode::NO_CONTENT, StatusCode::OK],
+                action,
+                || "the upload session".to_owned(),
+            )
+            .await?;
         // distribution reports both "nothing" and "one byte" as 0-0; resending that byte is harmless.
         let offset = match header_str(&resp, RANGE) {
             Some(range) if range.trim().trim_start_matches("bytes=") == "0-0" => 0,
             _ => range_end(&resp).map_or(0, |end| end + 1),
         };
-        let location = self.location(&resp, action).unwrap_or_else(|_| location.clone());
+        let location = self
+            .location(&resp, action)
+            .unwrap_or_else(|_| location.clone());
         Ok((location, offset))
     }
 }
@@ -258,7 +337,10 @@ impl RegistryClient {
 fn rejects_chunks(status: StatusCode) -> bool {
     matches!(
         status,
-        StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED | StatusCode::RANGE_NOT_SATISFIABLE | StatusCode::NOT_IMPLEMENTED
+        StatusCode::BAD_REQUEST
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::RANGE_NOT_SATISFIABLE
+            | StatusCode::NOT_IMPLEMENTED
     )
 }
 
@@ -273,7 +355,11 @@ fn parse_range_end(range: &str) -> Option<u64> {
 }
 
 /// Runs `fut`, calling `progress` with the value of `sent` every [`PROGRESS_INTERVAL`] and at the end.
-async fn with_progress<T>(sent: &AtomicU64, progress: &(dyn Fn(u64) + Send + Sync), fut: impl Future<Output = T>) -> T {
+async fn with_progress<T>(
+    sent: &AtomicU64,
+    progress: &(dyn Fn(u64) + Send + Sync),
+    fut: impl Future<Output = T>,
+) -> T {
     tokio::pin!(fut);
     let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
     loop {

@@ -36,7 +36,11 @@ impl Registry {
 
     fn spawn(auth: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         let mut config = format!(
@@ -45,14 +49,22 @@ impl Registry {
         );
         if let Some((user, password)) = auth {
             let htpasswd = dir.path().join("htpasswd");
-            let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .unwrap();
             assert!(out.status.success(), "htpasswd failed");
             fs_err::write(&htpasswd, out.stdout).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.path().join("config.yml");
         fs_err::write(&config_path, config).unwrap();
-        let log = fs_err::File::create(dir.path().join("registry.log")).unwrap().into_file();
+        let log = fs_err::File::create(dir.path().join("registry.log"))
+            .unwrap()
+            .into_file();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
@@ -79,7 +91,11 @@ impl Registry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("docker-registry on {} did not start; log:\n{}", self.addr, self.log());
+        panic!(
+            "docker-registry on {} did not start; log:\n{}",
+            self.addr,
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -140,7 +156,10 @@ pub struct FakeRequest {
 
 impl FakeRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -163,14 +182,20 @@ impl FakeRegistry {
         let counter = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                let Some(request) = read_request(&mut stream).await else { continue };
+                let Some(request) = read_request(&mut stream).await else {
+                    continue;
+                };
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 let answer = respond(n, &request);
                 let _ = stream.write_all(&answer).await;
                 let _ = stream.shutdown().await;
             }
         });
-        FakeRegistry { addr, requests, task }
+        FakeRegistry {
+            addr,
+            requests,
+            task,
+        }
     }
 
     pub fn requests(&self) -> usize {
@@ -206,8 +231,16 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<FakeRequest>
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    let mut request = FakeRequest { method, path, headers, body: Vec::new() };
-    let len: usize = request.header("Content-Length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut request = FakeRequest {
+        method,
+        path,
+        headers,
+        body: Vec::new(),
+    };
+    let len: usize = request
+        .header("Content-Length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
     request.body.resize(len, 0);
     stream.read_exact(&mut request.body).await.ok()?;
     Some(request)
