@@ -559,6 +559,12 @@ fn host_resources_named_by_the_image_are_refused() {
         "/domain/sysinfo/@type",
     );
     assert_refused(
+        &root(
+            "<sysinfo type='smbios'><oemStrings><entry file='/etc/shadow'/></oemStrings></sysinfo>",
+        ),
+        "/domain/sysinfo/oemStrings/entry/@file",
+    );
+    assert_refused(
         &root("<idmap><uid start='0' target='1000' count='10'/></idmap>"),
         "/domain/idmap",
     );
