@@ -4,6 +4,11 @@
 //!   anonymisation, import renaming, clone backing chains).
 //! * [`sanitize`]: the allow-list policy for domain XML that comes from an image.
 //! * [`Libvirt`] and [`Vm`] (module `connection`): talk to the libvirt daemon.
+//!
+//! Import order: [`DomainXml::parse`] the image's XML, optionally [`DomainXml::anonymize`] it
+//! (neutralises host state in images exported by sardinecake 0.4.2), [`Policy::enforce`] with the
+//! image's plain file names, then `set_name`/`set_disk_source`/`set_boot_file` with absolute
+//! paths, and define [`DomainXml::to_xml`] of that same value.
 
 mod connection;
 mod domain;
