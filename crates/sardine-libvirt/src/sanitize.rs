@@ -3,7 +3,7 @@
 //! A container image's domain XML decides what libvirt does on the importing host. sardinecake
 //! 0.4.2 defined it almost unchanged (W3): an image could attach host block devices, share host
 //! directories, pass arbitrary QEMU arguments or write to any host file through a serial port.
-//! [`check`] walks the whole tree against [`RULES`], a table of the element paths a normal VM
+//! [`check`] walks the whole tree against `RULES`, a table of the element paths a normal VM
 //! needs with the attributes each may carry, and then checks the values that matter (disk sources
 //! must be files of the image, character devices must not touch host files or sockets, ...).
 //! Anything not in the table is a [`Violation`] that names it.
