@@ -1,5 +1,10 @@
-//! `sarde`: share libvirt virtual machines through OCI container registries.
+//! The `sarde` binary: everything happens in the library crate, see [`sarde::run`].
 
-fn main() {
-    println!("sarde {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match sarde::run() {
+        Ok(code) => code,
+        Err(error) => sarde::report(&error),
+    }
 }

@@ -1,0 +1,803 @@
+//! The `sarde` command line: every subcommand, option and argument, defined once with its
+//! documentation. Help, man pages and shell completions are generated from these definitions,
+//! and [`crate::settings`] derives each option's configuration key from them (the long option
+//! name, or the argument name for positionals), so nothing here is repeated elsewhere.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, ValueHint};
+
+/// Text shown after the top-level help, before the list of environment variables.
+const MAIN_AFTER_HELP: &str = "\
+Every option can also be set in a configuration file: the key is the long option name (or the
+argument name), in the section named after the subcommand, or in [DEFAULT] for all of them:
+
+    [DEFAULT]
+    ocidir = ~/oci
+    [export]
+    chunksize = 256 MiB
+
+Files, read in this order: /etc/sardinecake/sarde.ini, ~/.config/sardinecake/sarde.ini,
+$XDG_CONFIG_HOME/sardinecake/sarde.ini; or those in SARDE_CONF_FILES. The command line wins
+over the subcommand's section, which wins over [DEFAULT], which wins over built-in defaults.
+
+Examples:
+  sarde export myvm registry.example.org/vms/debian:12
+  sarde push registry.example.org/vms/debian:12
+  sarde pull registry.example.org/vms/debian:12
+  sarde list";
+
+/// Share libvirt virtual machines through OCI container registries.
+///
+/// sarde exports a libvirt VM into a local store of OCI images, pushes images to and fetches
+/// them from any OCI registry, imports them as VMs, and makes copy-on-write clones of them.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "sarde",
+    version,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Options of every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The text after the top-level help: configuration, examples and environment variables.
+pub fn after_help() -> String {
+    format!("{MAIN_AFTER_HELP}\n\n{}", crate::env::help())
+}
+
+/// Options accepted before and after every subcommand.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// libvirt connection URI, such as qemu:///system.
+    ///
+    /// Without it, libvirt chooses (it honours LIBVIRT_DEFAULT_URI, then its own default).
+    #[arg(long, global = true, value_name = "URI")]
+    pub connect: Option<String>,
+
+    /// Log more: -v shows debug messages, -vv also trace messages.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Log less: -q shows only warnings and errors, -qq only errors.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Only parse the command line and the configuration, then exit (with -v: show the result).
+    #[arg(long, global = true)]
+    pub no_run: bool,
+
+    /// Directory of the local image store.
+    ///
+    /// The default is relative to the current directory, as in sardinecake 0.4.2, so existing
+    /// stores and scripts keep working. There is no single right per-user place: with
+    /// qemu:///system, libvirt's QEMU user usually cannot read the home directory. Set `ocidir`
+    /// once in the [DEFAULT] section of a configuration file to use one store everywhere.
+    #[arg(
+        short = 'd',
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "./oci",
+        value_hint = ValueHint::DirPath
+    )]
+    pub ocidir: PathBuf,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Log in to a registry and store the credentials.
+    #[command(after_help = "Examples:
+  sarde login registry.example.org -u fish
+  echo \"$TOKEN\" | sarde login registry.example.org -u fish --password-stdin
+  SARDE_REGISTRY_PASSWORD=secret sarde login localhost:5000 -u fish")]
+    Login(LoginArgs),
+
+    /// Remove the stored credentials of a registry.
+    #[command(after_help = "Examples:
+  sarde logout registry.example.org
+  sarde logout --all")]
+    Logout(LogoutArgs),
+
+    /// Copy an image from a registry into the local store.
+    #[command(after_help = "Examples:
+  sarde fetch registry.example.org/vms/debian:12
+  sarde fetch debian:12 --source registry.example.org/vms/debian:12
+  sarde fetch localhost:5000/vms/debian:12 --insecure")]
+    Fetch(FetchArgs),
+
+    /// Copy an image from the local store to registries.
+    #[command(after_help = "Examples:
+  sarde push registry.example.org/vms/debian:12
+  sarde push debian:12 -t registry.example.org/vms/debian:12 -t registry.example.org/vms/debian:latest
+  sarde push localhost:5000/vms/debian:12 --insecure --chunk-size 4MiB")]
+    Push(PushArgs),
+
+    /// Fetch an image and import it as a VM (fetch, then import).
+    #[command(after_help = "Examples:
+  sarde pull registry.example.org/vms/debian:12
+  sarde pull registry.example.org/vms/debian:12 --name debian12 --vmdir /var/lib/libvirt/images/sarde")]
+    Pull(PullArgs),
+
+    /// Turn a libvirt VM into an image in the local store.
+    ///
+    /// Prints the image ID (the config digest, as bare hex).
+    #[command(after_help = "Examples:
+  sarde export myvm
+  sarde export myvm registry.example.org/vms/debian:12
+  sarde export myvm debian:12 --vmconfig users.json --chunksize 256MiB
+  sarde export myvm debian:12 --legacy      # readable by sardinecake 0.4.2")]
+    Export(ExportArgs),
+
+    /// Define a libvirt VM from an image in the local store.
+    ///
+    /// Prints the name of the VM (or its UUID with --print-uuid).
+    #[command(after_help = "Examples:
+  sarde import registry.example.org/vms/debian:12
+  sarde import debian:12 --name debian12 --vmdir /var/lib/libvirt/images/sarde
+  sarde import --raw ./oci/debian:12")]
+    Import(ImportArgs),
+
+    /// List the images in the local store and the state of their VMs.
+    #[command(after_help = "Examples:
+  sarde list
+  sarde list --format json
+  sarde list --vms")]
+    List(ListArgs),
+
+    /// Print the sardine configuration (users, services) of an image as JSON.
+    #[command(after_help = "Examples:
+  sarde getconfig registry.example.org/vms/debian:12
+  sarde getconfig --raw ./oci/debian:12")]
+    Getconfig(GetconfigArgs),
+
+    /// Make a copy-on-write clone of an image's VM.
+    ///
+    /// Imports the image first if needed (from the local store; it does not fetch). Prints the
+    /// image's sardine configuration as JSON, with the clone's name added.
+    #[command(after_help = "Examples:
+  sarde clone registry.example.org/vms/debian:12 job-42
+  sarde clone debian:12 scratch --start --ephemeral")]
+    Clone(CloneArgs),
+
+    /// Remove images from the local store, or VMs made from them.
+    #[command(after_help = "Examples:
+  sarde rm debian:12
+  sarde rm --vm job-42 job-43
+  sarde rm --image --force debian:12")]
+    Rm(RmArgs),
+
+    /// Remove unused images, blobs and VMs from the local store.
+    #[command(after_help = "Examples:
+  sarde prune --dry-run
+  sarde prune --older-than 30d
+  sarde prune --space-budget 200GiB")]
+    Prune(PruneArgs),
+
+    /// Print the IP address of a running VM.
+    #[command(after_help = "Examples:
+  sarde ip job-42
+  sarde ip job-42 --wait 60s --source agent")]
+    Ip(IpArgs),
+
+    /// Run a command in a VM over SSH, or log in interactively.
+    ///
+    /// User and password come from the image's sardine configuration unless --user or
+    /// --identity-file say otherwise.
+    #[command(after_help = "Examples:
+  sarde ssh job-42
+  sarde ssh job-42 -- uname -a
+  sarde ssh job-42 --user root -i ~/.ssh/id_ed25519 -- systemctl status")]
+    Ssh(SshArgs),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  sarde completions bash > /etc/bash_completion.d/sarde
+  sarde completions zsh > \"${fpath[1]}/_sarde\"
+  sarde completions fish > ~/.config/fish/completions/sarde.fish")]
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff), or write the pages of all subcommands.
+    #[command(after_help = "Examples:
+  sarde man | man -l -
+  sarde man --all --out-dir /usr/local/share/man/man1")]
+    Man(ManArgs),
+}
+
+/// Options for connecting to registries.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// How many blobs to transfer at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Allow plain HTTP and unverified TLS certificates for the registry (for test registries
+    /// such as localhost:5000).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Options choosing what to fetch.
+#[derive(Debug, Clone, Args)]
+pub struct FetchOptions {
+    /// Registry reference to fetch from, when it differs from the local name CONTAINER.
+    #[arg(short, long, value_name = "REFERENCE")]
+    pub source: Option<String>,
+
+    /// Architecture to choose from a multi-platform image (OCI names: amd64, arm64, ...).
+    ///
+    /// The default is the architecture of this machine.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+}
+
+/// Where the files of imported or cloned VMs go.
+#[derive(Debug, Clone, Args)]
+pub struct VmdirArg {
+    /// Directory for the disks and other files of the VM.
+    ///
+    /// The default is the current directory, as in sardinecake 0.4.2. With qemu:///system it
+    /// must be a directory libvirt's QEMU user can read, such as /var/lib/libvirt/images/…;
+    /// set `vmdir` in the [DEFAULT] section of a configuration file.
+    #[arg(short = 'o', long, alias = "outdir", value_name = "DIR", default_value = ".", value_hint = ValueHint::DirPath)]
+    pub vmdir: PathBuf,
+}
+
+/// Whether untrusted domain XML may be defined.
+#[derive(Debug, Clone, Args)]
+pub struct UnsafeXmlArg {
+    /// Define the image's domain XML even if it uses things that reach outside the VM (host
+    /// devices, host paths, QEMU command-line passthrough, ...). Only for images you trust.
+    #[arg(long)]
+    pub allow_unsafe_xml: bool,
+}
+
+/// Options of importing an image as a VM.
+#[derive(Debug, Clone, Args)]
+pub struct ImportOptions {
+    /// Name of the VM (default: the image ID, `sha256:<hex>`, which `list` uses to find it).
+    #[arg(short, long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub vmdir: VmdirArg,
+
+    /// Print the UUID of the VM instead of its name.
+    #[arg(long)]
+    pub print_uuid: bool,
+
+    #[command(flatten)]
+    pub unsafe_xml: UnsafeXmlArg,
+}
+
+/// Whether CONTAINER is a directory path rather than a name in the store.
+#[derive(Debug, Clone, Args)]
+pub struct RawArg {
+    /// CONTAINER is the path of an OCI image layout directory (optionally with :TAG or
+    /// @DIGEST), not a name in the store under --ocidir.
+    #[arg(long, conflicts_with = "ocidir")]
+    pub raw: bool,
+}
+
+/// Arguments of `sarde login`. Its `Debug` output hides the password.
+#[derive(Clone, Args)]
+pub struct LoginArgs {
+    /// Registry host, with port if not the default (registry.example.org, localhost:5000).
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+
+    /// User name (asked for when not given).
+    #[arg(short, long, env = crate::env::SARDE_REGISTRY_USERNAME, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Password or token (asked for when not given). Visible to other users in the process
+    /// list: prefer --password-stdin or SARDE_REGISTRY_PASSWORD.
+    #[arg(
+        short,
+        long,
+        env = crate::env::SARDE_REGISTRY_PASSWORD,
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<String>,
+
+    /// Read the password or token from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+impl std::fmt::Debug for LoginArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginArgs")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_stdin", &self.password_stdin)
+            .finish()
+    }
+}
+
+/// Arguments of `sarde logout`.
+#[derive(Debug, Clone, Args)]
+pub struct LogoutArgs {
+    /// Registry host (`*` means all registries, like --all).
+    #[arg(
+        value_name = "REGISTRY",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub registry: Option<String>,
+
+    /// Remove the credentials of all registries.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl LogoutArgs {
+    /// The registry to log out of, or `None` for all of them (`--all` or `*`).
+    pub fn registry(&self) -> Option<&str> {
+        self.registry.as_deref().filter(|r| !self.all && *r != "*")
+    }
+}
+
+/// Arguments of `sarde fetch`.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// The image: its name in the store and, without --source, where to fetch it from.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    #[command(flatten)]
+    pub fetch: FetchOptions,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Arguments of `sarde push`.
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// The image in the store; without --target also where to push it.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    /// Registry reference to push to; repeat for several (in a configuration file: separated
+    /// by whitespace).
+    #[arg(short, long, value_name = "REFERENCE", action = ArgAction::Append)]
+    pub target: Vec<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Upload blobs in parts of this size instead of in one request. Some registries need parts
+    /// above 5 MB, others below 4 MB. Not to be confused with export's --chunksize.
+    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size)]
+    pub chunk_size: Option<u64>,
+}
+
+/// Arguments of `sarde pull`.
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// The image: its name in the store and, without --source, where to fetch it from.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    #[command(flatten)]
+    pub fetch: FetchOptions,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub import: ImportOptions,
+}
+
+/// How the files of a VM are stored in an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiskFormat {
+    /// Fixed-size zstd chunks, packed and unpacked in parallel, unchanged chunks shared between
+    /// images. Needs sarde to import.
+    Chunked,
+    /// sardinecake 0.4.2's gzip layers, which 0.4.2 can import.
+    Legacy,
+}
+
+/// Arguments of `sarde export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The libvirt VM (name or UUID). It should be shut off; see --force.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Name of the image in the store [default: NAME].
+    #[arg(value_name = "CONTAINER")]
+    pub container: Option<String>,
+
+    /// JSON file with the sardine configuration (users, services) to embed.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub vmconfig: Option<PathBuf>,
+
+    /// Domain XML file to use instead of the VM's current definition.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub libvirtconfig: Option<PathBuf>,
+
+    /// Size of the pieces disks are cut into ('256MiB', '1G', ...; plain numbers are bytes).
+    ///
+    /// For --disk-format=legacy there is no splitting without it.
+    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size)]
+    pub chunksize: Option<u64>,
+
+    /// How to store the disks. (--format selects output formats elsewhere, hence the name.)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DiskFormat::Chunked)]
+    pub disk_format: DiskFormat,
+
+    /// Same as --disk-format=legacy: make an image that sardinecake 0.4.2 can import.
+    #[arg(long, conflicts_with = "disk_format")]
+    pub legacy: bool,
+
+    /// Export even if the VM is running (its disks may be inconsistent).
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub raw: RawArg,
+}
+
+impl ExportArgs {
+    /// The disk format, taking --legacy into account.
+    pub fn disk_format(&self) -> DiskFormat {
+        if self.legacy {
+            DiskFormat::Legacy
+        } else {
+            self.disk_format
+        }
+    }
+
+    /// The image name: CONTAINER, or NAME when it is not given.
+    pub fn container(&self) -> &str {
+        self.container.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Arguments of `sarde import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The image in the store (or, with --raw, an OCI layout directory).
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    #[command(flatten)]
+    pub import: ImportOptions,
+
+    #[command(flatten)]
+    pub raw: RawArg,
+}
+
+/// Output formats of commands that print data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Text,
+    /// JSON for programs.
+    Json,
+}
+
+/// Arguments of `sarde list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// List the VMs imported or cloned from images (with their image and state) instead of the
+    /// images.
+    #[arg(long)]
+    pub vms: bool,
+}
+
+/// Arguments of `sarde getconfig`.
+#[derive(Debug, Clone, Args)]
+pub struct GetconfigArgs {
+    /// The image in the store (or, with --raw, an OCI layout directory).
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    #[command(flatten)]
+    pub raw: RawArg,
+}
+
+/// Arguments of `sarde clone`.
+#[derive(Debug, Clone, Args)]
+pub struct CloneArgs {
+    /// The image in the store to clone.
+    #[arg(value_name = "SOURCE")]
+    pub container: String,
+
+    /// Name of the new VM.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub vmdir: VmdirArg,
+
+    /// Start the clone.
+    #[arg(long)]
+    pub start: bool,
+
+    /// Make a transient clone that disappears, with its disks, when it shuts down (implies
+    /// --start).
+    #[arg(long)]
+    pub ephemeral: bool,
+
+    #[command(flatten)]
+    pub unsafe_xml: UnsafeXmlArg,
+}
+
+/// Arguments of `sarde rm`.
+#[derive(Debug, Clone, Args)]
+pub struct RmArgs {
+    /// Images (CONTAINER) or VMs (names) to remove.
+    #[arg(value_name = "NAME", required = true, num_args = 1..)]
+    pub names: Vec<String>,
+
+    /// The names are VMs (default: try images, then VMs).
+    #[arg(long, conflicts_with = "image")]
+    pub vm: bool,
+
+    /// The names are images.
+    #[arg(long)]
+    pub image: bool,
+
+    /// Also remove running VMs, and images whose VMs still have clones.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `sarde prune`.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// Remove only images not used for this long ('30d', '12h', plain numbers are seconds).
+    #[arg(long, value_name = "DURATION", value_parser = sardine_config::parse_duration)]
+    pub older_than: Option<Duration>,
+
+    /// Remove the least recently used images until the store fits in this size ('200GiB').
+    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size)]
+    pub space_budget: Option<u64>,
+
+    /// Only print what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Where to look for a VM's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AddressSource {
+    /// The DHCP leases of libvirt's networks.
+    Lease,
+    /// The host's ARP table.
+    Arp,
+    /// The QEMU guest agent (must run in the guest).
+    Agent,
+}
+
+/// Arguments of `sarde ip`.
+#[derive(Debug, Clone, Args)]
+pub struct IpArgs {
+    /// The VM (name or UUID).
+    #[arg(value_name = "VM")]
+    pub vm: String,
+
+    /// Wait this long for an address to appear ('60', '2m'); default: do not wait.
+    #[arg(long, value_name = "DURATION", value_parser = sardine_config::parse_duration)]
+    pub wait: Option<Duration>,
+
+    /// Where to look for the address.
+    #[arg(long, value_enum, value_name = "SOURCE", default_value_t = AddressSource::Lease)]
+    pub source: AddressSource,
+}
+
+/// Arguments of `sarde ssh`.
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    /// The VM (name or UUID).
+    #[arg(value_name = "VM")]
+    pub vm: String,
+
+    /// User to log in as (default: the first user of the image's sardine configuration).
+    #[arg(short = 'l', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Private key file to log in with (default: the password from the image's sardine
+    /// configuration).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub identity_file: Option<PathBuf>,
+
+    /// Command to run (default: an interactive shell).
+    #[arg(value_name = "COMMAND", last = true, num_args = 0..)]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `sarde completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `sarde man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write sarde.1 and a page per subcommand (sarde-export.1, ...) into --out-dir instead of
+    /// printing sarde.1.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Directory for --all.
+    #[arg(long, value_name = "DIR", default_value = ".", requires = "all", value_hint = ValueHint::DirPath)]
+    pub out_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sarde").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() -> Result<(), clap::Error> {
+        let cli = parse(&["list", "-vvq", "--connect", "qemu:///system", "-d", "/o"])?;
+        assert_eq!(cli.global.verbose, 2);
+        assert_eq!(cli.global.quiet, 1);
+        assert_eq!(cli.global.connect.as_deref(), Some("qemu:///system"));
+        assert_eq!(cli.global.ocidir, PathBuf::from("/o"));
+        Ok(())
+    }
+
+    #[test]
+    fn export_defaults() -> Result<(), clap::Error> {
+        let Command::Export(export) = parse(&["export", "vm"])?.command else {
+            panic!("not export");
+        };
+        assert_eq!(export.container(), "vm");
+        assert_eq!(export.disk_format(), DiskFormat::Chunked);
+        assert_eq!(export.chunksize, None);
+        Ok(())
+    }
+
+    #[test]
+    fn export_sizes_and_legacy() -> Result<(), clap::Error> {
+        let Command::Export(export) =
+            parse(&["export", "vm", "img", "--chunksize", "1.5 GiB", "--legacy"])?.command
+        else {
+            panic!("not export");
+        };
+        assert_eq!(export.container(), "img");
+        assert_eq!(export.chunksize, Some(1_610_612_736));
+        assert_eq!(export.disk_format(), DiskFormat::Legacy);
+        assert!(parse(&["export", "vm", "--legacy", "--disk-format", "chunked"]).is_err());
+        assert!(parse(&["export", "vm", "--chunksize", "12 parsecs"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn raw_conflicts_with_ocidir() {
+        assert!(parse(&["import", "--raw", "-d", "/o", "x"]).is_err());
+        assert!(parse(&["import", "--raw", "x"]).is_ok());
+    }
+
+    #[test]
+    fn logout_all() -> Result<(), clap::Error> {
+        for args in [&["logout", "--all"][..], &["logout", "*"][..]] {
+            let Command::Logout(logout) = parse(args)?.command else {
+                panic!("not logout");
+            };
+            assert_eq!(logout.registry(), None);
+        }
+        let Command::Logout(logout) = parse(&["logout", "r.example"])?.command else {
+            panic!("not logout");
+        };
+        assert_eq!(logout.registry(), Some("r.example"));
+        assert!(parse(&["logout"]).is_err());
+        assert!(parse(&["logout", "r.example", "--all"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn import_accepts_outdir_alias() -> Result<(), clap::Error> {
+        let Command::Import(import) =
+            parse(&["import", "x", "--outdir", "/vms", "--print-uuid"])?.command
+        else {
+            panic!("not import");
+        };
+        assert_eq!(import.import.vmdir.vmdir, PathBuf::from("/vms"));
+        assert!(import.import.print_uuid);
+        Ok(())
+    }
+
+    #[test]
+    fn push_targets_repeat() -> Result<(), clap::Error> {
+        let Command::Push(push) = parse(&[
+            "push",
+            "x",
+            "-t",
+            "a",
+            "--target",
+            "b",
+            "--chunk-size",
+            "4MiB",
+        ])?
+        .command
+        else {
+            panic!("not push");
+        };
+        assert_eq!(push.target, ["a", "b"]);
+        assert_eq!(push.chunk_size, Some(4 << 20));
+        assert_eq!(push.registry.concurrency, 4);
+        Ok(())
+    }
+
+    #[test]
+    fn ssh_command_follows_double_dash() -> Result<(), clap::Error> {
+        let Command::Ssh(ssh) = parse(&["ssh", "vm", "-l", "root", "--", "ls", "-l"])?.command
+        else {
+            panic!("not ssh");
+        };
+        assert_eq!(ssh.user.as_deref(), Some("root"));
+        assert_eq!(ssh.command, ["ls", "-l"]);
+        Ok(())
+    }
+
+    #[test]
+    fn durations_and_list_format() -> Result<(), clap::Error> {
+        let Command::Prune(prune) =
+            parse(&["prune", "--older-than", "30d", "--space-budget", "1G"])?.command
+        else {
+            panic!("not prune");
+        };
+        assert_eq!(prune.older_than, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(prune.space_budget, Some(1 << 30));
+        let Command::List(list) = parse(&["list", "--format", "JSON"])?.command else {
+            panic!("not list");
+        };
+        assert_eq!(list.format, OutputFormat::Json);
+        Ok(())
+    }
+
+    #[test]
+    fn passwords_are_not_debug_printed() -> Result<(), clap::Error> {
+        let cli = parse(&["login", "r.example", "-u", "fish", "-p", "hunter2"])?;
+        let printed = format!("{cli:?}");
+        assert!(
+            printed.contains("fish") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_subcommand_is_required() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["-v"]).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! Every environment variable sarde reads, in one place, with the text `sarde --help` shows
+//! about them.
+//!
+//! Some are read by the programs and libraries sarde uses rather than by sarde itself (libvirt
+//! reads `LIBVIRT_DEFAULT_URI`); they are listed because they change what sarde does.
+
+pub use sardine_config::env::{HOME, SARDE_CONF_FILES, XDG_CONFIG_HOME};
+
+/// User name for `sarde login` when -u/--username is not given.
+pub const SARDE_REGISTRY_USERNAME: &str = "SARDE_REGISTRY_USERNAME";
+
+/// Password or token for `sarde login` when -p/--password is not given. Safer than -p, which
+/// other users can see in the process list.
+pub const SARDE_REGISTRY_PASSWORD: &str = "SARDE_REGISTRY_PASSWORD";
+
+/// The registry credentials file (containers-auth.json format, shared with podman and skopeo).
+pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
+
+/// Directory of per-session runtime files, where the default credentials file lives.
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+
+/// When set to a non-empty value, log messages are printed without colours
+/// (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Read by libvirt, not by sarde: the connection URI used when --connect is not given.
+pub const LIBVIRT_DEFAULT_URI: &str = "LIBVIRT_DEFAULT_URI";
+
+/// Every variable with a one-line description, for the help text.
+const VARIABLES: [(&str, &str); 10] = [
+    (
+        SARDE_CONF_FILES,
+        "config files instead of the default ones (colon-separated; empty: none)",
+    ),
+    (
+        HOME,
+        "home directory: ~ in paths, and ~/.config/sardinecake/sarde.ini",
+    ),
+    (
+        XDG_CONFIG_HOME,
+        "if set, $XDG_CONFIG_HOME/sardinecake/sarde.ini is read last",
+    ),
+    (SARDE_REGISTRY_USERNAME, "user name for `sarde login`"),
+    (
+        SARDE_REGISTRY_PASSWORD,
+        "password or token for `sarde login`",
+    ),
+    (
+        REGISTRY_AUTH_FILE,
+        "registry credentials (default: $XDG_RUNTIME_DIR/containers/auth.json)",
+    ),
+    (XDG_RUNTIME_DIR, "where the default credentials file lives"),
+    (NO_COLOR, "if not empty: no colours in log messages"),
+    (
+        LIBVIRT_DEFAULT_URI,
+        "libvirt's URI without --connect (read by libvirt)",
+    ),
+    ("RUST_BACKTRACE", "set to 1 to show where a crash happened"),
+];
+
+/// The "Environment" section of `sarde --help`.
+pub fn help() -> String {
+    let width = VARIABLES
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let lines: Vec<String> = VARIABLES
+        .iter()
+        .map(|(name, text)| format!("  {name:width$}  {text}"))
+        .collect();
+    format!("Environment:\n{}", lines.join("\n"))
+}
