@@ -254,10 +254,11 @@ fn resolve_backing(image: &Path, name: &str) -> PathBuf {
 }
 
 /// Creates a qcow2 overlay on `backing` (as written into the overlay: relative names are relative to the
-/// overlay's directory) with `qemu-img create -q -f qcow2 -F qcow2 -b <backing> <overlay>`.
-pub fn create_overlay(backing: &str, overlay: &Path) -> Result<(), DiskError> {
+/// overlay's directory), whose format is `backing_format` (`qcow2`, `raw`), with
+/// `qemu-img create -q -f qcow2 -F <backing_format> -b <backing> <overlay>`.
+pub fn create_overlay(backing: &str, backing_format: &str, overlay: &Path) -> Result<(), DiskError> {
     let output = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing])
+        .args(["create", "-q", "-f", "qcow2", "-F", backing_format, "-b", backing])
         .arg(overlay)
         .output()
         .map_err(|source| DiskError::QemuImgSpawn { source })?;

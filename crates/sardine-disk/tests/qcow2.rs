@@ -22,8 +22,8 @@ fn qemu_img(args: &[&str], dir: &Path) {
 /// base.qcow2 <- mid.qcow2 <- top.qcow2, all with relative backing names, in `dir`.
 fn three_layers(dir: &Path) -> PathBuf {
     qemu_img(&["create", "-q", "-f", "qcow2", "base.qcow2", "256M"], dir);
-    create_overlay("base.qcow2", &dir.join("mid.qcow2")).unwrap();
-    create_overlay("mid.qcow2", &dir.join("top.qcow2")).unwrap();
+    create_overlay("base.qcow2", "qcow2", &dir.join("mid.qcow2")).unwrap();
+    create_overlay("mid.qcow2", "qcow2", &dir.join("top.qcow2")).unwrap();
     dir.join("top.qcow2")
 }
 
@@ -87,7 +87,7 @@ fn backing_chain_across_directories() {
         &["create", "-q", "-f", "qcow2", "base.qcow2", "1M"],
         dir.path(),
     );
-    create_overlay("../base.qcow2", &dir.path().join("sub/top.qcow2")).unwrap();
+    create_overlay("../base.qcow2", "qcow2", &dir.path().join("sub/top.qcow2")).unwrap();
     let chain = backing_chain(&dir.path().join("sub/top.qcow2")).unwrap();
     assert_eq!(chain[1].path, dir.path().join("sub/../base.qcow2"));
     assert_eq!(chain[1].stored_backing, None);
@@ -142,7 +142,7 @@ fn a_backing_loop_is_an_error() {
 #[test]
 fn create_overlay_reports_qemu_img_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let err = create_overlay("missing.qcow2", &dir.path().join("o.qcow2")).unwrap_err();
+    let err = create_overlay("missing.qcow2", "qcow2", &dir.path().join("o.qcow2")).unwrap_err();
     match &err {
         DiskError::QemuImgFailed { stderr, .. } => {
             assert!(stderr.contains("missing.qcow2"), "{stderr}")

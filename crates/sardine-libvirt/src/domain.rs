@@ -101,6 +101,16 @@ impl DiskDevice {
     }
 }
 
+/// Adds the `file` of `element`'s `<source>` and, recursively, of its `<backingStore>`s.
+fn collect_sources(element: &Element, files: &mut Vec<String>) {
+    if let Some(file) = child(element, "source").and_then(|s| attr(s, "file")) {
+        files.push(file.to_owned());
+    }
+    for store in children(element, "backingStore") {
+        collect_sources(store, files);
+    }
+}
+
 /// Where a disk's data lives on the host (`<disk type=...>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiskKind {
@@ -378,6 +388,33 @@ impl DomainXml {
         let source = ensure_child(disk, "source");
         set_attr(source, "file", path);
         true
+    }
+
+    /// Sets the image format libvirt opens disk `index` with (`<driver type=...>`). Returns
+    /// false when there is no such disk.
+    pub fn set_disk_driver_type(&mut self, index: usize, format: &str) -> bool {
+        let Some(disk) = self.disk_mut(index) else {
+            return false;
+        };
+        let driver = ensure_child(disk, "driver");
+        if attr(driver, "name").is_none() {
+            set_attr(driver, "name", "qemu");
+        }
+        set_attr(driver, "type", format);
+        true
+    }
+
+    /// Every file a disk of this domain uses: the disks' sources and the files of their
+    /// `<backingStore>` chains (how one VM's disks are found to be the base of another's).
+    pub fn all_disk_files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        let Some(devices) = self.devices() else {
+            return files;
+        };
+        for disk in children(devices, "disk") {
+            collect_sources(disk, &mut files);
+        }
+        files
     }
 
     /// Removes every `<backingStore>` of every disk (libvirt then reads the chain from the images).

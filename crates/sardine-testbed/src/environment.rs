@@ -55,10 +55,8 @@ fn check() -> anyhow::Result<()> {
             bail!("`{program}` is not installed");
         }
     }
-    let conn = virt::connect::Connect::open(Some(&libvirt_uri()))
+    virt::connect::Connect::open(Some(&libvirt_uri()))
         .with_context(|| format!("libvirt at {} does not answer", libvirt_uri()))?;
-    let mut conn = conn;
-    conn.close().ok();
     fs_err::create_dir_all(scratch_dir())?;
     Ok(())
 }

@@ -183,7 +183,7 @@ impl VmGuard {
     }
 
     fn domain(&self) -> anyhow::Result<Domain> {
-        Domain::lookup_by_name(&self.conn, &self.name).with_context(|| format!("looking up {}", self.name))
+        self.conn.lookup_domain_by_name(&self.name).with_context(|| format!("looking up {}", self.name))
     }
 
     /// The domain's name.
@@ -251,7 +251,7 @@ impl VmGuard {
 
 impl Drop for VmGuard {
     fn drop(&mut self) {
-        if let Ok(domain) = Domain::lookup_by_name(&self.conn, &self.name) {
+        if let Ok(domain) = self.conn.lookup_domain_by_name(&self.name) {
             if domain.is_active().unwrap_or(false) {
                 let _ = domain.destroy();
             }
@@ -260,7 +260,6 @@ impl Drop for VmGuard {
                 let _ = domain.undefine();
             }
         }
-        let _ = self.conn.close();
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sardine_libvirt::{BootFile, DomainXml, Libvirt, Vm};
+use sardine_libvirt::{BootFile, DiskDevice, DiskKind, DomainXml, Libvirt, Vm};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
@@ -84,7 +84,7 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
         return Err(ImageError::AlreadyExists { what: format!("VM {:?}", options.target) });
     }
     let base = source_vm(&libvirt, options)?;
-    let base_name = base.name()?;
+    let base_name = base.name().to_owned();
     let mut domain = DomainXml::parse(&base.xml(true)?)?;
     let dir = options.clonedir.join(options.target);
     if dir.exists() {
@@ -98,7 +98,7 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
                 // The running domain holds the files open; nothing needs to outlive it.
                 fs_err::remove_dir_all(&dir)?;
             }
-            Ok(Cloned { name: options.target.to_owned(), uuid: vm.uuid()?, base: base_name, dir })
+            Ok(Cloned { name: options.target.to_owned(), uuid: vm.uuid().to_string(), base: base_name, dir })
         }
         Err(e) => {
             let _ = fs_err::remove_dir_all(&dir);
@@ -165,17 +165,20 @@ fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
     let mut used = std::collections::HashSet::new();
     for disk in domain.disks() {
         let Some(source) = disk.source.clone() else { continue };
-        if disk.device != "disk" || disk.readonly {
+        let target = disk.target.clone().unwrap_or_else(|| format!("disk{}", disk.index));
+        if disk.device != DiskDevice::Disk || disk.readonly {
             continue;
         }
-        if disk.kind != "file" {
-            return Err(ImageError::Unsupported { what: format!("disk {} is of type '{}': only file-backed disks can be cloned", disk.target, disk.kind) });
+        if disk.kind != DiskKind::File {
+            return Err(ImageError::Unsupported {
+                what: format!("disk {target} is of type '{}': only file-backed disks can be cloned", disk.kind.as_str()),
+            });
         }
         let format = disk.driver_type.clone().unwrap_or_else(|| "raw".to_owned());
         let source_path = PathBuf::from(&source);
-        let mut name = source_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| disk.target.clone());
+        let mut name = source_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| target.clone());
         if !used.insert(name.clone()) {
-            name = format!("{}-{name}", disk.target);
+            name = format!("{target}-{name}");
             used.insert(name.clone());
         }
         let overlay = dir.join(&name);

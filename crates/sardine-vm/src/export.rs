@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{PackOptions, pack_file};
-use sardine_libvirt::{BootFile, DomainXml, Libvirt, VmState};
+use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
 use sardine_oci::layout::{RepoSink, Store};
 use sardine_oci::reference::Reference;
 
@@ -158,9 +158,10 @@ fn collect_files(domain: &mut DomainXml, base_dir: &Path) -> Result<Vec<ExportFi
     let mut files = FileSet::default();
     for disk in domain.disks() {
         let Some(source) = disk.source.as_deref() else { continue };
-        if disk.kind != "file" {
+        if disk.kind != DiskKind::File {
+            let target = disk.target.as_deref().unwrap_or("?");
             return Err(ImageError::Unsupported {
-                what: format!("disk {} is of type '{}': only file-backed disks can be exported", disk.target, disk.kind),
+                what: format!("disk {target} is of type '{}': only file-backed disks can be exported", disk.kind.as_str()),
             });
         }
         let path = base_dir.join(source);

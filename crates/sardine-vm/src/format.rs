@@ -138,7 +138,7 @@ impl FileRole {
 }
 
 /// One chunk of a file in the default format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
     /// The layer holding the compressed chunk.
     pub blob: Descriptor,
@@ -151,7 +151,7 @@ pub struct Chunk {
 }
 
 /// A file of the image, in the order of the manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ImageFile {
     /// Default format: chunks that tile the file.
     Chunked {

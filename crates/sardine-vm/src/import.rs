@@ -152,7 +152,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let libvirt = Libvirt::open(options.connect)?;
     if let Some(vm) = libvirt.lookup(&name)? {
         tracing::info!("VM {name} already exists");
-        return Ok(Imported { name, uuid: vm.uuid()?, existed: true, dir });
+        return Ok(Imported { name, uuid: vm.uuid().to_string(), existed: true, dir });
     }
 
     let mut domain = DomainXml::parse(&image.domain_xml()?)?;
@@ -187,7 +187,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     match libvirt.define(&domain.to_xml()?) {
         Ok(vm) => {
             tracing::info!("imported {} as VM {name}", options.reference);
-            Ok(Imported { name, uuid: vm.uuid()?, existed: false, dir })
+            Ok(Imported { name, uuid: vm.uuid().to_string(), existed: false, dir })
         }
         Err(e) => {
             let _ = fs_err::remove_dir_all(&dir);
@@ -197,7 +197,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
 }
 
 /// A VM name must make a plain directory name too.
-fn check_vm_name(name: &str) -> Result<(), ImageError> {
+pub(crate) fn check_vm_name(name: &str) -> Result<(), ImageError> {
     format::plain_file_name(name).map(|_| ()).map_err(|_| ImageError::Unsupported {
         what: format!("{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"),
     })
@@ -292,7 +292,8 @@ fn point_domain_at(domain: &mut DomainXml, name: &str, dir: &Path, files: &[(Str
         if known(&source) {
             domain.set_disk_source(disk.index, &dir.join(&source).to_string_lossy());
         } else {
-            return Err(ImageError::Malformed { what: format!("disk {} refers to {source:?}, which the image does not contain", disk.target) });
+            let target = disk.target.as_deref().unwrap_or("?");
+            return Err(ImageError::Malformed { what: format!("disk {target} refers to {source:?}, which the image does not contain") });
         }
     }
     let boot = domain.boot_files();

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sardine_libvirt::{DomainXml, Libvirt};
+use sardine_libvirt::{DiskDevice, DiskKind, DomainXml, Libvirt};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
@@ -41,7 +41,7 @@ pub struct RemovedVm {
 pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<RemovedVm, ImageError> {
     let libvirt = Libvirt::open(connect)?;
     let vm = libvirt.lookup(name)?.ok_or_else(|| ImageError::VmNotFound { name: name.to_owned() })?;
-    let vm_name = vm.name()?;
+    let vm_name = vm.name().to_owned();
     let domain = DomainXml::parse(&vm.xml(true)?)?;
     let files = owned_files(&domain);
     let dependents = dependents(&libvirt, &vm_name, &files)?;
@@ -51,7 +51,7 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
     for dependent in &dependents {
         remove_vm(connect, dependent, true)?;
     }
-    if vm.is_active()? {
+    if !matches!(vm.state()?, sardine_libvirt::VmState::ShutOff) {
         if !force {
             return Err(ImageError::VmRunning { name: vm_name });
         }
@@ -74,7 +74,7 @@ fn owned_files(domain: &DomainXml) -> Vec<PathBuf> {
     domain
         .disks()
         .into_iter()
-        .filter(|d| d.device == "disk" && d.kind == "file")
+        .filter(|d| d.device == DiskDevice::Disk && d.kind == DiskKind::File)
         .filter_map(|d| d.source)
         .chain([boot.kernel, boot.initrd, boot.nvram].into_iter().flatten())
         .map(PathBuf::from)
@@ -93,7 +93,7 @@ fn own_directory(name: &str, files: &[PathBuf]) -> Option<PathBuf> {
 fn dependents(libvirt: &Libvirt, name: &str, files: &[PathBuf]) -> Result<Vec<String>, ImageError> {
     let mut found = Vec::new();
     for vm in libvirt.list()? {
-        let other = vm.name()?;
+        let other = vm.name().to_owned();
         if other == name {
             continue;
         }
