@@ -11,6 +11,7 @@ pub mod env;
 pub mod exit_code;
 mod generate;
 pub mod logging;
+mod progress;
 pub mod settings;
 
 use std::io::Write;

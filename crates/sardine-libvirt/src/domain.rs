@@ -101,6 +101,9 @@ impl DiskDevice {
     }
 }
 
+/// The XML namespace of sarde's own `<metadata>` records.
+pub const SARDINE_NAMESPACE: &str = "https://sardinecake.iem.at/xmlns/domain/1";
+
 /// Adds the `file` of `element`'s `<source>` and, recursively, of its `<backingStore>`s.
 fn collect_sources(element: &Element, files: &mut Vec<String>) {
     if let Some(file) = child(element, "source").and_then(|s| attr(s, "file")) {
@@ -354,6 +357,30 @@ impl DomainXml {
             .flat_map(crate::xml::elements)
             .find(|e| e.name == "os")
             .and_then(|os| attr(os, "id").map(str::to_owned))
+    }
+
+    /// Records in `<metadata>` which image the VM comes from (`sarde ssh` finds the image's
+    /// credentials through it; clones inherit it). Replaces an earlier record.
+    pub fn set_image_metadata(&mut self, reference: &str, image_id: &str) {
+        let metadata = ensure_child(&mut self.root, "metadata");
+        metadata.children.retain(|node| {
+            !matches!(node, xmltree::XMLNode::Element(e) if e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
+        });
+        let mut image = new_element("image", &[("reference", reference), ("id", image_id)]);
+        image.prefix = Some("sardine".to_owned());
+        image.namespace = Some(SARDINE_NAMESPACE.to_owned());
+        let mut namespaces = xmltree::Namespace::empty();
+        namespaces.put("sardine", SARDINE_NAMESPACE);
+        image.namespaces = Some(namespaces);
+        metadata.children.push(xmltree::XMLNode::Element(image));
+    }
+
+    /// The image the VM comes from, as `(reference, image id)`, if sarde recorded it.
+    pub fn image_metadata(&self) -> Option<(String, String)> {
+        let metadata = child(&self.root, "metadata")?;
+        let image = crate::xml::elements(metadata)
+            .find(|e| e.name == "image" && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))?;
+        Some((attr(image, "reference")?.to_owned(), attr(image, "id")?.to_owned()))
     }
 
     fn devices(&self) -> Option<&Element> {

@@ -173,6 +173,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         let file_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
         check_policy(&domain, &file_names, options.allow_unsafe_xml)?;
         point_domain_at(&mut domain, &name, &dir, &names)?;
+        domain.set_image_metadata(&options.reference.to_string(), image.id());
         if dir.exists() {
             tracing::warn!("replacing {}, left by an import that never defined its VM", dir.display());
             fs_err::remove_dir_all(&dir)?;

@@ -1,12 +1,22 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
-//! Each subcommand gets its own module here; the ones without one yet fail with a clear
-//! "not implemented yet" error.
+//! One module per area: `local` (export, import, list, getconfig, clone, rm), `registry`
+//! (login, logout, fetch, push, pull) and `guest` (ip, ssh). Library errors become exit
+//! statuses and hints here ([`image_failure`]).
 
+mod guest;
+mod local;
+mod registry;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use sardine_oci::layout::Store;
+use sardine_oci::reference::Reference;
+use sardine_vm::ImageError;
+
 use crate::cli::Command;
-use crate::exit_code::{self, ResultExt};
+use crate::exit_code::{self, Failure, ResultExt};
 use crate::settings::Settings;
 
 /// Runs the subcommand of `settings` and returns the exit status.
@@ -15,27 +25,91 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
     match &settings.cli.command {
         Command::Completions(args) => crate::generate::completions(args, &mut stdout)?,
         Command::Man(args) => crate::generate::man(args, &mut stdout)?,
-        Command::Login(_)
-        | Command::Logout(_)
-        | Command::Fetch(_)
-        | Command::Push(_)
-        | Command::Pull(_)
-        | Command::Export(_)
-        | Command::Import(_)
-        | Command::List(_)
-        | Command::Getconfig(_)
-        | Command::Clone(_)
-        | Command::Rm(_)
-        | Command::Prune(_)
-        | Command::Ip(_)
-        | Command::Ssh(_) => return not_implemented(&settings.subcommand),
+        Command::Login(args) => registry::login(settings, args)?,
+        Command::Logout(args) => registry::logout(settings, args)?,
+        Command::Fetch(args) => registry::fetch(settings, args)?,
+        Command::Push(args) => registry::push(settings, args)?,
+        Command::Pull(args) => registry::pull(settings, args)?,
+        Command::Export(args) => local::export(settings, args)?,
+        Command::Import(args) => local::import(settings, args)?,
+        Command::List(args) => local::list(settings, args)?,
+        Command::Getconfig(args) => local::getconfig(settings, args)?,
+        Command::Clone(args) => local::clone(settings, args)?,
+        Command::Rm(args) => local::rm(settings, args)?,
+        Command::Prune(_) => {
+            return Err(anyhow::anyhow!("sarde prune is not available yet"))
+                .exit_code(exit_code::GENERAL)
+                .hint("remove images with `sarde rm`; unreferenced blobs stay until prune exists");
+        }
+        Command::Ip(args) => guest::ip(settings, args)?,
+        Command::Ssh(args) => return guest::ssh(settings, args),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The error of a subcommand that does not exist yet.
-fn not_implemented(name: &str) -> anyhow::Result<ExitCode> {
-    Err(anyhow::anyhow!("sarde {name}: not implemented yet"))
-        .exit_code(exit_code::GENERAL)
-        .hint("this build of sarde is incomplete; see the project's issue tracker")
+/// The local store of `--ocidir`.
+pub(crate) fn store(settings: &Settings) -> Store {
+    Store::new(settings.cli.global.ocidir.clone())
+}
+
+/// The libvirt URI of `--connect`.
+pub(crate) fn connect(settings: &Settings) -> Option<&str> {
+    settings.cli.global.connect.as_deref()
+}
+
+/// Worker threads for packing and unpacking: every core.
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Whether progress bars are off (`-q`).
+pub(crate) fn quiet(settings: &Settings) -> bool {
+    settings.verbosity() < 0
+}
+
+/// Parses an image reference given on the command line.
+pub(crate) fn reference(text: &str) -> anyhow::Result<Reference> {
+    Reference::parse(text)
+        .map_err(|e| Failure::new(exit_code::USAGE, anyhow::Error::new(e).context(format!("invalid image name {text:?}"))))
+        .map_err(|f| anyhow::Error::new(f.with_hint("image names look like registry.example.org/group/vm:tag or localhost:5000/vm:1")))
+}
+
+/// The store and the reference for CONTAINER: a name in `--ocidir`, or with `--raw` an OCI
+/// layout directory (with an optional `:tag` or `@digest`).
+pub(crate) fn locate(settings: &Settings, container: &str, raw: bool) -> anyhow::Result<(Store, Reference)> {
+    if !raw {
+        return Ok((store(settings), reference(container)?));
+    }
+    let split = container.rfind(['@', ':']).filter(|&i| !container[i..].contains('/'));
+    let (path, suffix) = match split {
+        Some(i) => (&container[..i], &container[i..]),
+        None => (container, ""),
+    };
+    let path = Path::new(path);
+    let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
+    Ok((Store::new(parent), reference(&format!("{name}{suffix}"))?))
+}
+
+/// Turns an image error into a failure with the right exit status and hint.
+pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
+    let code = match &error {
+        ImageError::ImageNotFound { .. } | ImageError::VmNotFound { .. } => exit_code::NOT_FOUND,
+        ImageError::Malformed { .. } | ImageError::UnsafeFileName { .. } | ImageError::Disk(_) => exit_code::INTEGRITY,
+        ImageError::Store(e) if is_integrity(e) => exit_code::INTEGRITY,
+        ImageError::Libvirt(_) => exit_code::LIBVIRT,
+        _ => exit_code::GENERAL,
+    };
+    let hint = error.hint();
+    let failure = Failure::new(code, error);
+    anyhow::Error::new(match hint {
+        Some(hint) => failure.with_hint(hint),
+        None => failure,
+    })
+}
+
+fn is_integrity(error: &sardine_oci::layout::StoreError) -> bool {
+    let text = error.to_string();
+    text.contains("digest") || text.contains("size")
 }

@@ -468,3 +468,29 @@ fn memory_and_vcpus_are_overridden() {
     );
     assert!(xml.contains(r#"<memory unit="MiB">256</memory>"#), "{xml}");
 }
+
+#[test]
+fn image_metadata_round_trips_and_is_replaced() {
+    let mut domain = DomainXml::parse("<domain type='qemu'><name>a</name></domain>").unwrap();
+    assert_eq!(domain.image_metadata(), None);
+    domain.set_image_metadata("localhost:5000/vm:1", "sha256:aa");
+    domain.set_image_metadata("localhost:5000/vm:2", "sha256:bb");
+    let xml = domain.to_xml().unwrap();
+    let again = DomainXml::parse(&xml).unwrap();
+    assert_eq!(again.image_metadata(), Some(("localhost:5000/vm:2".into(), "sha256:bb".into())));
+    assert_eq!(xml.matches("sardine:image").count(), 1, "{xml}");
+}
+
+#[test]
+fn all_disk_files_follow_backing_stores_and_driver_type_is_set() {
+    let mut domain = DomainXml::parse(
+        "<domain><devices><disk type='file' device='disk'><source file='/c/top.qcow2'/>\
+         <backingStore type='file'><source file='/b/base.qcow2'/><backingStore/></backingStore>\
+         <target dev='vda'/></disk></devices></domain>",
+    )
+    .unwrap();
+    assert_eq!(domain.all_disk_files(), vec!["/c/top.qcow2".to_owned(), "/b/base.qcow2".to_owned()]);
+    assert!(domain.set_disk_driver_type(0, "qcow2"));
+    assert_eq!(domain.disks()[0].driver_type.as_deref(), Some("qcow2"));
+    assert!(!domain.set_disk_driver_type(5, "qcow2"));
+}

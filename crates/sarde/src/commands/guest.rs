@@ -1,0 +1,90 @@
+//! `sarde ip` and `sarde ssh`: reaching a running VM.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sardine_libvirt::{AddressSource, DomainXml, Libvirt, Vm};
+use sardine_ssh::{Auth, Session, Target};
+use sardine_vm::import::LocalImage;
+
+use super::{connect, store};
+use crate::cli::{self, IpArgs, SshArgs};
+use crate::exit_code::{self, Failure, ResultExt};
+use crate::settings::Settings;
+
+/// `sarde ip`: prints the VM's IPv4 address.
+pub fn ip(settings: &Settings, args: &IpArgs) -> anyhow::Result<()> {
+    let vm = find_vm(settings, &args.vm)?;
+    let source = match args.source {
+        cli::AddressSource::Lease => AddressSource::Lease,
+        cli::AddressSource::Arp => AddressSource::Arp,
+        cli::AddressSource::Agent => AddressSource::Agent,
+    };
+    let address = address(&vm, args.wait.unwrap_or_default(), &[source])?;
+    writeln!(std::io::stdout(), "{address}")?;
+    Ok(())
+}
+
+/// `sarde ssh`: runs COMMAND in the VM (or a login shell) and exits with its status.
+pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
+    let vm = find_vm(settings, &args.vm)?;
+    let host = address(&vm, Duration::from_secs(60), &[AddressSource::Lease, AddressSource::Arp, AddressSource::Agent])?;
+    let target = ssh_target(settings, &vm, host, args)?;
+    let command = if args.command.is_empty() { "exec $SHELL -l".to_owned() } else { sardine_ssh::shell_join(&args.command) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let status = runtime.block_on(async {
+        let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
+        let mut stdout = tokio::io::stdout();
+        let mut stderr = tokio::io::stderr();
+        let status = session.exec(&command, None, &mut stdout, &mut stderr).await?;
+        session.close().await?;
+        anyhow::Ok(status)
+    })
+    .exit_code(exit_code::NETWORK)?;
+    let code = status.code().unwrap_or(255);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+fn find_vm(settings: &Settings, name: &str) -> anyhow::Result<Vm> {
+    let libvirt = Libvirt::open_read_only(connect(settings)).exit_code(exit_code::LIBVIRT)?;
+    libvirt
+        .lookup(name)
+        .exit_code(exit_code::LIBVIRT)?
+        .ok_or_else(|| anyhow::Error::new(Failure::new(exit_code::NOT_FOUND, anyhow::anyhow!("VM {name:?} not found"))))
+}
+
+fn address(vm: &Vm, wait: Duration, sources: &[AddressSource]) -> anyhow::Result<IpAddr> {
+    vm.wait_for_address(wait, sources)
+        .map_err(|e| Failure::new(exit_code::NOT_FOUND, e).with_hint("is the VM running? give it time with --wait 60"))
+        .map_err(anyhow::Error::new)
+}
+
+/// User and credentials: the command line, else the first user of the sardine config of the
+/// image the VM was imported from (recorded in its domain metadata).
+fn ssh_target(settings: &Settings, vm: &Vm, host: IpAddr, args: &SshArgs) -> anyhow::Result<Target> {
+    let image_user = image_user(settings, vm);
+    let user = args.user.clone().or_else(|| image_user.as_ref().map(|(u, _)| u.clone()));
+    let Some(user) = user else {
+        return Err(anyhow::anyhow!("no user to log in as"))
+            .exit_code(exit_code::USAGE)
+            .hint("pass --user (and --identity-file), or give the image a sardine config with users");
+    };
+    let mut auth = Vec::new();
+    if let Some(path) = &args.identity_file {
+        auth.push(Auth::KeyFile { path: path.clone(), passphrase: None });
+    }
+    if let Some((_, password)) = image_user {
+        auth.push(Auth::Password(password));
+    }
+    Ok(Target { host: host.to_string(), port: 22, user, auth })
+}
+
+fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
+    let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
+    let (reference, _id) = domain.image_metadata()?;
+    let reference = sardine_oci::reference::Reference::parse(&reference).ok()?;
+    let image = LocalImage::open(&store(settings), &reference).ok()?;
+    sardine_vm::vmconfig::first_user(&image.vmconfig().ok()??)
+}

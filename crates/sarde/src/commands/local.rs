@@ -1,0 +1,147 @@
+//! `sarde export`, `import`, `list`, `getconfig`, `clone` and `rm`: the local side.
+
+use std::io::Write;
+
+use sardine_oci::layout::Store;
+use sardine_oci::reference::Reference;
+use sardine_vm::clone::{CloneMode, CloneOptions, ImageSource};
+use sardine_vm::export::{DiskFormat, ExportOptions};
+use sardine_vm::import::LocalImage;
+
+use super::{connect, image_failure, locate, quiet, store, threads};
+use crate::cli::{self, CloneArgs, ExportArgs, GetconfigArgs, ImportArgs, ListArgs, OutputFormat, RmArgs};
+use crate::exit_code::{self, ResultExt};
+use crate::progress::Reporter;
+use crate::settings::Settings;
+
+/// `sarde export`: prints the image ID as bare hex, as sardinecake 0.4.2 does.
+pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
+    let (store, reference) = locate(settings, args.container(), args.raw.raw)?;
+    let disk_format = match args.disk_format() {
+        cli::DiskFormat::Chunked => DiskFormat::Chunked {
+            chunk_size: args.chunksize.unwrap_or(sardine_disk::chunked::DEFAULT_CHUNK_SIZE),
+        },
+        cli::DiskFormat::Legacy => DiskFormat::Legacy { chunk_size: args.chunksize },
+    };
+    let progress = Reporter::new(quiet(settings));
+    let report = sardine_vm::export::export(&ExportOptions {
+        vm: &args.name,
+        reference: &reference,
+        store: &store,
+        // A domain XML file replaces libvirt, as in 0.4.2.
+        connect: if args.libvirtconfig.is_some() { None } else { connect(settings) },
+        domain_xml_file: args.libvirtconfig.as_deref(),
+        vmconfig_file: args.vmconfig.as_deref(),
+        disk_format,
+        force: args.force,
+        threads: threads(),
+        progress: &progress,
+    })
+    .map_err(image_failure)?;
+    let id = report.config_digest.trim_start_matches("sha256:");
+    writeln!(std::io::stdout(), "{id}")?;
+    Ok(())
+}
+
+/// `sarde import`: prints the VM's name (or UUID).
+pub fn import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
+    let (store, reference) = locate(settings, &args.container, args.raw.raw)?;
+    import_reference(settings, &store, &reference, &args.import)
+}
+
+/// Imports `reference` from `store` and prints the VM's name or UUID (also used by `pull`).
+pub(crate) fn import_reference(
+    settings: &Settings,
+    store: &Store,
+    reference: &Reference,
+    options: &cli::ImportOptions,
+) -> anyhow::Result<()> {
+    let progress = Reporter::new(quiet(settings));
+    let imported = sardine_vm::import::import(&sardine_vm::import::ImportOptions {
+        store,
+        reference,
+        name: options.name.as_deref(),
+        vmdir: &options.vmdir.vmdir,
+        connect: connect(settings),
+        allow_unsafe_xml: options.unsafe_xml.allow_unsafe_xml,
+        threads: threads(),
+        progress: &progress,
+    })
+    .map_err(image_failure)?;
+    let shown = if options.print_uuid { &imported.uuid } else { &imported.name };
+    writeln!(std::io::stdout(), "{shown}")?;
+    Ok(())
+}
+
+/// `sarde list`.
+pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
+    if args.vms {
+        return Err(anyhow::anyhow!("sarde list --vms is not available yet"))
+            .exit_code(exit_code::GENERAL)
+            .hint("`virsh list --all` shows the VMs; imported ones are named after their image ID");
+    }
+    let entries = sardine_vm::list::list(&store(settings), connect(settings)).map_err(image_failure)?;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?,
+        OutputFormat::Text => write!(stdout, "{}", sardine_vm::list::format_text(&entries))?,
+    }
+    Ok(())
+}
+
+/// `sarde getconfig`: the image's sardine config as JSON (`{}`-less: nothing when it has none).
+pub fn getconfig(settings: &Settings, args: &GetconfigArgs) -> anyhow::Result<()> {
+    let (store, reference) = locate(settings, &args.container, args.raw.raw)?;
+    let image = LocalImage::open(&store, &reference).map_err(image_failure)?;
+    if let Some(config) = image.vmconfig().map_err(image_failure)? {
+        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&config)?)?;
+    }
+    Ok(())
+}
+
+/// `sarde clone`: prints the clone's name.
+pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
+    let store = store(settings);
+    let progress = Reporter::new(quiet(settings));
+    let mode = match (args.ephemeral, args.start) {
+        (true, _) => CloneMode::Ephemeral,
+        (false, true) => CloneMode::Start,
+        (false, false) => CloneMode::Define,
+    };
+    let cloned = sardine_vm::clone::clone(&CloneOptions {
+        source: &args.container,
+        target: &args.target,
+        clonedir: &args.vmdir.vmdir,
+        connect: connect(settings),
+        mode,
+        image: Some(ImageSource { store: &store, vmdir: &args.vmdir.vmdir, threads: threads(), progress: &progress }),
+        allow_unsafe_xml: args.unsafe_xml.allow_unsafe_xml,
+        memory_mib: None,
+        vcpus: None,
+    })
+    .map_err(image_failure)?;
+    writeln!(std::io::stdout(), "{}", cloned.name)?;
+    Ok(())
+}
+
+/// `sarde rm`: images (tags) and VMs. Without --vm/--image, a name that is an image in the
+/// store is removed as an image, otherwise as a VM.
+pub fn rm(settings: &Settings, args: &RmArgs) -> anyhow::Result<()> {
+    let store = store(settings);
+    for name in &args.names {
+        if !args.vm {
+            if let Ok(reference) = Reference::parse(name) {
+                if sardine_vm::remove::remove_image(&store, &reference).map_err(image_failure)? {
+                    tracing::info!("removed image {reference}");
+                    continue;
+                }
+            }
+            if args.image {
+                return Err(anyhow::anyhow!("image {name} not found in {}", store.root().display()))
+                    .exit_code(exit_code::NOT_FOUND);
+            }
+        }
+        sardine_vm::remove::remove_vm(connect(settings), name, args.force).map_err(image_failure)?;
+    }
+    Ok(())
+}
