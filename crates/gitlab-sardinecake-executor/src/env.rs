@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn unsafe_characters_are_escaped_injectively() {
-        assert_eq!(vm_name("../x"), "gitlab-_2e_2ex");
+        assert_eq!(vm_name("../x"), "gitlab-_2e_2e_2fx");
         assert_eq!(vm_name("a b"), "gitlab-a_20b");
         assert_eq!(vm_name("a_b"), "gitlab-a__b");
         assert_ne!(vm_name("a_20b"), vm_name("a b"));

@@ -50,7 +50,7 @@ pub fn ssh_target(settings: &Settings, image_config: Option<&Value>, host: &str)
 /// The SSH port an image announces: its `ssh` service, or (as 0.4.2 read it) its first user's
 /// `port`.
 fn image_ssh_port(config: &Value) -> Option<u16> {
-    let service = config.get("services")?.as_array().and_then(|services| {
+    let service = config.get("services").and_then(Value::as_array).and_then(|services| {
         services.iter().find(|s| {
             s.get("service").and_then(Value::as_str) == Some("ssh")
                 && s.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "tcp")
@@ -82,12 +82,6 @@ fn key_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
         bail!("identity-file {} is a directory without private keys (id_*)", path.display());
     }
     Ok(keys)
-}
-
-/// Whether the job's VM exists.
-pub async fn vm_exists(connect: Option<&str>, name: &str) -> anyhow::Result<bool> {
-    let (connect, name) = (connect.map(str::to_owned), name.to_owned());
-    blocking(move || Ok(Libvirt::open(connect.as_deref())?.lookup(&name)?.is_some())).await
 }
 
 /// The address of the VM `name`, waiting up to `timeout` for one to appear.
@@ -150,15 +144,15 @@ pub async fn run_script(
     }
 }
 
-/// The POSIX shell command that runs the uploaded script at `path` (a shell word) in its own
-/// process group, forwards SIGTERM/SIGHUP/SIGINT to that whole group, deletes the script and
-/// exits with the script's status.
+/// The POSIX shell command that runs the uploaded script at `path` (a shell word) in a session
+/// and process group of its own (`setsid`, where the guest has it: shells without a terminal
+/// have no job control), forwards SIGTERM/SIGHUP/SIGINT to that whole group, deletes the script
+/// and exits with the script's status.
 fn wrapper(path: &str) -> String {
     format!(
         "f={path}; pid=\n\
          trap '[ -n \"$pid\" ] && {{ kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null; }}' TERM HUP INT\n\
-         set -m 2>/dev/null\n\
-         bash \"$f\" </dev/null &\n\
+         if command -v setsid >/dev/null 2>&1; then setsid bash \"$f\" </dev/null & else bash \"$f\" </dev/null & fi\n\
          pid=$!\n\
          while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n\
          rm -f \"$f\"\n\

@@ -490,7 +490,7 @@ pull_policy = if-not-present
             ("[DEFAULT]\nssh-port = 70000\n", "for 'ssh-port'"),
             ("[DEFAULT]\ntimeout = soon\n", "invalid value for 'timeout'"),
         ] {
-            let err = resolve(&SharedOptions::default(), &config(text), None).unwrap_err();
+            let Err(err) = resolve(&SharedOptions::default(), &config(text), None) else { panic!("{text} was accepted") };
             assert!(format!("{err:#}").contains(needle), "{err:#}");
         }
     }

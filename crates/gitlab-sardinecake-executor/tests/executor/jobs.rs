@@ -1,0 +1,214 @@
+//! Whole jobs against the test bed: the tiny guest is exported and pushed to a real registry,
+//! and the executor fetches, imports, clones, boots and logs in to it like it would on a runner.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use sardine_oci::layout::Store;
+use sardine_oci::reference::Reference;
+use sardine_oci::registry::{ClientOptions, RegistryClient};
+use sardine_oci::transfer::{TransferOptions, push_image};
+use sardine_testbed::{Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, libvirt_uri, scratch_dir, unique_name};
+use sardine_vm::NoProgress;
+use sardine_vm::export::{DiskFormat, ExportOptions, export};
+
+use crate::harness::{Job, write_config};
+
+/// A registry holding a fresh image of the tiny guest, and an executor configuration whose
+/// store, VM and clone directories are this bed's own. Removes the imported base VM on drop.
+struct Bed {
+    /// Removes the base VM the executor imports (named after the image ID).
+    _base: VmGuard,
+    registry: Registry,
+    image: String,
+    config_file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Bed {
+    fn new(label: &str) -> Bed {
+        sardine_testbed::require();
+        let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
+        let dir = tempfile::Builder::new().prefix("sardine-test-executor-").tempdir_in(scratch_dir()).unwrap();
+        let reference = Reference::parse(&format!("{}/{}:1", registry.host(), unique_name(label))).unwrap();
+        let image_id = publish(&registry, &reference, dir.path());
+        let config = format!(
+            "[DEFAULT]\nconnect = {}\nocidir = {d}/oci\nvmdir = {d}/vms\nclonedir = {d}/clones\n\
+             allowed-images = 127.0.0.1:*/*\ntimeout = 120\n",
+            libvirt_uri(),
+            d = dir.path().display()
+        );
+        let config_file = write_config(dir.path(), &config);
+        Bed { _base: VmGuard::adopt(&image_id).unwrap(), registry, image: reference.to_string(), config_file, dir }
+    }
+
+    fn clonedir(&self) -> PathBuf {
+        self.dir.path().join("clones")
+    }
+
+    fn job(&self) -> (Job, VmGuard) {
+        let job = Job::new(Some(&self.image), &self.config_file);
+        let guard = VmGuard::adopt(&job.vm_name()).unwrap();
+        (job, guard)
+    }
+
+    /// Asserts that nothing of the job is left: no domain, no clone directory.
+    #[track_caller]
+    fn assert_gone(&self, job: &Job, guard: &VmGuard) {
+        assert!(!guard.exists(), "the domain {} is still there", job.vm_name());
+        assert!(!self.clonedir().join(job.vm_name()).exists(), "the clone directory is still there");
+    }
+}
+
+/// Exports a new test VM with a sardine config (the guest's SSH credentials) and pushes it;
+/// returns the image ID.
+fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) -> String {
+    let guest = guest_image();
+    let vm = TestVm::create(&VmOptions { label: "executor".into(), ..VmOptions::default() }).unwrap();
+    let vmconfig = dir.join("vmconfig.json");
+    let config = serde_json::json!({
+        "users": [{"username": guest.user, "password": guest.password}],
+        "services": [{"service": "ssh", "port": 22, "protocol": "tcp"}],
+        "sardine-test": reference.to_string(),
+    });
+    fs_err::write(&vmconfig, config.to_string()).unwrap();
+    let publisher = Store::new(dir.join("publisher"));
+    let report = export(&ExportOptions {
+        vm: vm.name(),
+        reference,
+        store: &publisher,
+        connect: Some(&libvirt_uri()),
+        domain_xml_file: None,
+        vmconfig_file: Some(&vmconfig),
+        disk_format: DiskFormat::Chunked { chunk_size: 8 << 20 },
+        force: false,
+        threads: 2,
+        progress: &NoProgress,
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = RegistryClient::new(&registry.host(), ClientOptions::default()).unwrap();
+    runtime
+        .block_on(push_image(&client, &publisher, reference, reference, &TransferOptions::default()))
+        .unwrap();
+    report.config_digest
+}
+
+/// config and prepare, as the runner starts every job.
+fn config_and_prepare(job: &Job) {
+    let config = job.stage(&["config"]);
+    let json: serde_json::Value = serde_json::from_str(&config.expect(0).stdout).unwrap();
+    assert_eq!(json["driver"]["name"], "gitlab-sardinecake-executor");
+    let prepare = job.stage(&["prepare"]);
+    prepare.expect(0);
+    assert!(prepare.stderr.contains(&format!("VM {} is ready", job.vm_name())), "{}", prepare.stderr);
+}
+
+#[test]
+fn executor_job_runs_in_the_guest_and_leaves_nothing_behind() {
+    let bed = Bed::new("job");
+    let (job, guard) = bed.job();
+    config_and_prepare(&job);
+    job.run("prepare_script", &["echo \"Running on $(hostname)\""]).expect(0);
+    job.run("get_sources", &["echo sources > source.txt"]).expect(0);
+    let build = job.run("build_script", &["cat source.txt", "echo \"in-guest:$(cat /proc/cmdline)\"", "echo 'grüße ☃'"]);
+    build.expect(0);
+    assert!(build.stdout.contains("in-guest:console=ttyS0"), "the output comes from inside the guest:\n{}", build.stdout);
+    assert!(build.stdout.contains("\nsources\n"), "stages share the guest:\n{}", build.stdout);
+    assert!(build.stdout.contains("grüße ☃"), "non-ASCII scripts work:\n{}", build.stdout);
+    job.run("after_script", &["echo after"]).expect(0);
+    job.run("cleanup_file_variables", &["rm -f /tmp/no-such-file"]).expect(0);
+    assert!(!job.build_exit_code_file().exists());
+    job.stage(&["cleanup"]).expect(0);
+    bed.assert_gone(&job, &guard);
+    let leftovers: Vec<_> = fs_err::read_dir(bed.clonedir()).unwrap().collect();
+    assert!(leftovers.is_empty(), "no overlay remains: {leftovers:?}");
+    job.stage(&["cleanup"]).expect(0);
+}
+
+#[test]
+fn executor_job_failures_keep_their_exit_codes_and_cancel_is_prompt() {
+    let bed = Bed::new("fail");
+    let (job, guard) = bed.job();
+    config_and_prepare(&job);
+
+    let build = job.run("build_script", &["echo before", "exit 3", "echo never"]);
+    build.expect(1);
+    assert!(build.stdout.contains("before") && !build.stdout.contains("\nnever\n"), "{}", build.stdout);
+    assert_eq!(fs_err::read_to_string(job.build_exit_code_file()).unwrap(), "3\n");
+
+    let release = job.run("step_release", &["exit 2"]);
+    release.expect(1);
+    assert_eq!(fs_err::read_to_string(job.build_exit_code_file()).unwrap(), "2\n", "a script's 2 is no system failure");
+
+    let after = job.run("after_script", &["echo after-script-ran"]);
+    after.expect(0);
+    assert!(after.stdout.contains("after-script-ran"), "{}", after.stdout);
+
+    let mut child = job.spawn_run("build_script", &["echo started", "sleep 600"]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("\nstarted\n") {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the script never started:\n{seen}");
+        seen.push_str(&line);
+    }
+    let cancelled_at = Instant::now();
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(cancelled_at.elapsed() < Duration::from_secs(15), "cancel took {:?}", cancelled_at.elapsed());
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+
+    job.run("after_script", &["echo after-cancel"]).expect(0);
+    job.stage(&["cleanup"]).expect(0);
+    bed.assert_gone(&job, &guard);
+}
+
+#[test]
+fn executor_job_system_failures_are_clear_and_cleanup_still_works() {
+    let bed = Bed::new("sysfail");
+
+    let missing = format!("{}/no/such-image:1", bed.registry.host());
+    let job = Job::new(Some(&missing), &bed.config_file);
+    let guard = VmGuard::adopt(&job.vm_name()).unwrap();
+    let prepare = job.stage(&["prepare"]);
+    prepare.expect(2);
+    assert!(prepare.stderr.contains(&format!("cannot fetch {missing}")), "{}", prepare.stderr);
+    job.stage(&["cleanup"]).expect(0);
+    bed.assert_gone(&job, &guard);
+
+    let (job, guard) = bed.job();
+    let prepare = job.stage(&["prepare", "--timeout", "1"]);
+    prepare.expect(2);
+    assert!(prepare.stderr.contains(&format!("the job's VM {} got no address", job.vm_name())), "{}", prepare.stderr);
+    job.stage(&["cleanup"]).expect(0);
+    bed.assert_gone(&job, &guard);
+    job.stage(&["cleanup"]).expect(0);
+}
+
+#[test]
+fn executor_job_three_concurrent_jobs_on_a_fresh_image() {
+    let bed = Bed::new("concurrent");
+    let jobs: Vec<(Job, VmGuard)> = (0..3).map(|_| bed.job()).collect();
+    std::thread::scope(|scope| {
+        for (job, _) in &jobs {
+            scope.spawn(move || {
+                config_and_prepare(job);
+                let build = job.run("build_script", &["echo \"job in guest: $(cat /proc/cmdline)\""]);
+                build.expect(0);
+                assert!(build.stdout.contains("job in guest: console=ttyS0"), "{}", build.stdout);
+                job.stage(&["cleanup"]).expect(0);
+            });
+        }
+    });
+    for (job, guard) in &jobs {
+        bed.assert_gone(job, guard);
+    }
+    let (downloads, stored) = (bed.registry.blob_downloads(), bed.registry.stored_blobs());
+    assert!(downloads <= stored, "blobs were downloaded more than once: {downloads} downloads of {stored} blobs");
+}
