@@ -253,14 +253,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("s.sh");
         let marker = dir.path().join("still-running");
+        let started = dir.path().join("started");
         let body = format!(
-            "trap 'exit 1' TERM\n: | (trap 'exit 1' TERM; sleep 30; touch '{}')\n",
+            "trap 'exit 1' TERM\n: | (trap 'exit 1' TERM; touch '{}'; sleep 30; touch '{}')\n",
+            started.display(),
             marker.display()
         );
         fs_err::write(&script, body).unwrap();
         let command = wrapper(&format!("'{}'", script.display()));
         let mut child = std::process::Command::new("sh").arg("-c").arg(&command).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        let waiting = std::time::Instant::now();
+        while !started.exists() {
+            assert!(waiting.elapsed() < Duration::from_secs(20), "the script never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The subshell's trap is set; give `sleep` a moment to start too.
+        std::thread::sleep(Duration::from_millis(200));
         let start = std::time::Instant::now();
         kill_term(child.id());
         let status = child.wait().unwrap();

@@ -54,10 +54,10 @@ fn outcome(end: ScriptEnd, exit_code_file: Option<&Path>, stage: &str) -> Outcom
         ScriptEnd::Finished(ExitStatus::Code(0)) => Outcome::Success,
         ScriptEnd::Finished(status) => {
             tracing::debug!("{stage} ended with {status}");
-            if let (Some(path), Some(code)) = (exit_code_file, status.code()) {
-                if let Err(e) = exit::write_build_exit_code(path, code) {
-                    tracing::warn!("cannot record the exit status {code}: {e}");
-                }
+            if let (Some(path), Some(code)) = (exit_code_file, status.code())
+                && let Err(e) = exit::write_build_exit_code(path, code)
+            {
+                tracing::warn!("cannot record the exit status {code}: {e}");
             }
             Outcome::BuildFailure
         }
