@@ -103,6 +103,10 @@ fn config_and_prepare(job: &Job) {
     let prepare = job.stage(&["prepare"]);
     prepare.expect(0);
     assert!(prepare.stderr.contains(&format!("VM {} is ready", job.vm_name())), "{}", prepare.stderr);
+    for step in ["fetching", "importing", "starting", "waiting for the address", "waiting for an SSH login"] {
+        let logged = prepare.stderr.lines().any(|line| line.contains(step) && line.contains(" done in "));
+        assert!(logged, "prepare logs the step {step:?} with its duration:\n{}", prepare.stderr);
+    }
 }
 
 #[test]
