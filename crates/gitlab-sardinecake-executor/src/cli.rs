@@ -98,7 +98,8 @@ mod tests {
 
     #[test]
     fn options_go_before_or_after_the_stage() {
-        let cli = Cli::try_parse_from(["x", "--ocidir", "/o", "prepare", "--timeout", "90s"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["x", "--ocidir", "/o", "prepare", "--timeout", "90s"]).unwrap();
         assert_eq!(cli.options.ocidir, Some(PathBuf::from("/o")));
         assert_eq!(cli.options.timeout, Some(Duration::from_secs(90)));
         assert!(matches!(cli.stage, Stage::Prepare));
@@ -106,8 +107,11 @@ mod tests {
 
     #[test]
     fn run_takes_any_stage_name() {
-        let cli = Cli::try_parse_from(["x", "run", "/tmp/s/script", "step_release", "-u", "root"]).unwrap();
-        let Stage::Run { script, stage } = cli.stage else { panic!("not run") };
+        let cli = Cli::try_parse_from(["x", "run", "/tmp/s/script", "step_release", "-u", "root"])
+            .unwrap();
+        let Stage::Run { script, stage } = cli.stage else {
+            panic!("not run")
+        };
         assert_eq!(script, PathBuf::from("/tmp/s/script"));
         assert_eq!(stage, "step_release");
         assert_eq!(cli.options.username.as_deref(), Some("root"));

@@ -93,8 +93,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -113,14 +115,22 @@ mod tests {
         assert_eq!(vm_name("ü"), "gitlab-_c3_bc");
         for id in ["a/b", "$(rm -rf /)", "x\ny", "'", "ü"] {
             let name = vm_name(id);
-            assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn long_ids_are_cut() {
         let name = vm_name(&"9".repeat(500));
-        assert!(name.len() <= "gitlab-".len() + MAX_ID_LEN + 2, "{}", name.len());
+        assert!(
+            name.len() <= "gitlab-".len() + MAX_ID_LEN + 2,
+            "{}",
+            name.len()
+        );
     }
 
     #[test]
@@ -134,7 +144,10 @@ mod tests {
         assert_eq!(job.vm_name().unwrap(), "gitlab-42");
         assert_eq!(job.image, None);
         assert_eq!(job.registry.as_deref(), Some("registry.example:5050"));
-        assert_eq!(job.build_exit_code_file, Some(PathBuf::from("/tmp/j/build_exit_code")));
+        assert_eq!(
+            job.build_exit_code_file,
+            Some(PathBuf::from("/tmp/j/build_exit_code"))
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub struct ExitCodes {
 
 impl Default for ExitCodes {
     fn default() -> Self {
-        ExitCodes { build_failure: DEFAULT_BUILD_FAILURE, system_failure: DEFAULT_SYSTEM_FAILURE }
+        ExitCodes {
+            build_failure: DEFAULT_BUILD_FAILURE,
+            system_failure: DEFAULT_SYSTEM_FAILURE,
+        }
     }
 }
 
@@ -81,23 +84,39 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
     #[test]
     fn defaults_when_unset() {
         let (codes, warnings) = ExitCodes::from_env(vars(&[]));
-        assert_eq!(codes, ExitCodes { build_failure: 1, system_failure: 2 });
+        assert_eq!(
+            codes,
+            ExitCodes {
+                build_failure: 1,
+                system_failure: 2
+            }
+        );
         assert!(warnings.is_empty());
     }
 
     #[test]
     fn values_from_the_runner() {
-        let (codes, warnings) =
-            ExitCodes::from_env(vars(&[("BUILD_FAILURE_EXIT_CODE", "5"), ("SYSTEM_FAILURE_EXIT_CODE", " 7 ")]));
-        assert_eq!(codes, ExitCodes { build_failure: 5, system_failure: 7 });
+        let (codes, warnings) = ExitCodes::from_env(vars(&[
+            ("BUILD_FAILURE_EXIT_CODE", "5"),
+            ("SYSTEM_FAILURE_EXIT_CODE", " 7 "),
+        ]));
+        assert_eq!(
+            codes,
+            ExitCodes {
+                build_failure: 5,
+                system_failure: 7
+            }
+        );
         assert!(warnings.is_empty());
         assert_eq!(codes.status(Outcome::BuildFailure), 5);
         assert_eq!(codes.status(Outcome::Success), 0);
@@ -105,11 +124,16 @@ mod tests {
 
     #[test]
     fn unusable_values_fall_back_with_a_warning() {
-        let (codes, warnings) =
-            ExitCodes::from_env(vars(&[("BUILD_FAILURE_EXIT_CODE", "one"), ("SYSTEM_FAILURE_EXIT_CODE", "300")]));
+        let (codes, warnings) = ExitCodes::from_env(vars(&[
+            ("BUILD_FAILURE_EXIT_CODE", "one"),
+            ("SYSTEM_FAILURE_EXIT_CODE", "300"),
+        ]));
         assert_eq!(codes, ExitCodes::default());
         assert_eq!(warnings.len(), 2);
-        assert!(warnings[0].contains("BUILD_FAILURE_EXIT_CODE=\"one\""), "{warnings:?}");
+        assert!(
+            warnings[0].contains("BUILD_FAILURE_EXIT_CODE=\"one\""),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -124,7 +148,11 @@ mod tests {
 
     #[test]
     fn exit_code_file_in_a_missing_directory_is_an_error_naming_it() {
-        let err = write_build_exit_code(Path::new("/nonexistent-dir/build_exit_code"), 3).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-dir/build_exit_code"), "{err}");
+        let err =
+            write_build_exit_code(Path::new("/nonexistent-dir/build_exit_code"), 3).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent-dir/build_exit_code"),
+            "{err}"
+        );
     }
 }

@@ -20,7 +20,11 @@ use crate::logging::Step;
 use crate::settings::{PullPolicy, Settings};
 
 /// Makes sure `reference` is in the local store, following the pull policy.
-pub async fn ensure_image(settings: &Settings, job: &JobEnv, reference: &Reference) -> anyhow::Result<()> {
+pub async fn ensure_image(
+    settings: &Settings,
+    job: &JobEnv,
+    reference: &Reference,
+) -> anyhow::Result<()> {
     let store = Store::new(&settings.ocidir);
     match settings.pull_policy {
         PullPolicy::Never => {
@@ -41,9 +45,15 @@ pub async fn ensure_image(settings: &Settings, job: &JobEnv, reference: &Referen
         .context("cannot take the fetch lock of the image")?;
     let step = Step::start(format!("fetching {reference}"));
     let client = client_for(settings, job, reference)?;
-    let report = transfer::fetch_image(&client, reference, &store, reference, &TransferOptions::default())
-        .await
-        .with_context(|| format!("cannot fetch {reference} into {}", store.root().display()))?;
+    let report = transfer::fetch_image(
+        &client,
+        reference,
+        &store,
+        reference,
+        &TransferOptions::default(),
+    )
+    .await
+    .with_context(|| format!("cannot fetch {reference} into {}", store.root().display()))?;
     step.done_with(&format!(
         "{} blobs ({} bytes) downloaded, {} already present",
         report.downloaded, report.bytes, report.skipped
@@ -75,14 +85,19 @@ fn fetch_lock_path(store: &Store, reference: &Reference) -> PathBuf {
 }
 
 /// A registry client for the image's registry, with the right credentials.
-fn client_for(settings: &Settings, job: &JobEnv, reference: &Reference) -> anyhow::Result<RegistryClient> {
+fn client_for(
+    settings: &Settings,
+    job: &JobEnv,
+    reference: &Reference,
+) -> anyhow::Result<RegistryClient> {
     let registry = reference.registry().unwrap_or("docker.io");
     let options = ClientOptions {
         insecure: settings.is_insecure(registry),
         credentials: registry_credentials(job, registry)?,
         ..ClientOptions::default()
     };
-    RegistryClient::new(registry, options).with_context(|| format!("cannot talk to registry {registry}"))
+    RegistryClient::new(registry, options)
+        .with_context(|| format!("cannot talk to registry {registry}"))
 }
 
 /// The job's own registry credentials (`CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD`, valid for this
@@ -92,9 +107,13 @@ fn registry_credentials(job: &JobEnv, registry: &str) -> anyhow::Result<Option<C
         && let (Some(username), Some(password)) = (&job.registry_user, &job.registry_password)
     {
         tracing::debug!("using the job's CI_REGISTRY credentials for {registry}");
-        return Ok(Some(Credentials { username: username.clone(), password: password.clone() }));
+        return Ok(Some(Credentials {
+            username: username.clone(),
+            password: password.clone(),
+        }));
     }
-    credentials::lookup(registry).with_context(|| format!("cannot read the stored credentials for {registry}"))
+    credentials::lookup(registry)
+        .with_context(|| format!("cannot read the stored credentials for {registry}"))
 }
 
 #[cfg(test)]
@@ -106,9 +125,16 @@ mod tests {
         let store = Store::new("/o");
         let reference = Reference::parse("localhost:5000/team/vm_x:1").unwrap();
         let path = fetch_lock_path(&store, &reference);
-        assert_eq!(path, PathBuf::from("/o/.sardine/locks/executor-fetch-localhost_3a5000_2fteam_2fvm_5fx.lock"));
+        assert_eq!(
+            path,
+            PathBuf::from("/o/.sardine/locks/executor-fetch-localhost_3a5000_2fteam_2fvm_5fx.lock")
+        );
         let other = Reference::parse("localhost:5000/team/vm_x:2").unwrap();
-        assert_eq!(fetch_lock_path(&store, &other), path, "one lock per repository, whatever the tag");
+        assert_eq!(
+            fetch_lock_path(&store, &other),
+            path,
+            "one lock per repository, whatever the tag"
+        );
     }
 
     #[test]
@@ -119,7 +145,9 @@ mod tests {
             registry_password: Some("job-token".into()),
             ..JobEnv::default()
         };
-        let creds = registry_credentials(&job, "registry.example:5050").unwrap().unwrap();
+        let creds = registry_credentials(&job, "registry.example:5050")
+            .unwrap()
+            .unwrap();
         assert_eq!(creds.username, "gitlab-ci-token");
         assert_eq!(creds.password, "job-token");
     }

@@ -23,10 +23,18 @@ use crate::settings::Settings;
 /// Built-in SSH user and password, as sardinecake 0.4.2 (Vagrant's convention).
 pub const DEFAULT_CREDENTIAL: &str = "vagrant";
 /// Where guest addresses are looked for, in this order.
-pub const ADDRESS_SOURCES: [AddressSource; 3] = [AddressSource::Lease, AddressSource::Arp, AddressSource::Agent];
+pub const ADDRESS_SOURCES: [AddressSource; 3] = [
+    AddressSource::Lease,
+    AddressSource::Arp,
+    AddressSource::Agent,
+];
 
 /// The SSH login for the guest at `host`.
-pub fn ssh_target(settings: &Settings, image_config: Option<&Value>, host: &str) -> anyhow::Result<Target> {
+pub fn ssh_target(
+    settings: &Settings,
+    image_config: Option<&Value>,
+    host: &str,
+) -> anyhow::Result<Target> {
     let image_user = image_config.and_then(sardine_vm::vmconfig::first_user);
     let user = settings
         .username
@@ -38,29 +46,50 @@ pub fn ssh_target(settings: &Settings, image_config: Option<&Value>, host: &str)
         .clone()
         .or_else(|| image_user.map(|(_, password)| password))
         .unwrap_or_else(|| DEFAULT_CREDENTIAL.to_owned());
-    let port = settings.ssh_port.or_else(|| image_config.and_then(image_ssh_port)).unwrap_or(22);
+    let port = settings
+        .ssh_port
+        .or_else(|| image_config.and_then(image_ssh_port))
+        .unwrap_or(22);
     let mut auth: Vec<Auth> = match &settings.identity_file {
-        Some(path) => key_files(path)?.into_iter().map(|path| Auth::KeyFile { path, passphrase: None }).collect(),
+        Some(path) => key_files(path)?
+            .into_iter()
+            .map(|path| Auth::KeyFile {
+                path,
+                passphrase: None,
+            })
+            .collect(),
         None => Vec::new(),
     };
     auth.push(Auth::Password(password));
-    Ok(Target { host: host.to_owned(), port, user, auth })
+    Ok(Target {
+        host: host.to_owned(),
+        port,
+        user,
+        auth,
+    })
 }
 
 /// The SSH port an image announces: its `ssh` service, or (as 0.4.2 read it) its first user's
 /// `port`.
 fn image_ssh_port(config: &Value) -> Option<u16> {
-    let service = config.get("services").and_then(Value::as_array).and_then(|services| {
-        services.iter().find(|s| {
-            s.get("service").and_then(Value::as_str) == Some("ssh")
-                && s.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "tcp")
-        })
-    });
+    let service = config
+        .get("services")
+        .and_then(Value::as_array)
+        .and_then(|services| {
+            services.iter().find(|s| {
+                s.get("service").and_then(Value::as_str) == Some("ssh")
+                    && s.get("protocol")
+                        .and_then(Value::as_str)
+                        .is_none_or(|p| p == "tcp")
+            })
+        });
     let port = match service {
         Some(service) => service.get("port"),
         None => config.get("users")?.as_array()?.first()?.get("port"),
     };
-    port.and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0)
+    port.and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0)
 }
 
 /// The key file itself, or the private keys (`id_*` without `.pub`) of a directory, by full
@@ -79,13 +108,20 @@ fn key_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     keys.sort();
     if keys.is_empty() {
-        bail!("identity-file {} is a directory without private keys (id_*)", path.display());
+        bail!(
+            "identity-file {} is a directory without private keys (id_*)",
+            path.display()
+        );
     }
     Ok(keys)
 }
 
 /// The address of the VM `name`, waiting up to `timeout` for one to appear.
-pub async fn address(connect: Option<&str>, name: &str, timeout: Duration) -> anyhow::Result<IpAddr> {
+pub async fn address(
+    connect: Option<&str>,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<IpAddr> {
     let (connect, name) = (connect.map(str::to_owned), name.to_owned());
     blocking(move || {
         let libvirt = Libvirt::open(connect.as_deref())?;
@@ -98,15 +134,24 @@ pub async fn address(connect: Option<&str>, name: &str, timeout: Duration) -> an
 }
 
 /// Runs a blocking libvirt call off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f).await.context("a libvirt task died")?
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("a libvirt task died")?
 }
 
 /// Logs in, retrying while the guest's SSH server starts, until `deadline` has passed.
 pub async fn connect(target: &Target, deadline: Duration) -> anyhow::Result<Session> {
     Session::connect_with_retry(target, deadline)
         .await
-        .with_context(|| format!("cannot log in to the job's VM as {}@{}:{}", target.user, target.host, target.port))
+        .with_context(|| {
+            format!(
+                "cannot log in to the job's VM as {}@{}:{}",
+                target.user, target.host, target.port
+            )
+        })
 }
 
 /// How a script run ended.
@@ -137,7 +182,10 @@ pub async fn run_script(
         bail!("cannot upload the script to the job's VM: `{upload}` ended with {status}");
     }
     let mut stdout = tokio::io::stdout();
-    match session.exec_cancellable(&wrapper(&path), None, &mut stdout, &mut stderr, cancel).await {
+    match session
+        .exec_cancellable(&wrapper(&path), None, &mut stdout, &mut stderr, cancel)
+        .await
+    {
         Ok(status) => Ok(ScriptEnd::Finished(status)),
         Err(SshError::Cancelled) => Ok(ScriptEnd::Cancelled),
         Err(e) => Err(e).context("running the script in the job's VM failed (connection lost?)"),
@@ -163,9 +211,23 @@ fn wrapper(path: &str) -> String {
 /// A file name for a script in the guest: unique per job, stage and process, safe unquoted.
 pub fn remote_file_name(vm_name: &str, stage: &str) -> String {
     let safe = |s: &str| -> String {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(64).collect()
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect()
     };
-    format!("sardinecake-{}-{}-{}.sh", safe(vm_name), safe(stage), std::process::id())
+    format!(
+        "sardinecake-{}-{}-{}.sh",
+        safe(vm_name),
+        safe(stage),
+        std::process::id()
+    )
 }
 
 #[cfg(test)]
@@ -176,7 +238,8 @@ mod tests {
 
     fn settings() -> Settings {
         let config = sardine_config::Config::default();
-        crate::settings::resolve(&SharedOptions::default(), &config, Some("reg.example/vm:1")).unwrap()
+        crate::settings::resolve(&SharedOptions::default(), &config, Some("reg.example/vm:1"))
+            .unwrap()
     }
 
     #[test]
@@ -202,7 +265,11 @@ mod tests {
         explicit.ssh_port = Some(22);
         let target = ssh_target(&explicit, Some(&config), "h").unwrap();
         assert_eq!((target.user.as_str(), target.port), ("admin", 22));
-        assert_eq!(target.auth, [Auth::Password("sardine".into())], "each value separately");
+        assert_eq!(
+            target.auth,
+            [Auth::Password("sardine".into())],
+            "each value separately"
+        );
     }
 
     #[test]
@@ -219,7 +286,10 @@ mod tests {
             fs_err::write(dir.path().join(name), "x").unwrap();
         }
         let keys = key_files(dir.path()).unwrap();
-        assert_eq!(keys, [dir.path().join("id_ed25519"), dir.path().join("id_rsa")]);
+        assert_eq!(
+            keys,
+            [dir.path().join("id_ed25519"), dir.path().join("id_rsa")]
+        );
         let mut with_keys = settings();
         with_keys.identity_file = Some(dir.path().to_path_buf());
         let target = ssh_target(&with_keys, None, "h").unwrap();
@@ -231,7 +301,10 @@ mod tests {
     #[test]
     fn remote_file_names_are_plain() {
         let name = remote_file_name("gitlab-42", "step_my release/../x");
-        assert!(name.starts_with("sardinecake-gitlab-42-step_my_release____x-"), "{name}");
+        assert!(
+            name.starts_with("sardinecake-gitlab-42-step_my_release____x-"),
+            "{name}"
+        );
         assert!(name.ends_with(".sh"));
     }
 
@@ -239,9 +312,17 @@ mod tests {
     fn wrapper_runs_the_script_with_bash_and_keeps_its_status() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("s.sh");
-        fs_err::write(&script, "#!/usr/bin/env bash\necho out; echo err >&2; exit 3\n").unwrap();
+        fs_err::write(
+            &script,
+            "#!/usr/bin/env bash\necho out; echo err >&2; exit 3\n",
+        )
+        .unwrap();
         let command = wrapper(&format!("'{}'", script.display()));
-        let output = std::process::Command::new("sh").arg("-c").arg(&command).output().unwrap();
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(3));
         assert_eq!(String::from_utf8_lossy(&output.stdout), "out\n");
         assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
@@ -261,10 +342,17 @@ mod tests {
         );
         fs_err::write(&script, body).unwrap();
         let command = wrapper(&format!("'{}'", script.display()));
-        let mut child = std::process::Command::new("sh").arg("-c").arg(&command).spawn().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .spawn()
+            .unwrap();
         let waiting = std::time::Instant::now();
         while !started.exists() {
-            assert!(waiting.elapsed() < Duration::from_secs(20), "the script never started");
+            assert!(
+                waiting.elapsed() < Duration::from_secs(20),
+                "the script never started"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // The subshell's trap is set; give `sleep` a moment to start too.
@@ -272,13 +360,19 @@ mod tests {
         let start = std::time::Instant::now();
         kill_term(child.id());
         let status = child.wait().unwrap();
-        assert!(start.elapsed() < Duration::from_secs(10), "the script stopped promptly");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the script stopped promptly"
+        );
         assert_eq!(status.code(), Some(1), "the script's TERM trap ran");
         assert!(!marker.exists());
     }
 
     fn kill_term(pid: u32) {
-        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }

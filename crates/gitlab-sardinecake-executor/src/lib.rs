@@ -32,7 +32,11 @@ pub fn main_with(args: Vec<OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(codes.system_failure) } else { ExitCode::SUCCESS };
+            return if error.use_stderr() {
+                ExitCode::from(codes.system_failure)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     logging::init(cli.options.verbose, cli.options.quiet);
@@ -55,7 +59,9 @@ fn run(cli: Cli) -> anyhow::Result<exit::Outcome> {
     let (config, read) = sardine_config::Config::load(&files)
         .context("cannot read the executor's configuration; fix the file, or choose others with GITLAB_SARDINECAKE_EXECUTOR_CONF_FILES")?;
     if read.is_empty() {
-        tracing::debug!("no configuration file found (looked for {files:?}); using the built-in defaults");
+        tracing::debug!(
+            "no configuration file found (looked for {files:?}); using the built-in defaults"
+        );
     }
     let settings = settings::resolve(&cli.options, &config, job.image.as_deref())?;
     for warning in &settings.warnings {

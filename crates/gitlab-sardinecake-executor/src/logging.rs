@@ -44,16 +44,27 @@ impl Step {
     pub fn start(what: impl Into<String>) -> Step {
         let what = what.into();
         tracing::info!("{what}...");
-        Step { what, start: Instant::now() }
+        Step {
+            what,
+            start: Instant::now(),
+        }
     }
 
     /// Logs that the step is done, with how long it took.
     pub fn done(self) {
-        tracing::info!("{} done in {:.1} s", self.what, self.start.elapsed().as_secs_f64());
+        tracing::info!(
+            "{} done in {:.1} s",
+            self.what,
+            self.start.elapsed().as_secs_f64()
+        );
     }
 
     /// Logs that the step is done, with a detail and how long it took.
     pub fn done_with(self, detail: &str) {
-        tracing::info!("{} done in {:.1} s: {detail}", self.what, self.start.elapsed().as_secs_f64());
+        tracing::info!(
+            "{} done in {:.1} s: {detail}",
+            self.what,
+            self.start.elapsed().as_secs_f64()
+        );
     }
 }

@@ -149,7 +149,9 @@ struct Lookup<'a> {
 
 impl Lookup<'_> {
     fn entry(&self, key: &str) -> Option<&Entry> {
-        self.config.entry(self.section, key).filter(|e| !e.value().trim().is_empty())
+        self.config
+            .entry(self.section, key)
+            .filter(|e| !e.value().trim().is_empty())
     }
 
     fn string(&self, key: &str) -> Option<String> {
@@ -173,8 +175,15 @@ impl Lookup<'_> {
     }
 
     /// Converts a value with `parse`, naming file, line, section and key when it fails.
-    fn parsed<T>(&self, key: &str, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> anyhow::Result<Option<T>> {
-        let Some(entry) = self.entry(key) else { return Ok(None) };
+    fn parsed<T>(
+        &self,
+        key: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> anyhow::Result<Option<T>> {
+        let Some(entry) = self.entry(key) else {
+            return Ok(None);
+        };
         match parse(entry.value().trim()) {
             Some(value) => Ok(Some(value)),
             None => bail!(
@@ -189,48 +198,100 @@ impl Lookup<'_> {
 }
 
 /// Resolves the settings for a job whose `image:` is `job_image` (if it has one).
-pub fn resolve(cli: &SharedOptions, config: &Config, job_image: Option<&str>) -> anyhow::Result<Settings> {
-    let config_default_image =
-        config.get(DEFAULT_SECTION, "image").map(str::trim).filter(|i| !i.is_empty());
+pub fn resolve(
+    cli: &SharedOptions,
+    config: &Config,
+    job_image: Option<&str>,
+) -> anyhow::Result<Settings> {
+    let config_default_image = config
+        .get(DEFAULT_SECTION, "image")
+        .map(str::trim)
+        .filter(|i| !i.is_empty());
     let requested = match job_image {
-        Some(name) => Some(JobImage { name: name.to_owned(), origin: ImageOrigin::Job }),
-        None => config_default_image
-            .map(|name| JobImage { name: name.to_owned(), origin: ImageOrigin::Config(DEFAULT_SECTION.to_owned()) }),
+        Some(name) => Some(JobImage {
+            name: name.to_owned(),
+            origin: ImageOrigin::Job,
+        }),
+        None => config_default_image.map(|name| JobImage {
+            name: name.to_owned(),
+            origin: ImageOrigin::Config(DEFAULT_SECTION.to_owned()),
+        }),
     };
     let section = requested
         .as_ref()
         .and_then(|image| sardine_config::best_matching_section(config.sections(), &image.name))
         .map(str::to_owned);
-    let lookup = Lookup { config, section: section.as_deref().unwrap_or(DEFAULT_SECTION) };
+    let lookup = Lookup {
+        config,
+        section: section.as_deref().unwrap_or(DEFAULT_SECTION),
+    };
     let image = match (&section, own_image(config, section.as_deref())) {
-        (Some(section), Some(name)) => Some(JobImage { name, origin: ImageOrigin::Config(section.clone()) }),
+        (Some(section), Some(name)) => Some(JobImage {
+            name,
+            origin: ImageOrigin::Config(section.clone()),
+        }),
         _ => requested,
     };
     let timeout = match cli.timeout {
         Some(timeout) => timeout,
-        None => config.get_duration(lookup.section, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+        None => config
+            .get_duration(lookup.section, "timeout")?
+            .unwrap_or(DEFAULT_TIMEOUT),
     };
     Ok(Settings {
         connect: cli.connect.clone().or_else(|| lookup.string("connect")),
         username: cli.username.clone().or_else(|| lookup.string("username")),
-        password: cli.password.clone().or_else(|| lookup.entry("password").map(|e| e.value().to_owned())),
-        identity_file: cli.identity_file.clone().or_else(|| lookup.path("identity-file")),
+        password: cli
+            .password
+            .clone()
+            .or_else(|| lookup.entry("password").map(|e| e.value().to_owned())),
+        identity_file: cli
+            .identity_file
+            .clone()
+            .or_else(|| lookup.path("identity-file")),
         timeout,
-        ocidir: cli.ocidir.clone().or_else(|| lookup.path("ocidir")).unwrap_or_else(|| DEFAULT_OCIDIR.into()),
-        vmdir: cli.vmdir.clone().or_else(|| lookup.path("vmdir")).unwrap_or_else(|| DEFAULT_VMDIR.into()),
-        clonedir: cli.clonedir.clone().or_else(|| lookup.path("clonedir")).unwrap_or_else(|| DEFAULT_CLONEDIR.into()),
-        prepare_script: cli.prepare_script.clone().or_else(|| lookup.path("prepare-script")),
+        ocidir: cli
+            .ocidir
+            .clone()
+            .or_else(|| lookup.path("ocidir"))
+            .unwrap_or_else(|| DEFAULT_OCIDIR.into()),
+        vmdir: cli
+            .vmdir
+            .clone()
+            .or_else(|| lookup.path("vmdir"))
+            .unwrap_or_else(|| DEFAULT_VMDIR.into()),
+        clonedir: cli
+            .clonedir
+            .clone()
+            .or_else(|| lookup.path("clonedir"))
+            .unwrap_or_else(|| DEFAULT_CLONEDIR.into()),
+        prepare_script: cli
+            .prepare_script
+            .clone()
+            .or_else(|| lookup.path("prepare-script")),
         image,
         guest_builds_dir: lookup.string("guest-builds-dir"),
         guest_cache_dir: lookup.string("guest-cache-dir"),
         allowed_images: lookup.list("allowed-images"),
         pull_policy: lookup
-            .parsed("pull-policy", "always, if-not-present or never", PullPolicy::parse)?
+            .parsed(
+                "pull-policy",
+                "always, if-not-present or never",
+                PullPolicy::parse,
+            )?
             .unwrap_or(PullPolicy::Always),
-        memory_mib: lookup.parsed("memory", "a size like 2048 (MiB), 512M or 4G, at least 1 MiB", parse_memory_mib)?,
-        cpus: lookup.parsed("cpus", "a number of CPUs from 1", |v| v.parse().ok().filter(|n| *n > 0))?,
+        memory_mib: lookup.parsed(
+            "memory",
+            "a size like 2048 (MiB), 512M or 4G, at least 1 MiB",
+            parse_memory_mib,
+        )?,
+        cpus: lookup.parsed("cpus", "a number of CPUs from 1", |v| {
+            v.parse().ok().filter(|n| *n > 0)
+        })?,
         insecure_registries: lookup.list("insecure-registries"),
-        ssh_port: lookup.parsed("ssh-port", "a TCP port from 1 to 65535", |v| v.parse().ok().filter(|p| *p > 0))?,
+        ssh_port: lookup.parsed("ssh-port", "a TCP port from 1 to 65535", |v| {
+            v.parse().ok().filter(|p| *p > 0)
+        })?,
         warnings: unknown_keys(config, lookup.section),
         section,
     })
@@ -241,7 +302,8 @@ pub fn resolve(cli: &SharedOptions, config: &Config, job_image: Option<&str>) ->
 fn own_image(config: &Config, section: Option<&str>) -> Option<String> {
     let section = section?;
     let entry = config.entry(section, "image")?;
-    (entry.section() == section && !entry.value().trim().is_empty()).then(|| entry.value().trim().to_owned())
+    (entry.section() == section && !entry.value().trim().is_empty())
+        .then(|| entry.value().trim().to_owned())
 }
 
 /// A memory size: a plain number is MiB, otherwise a size with a unit.
@@ -270,7 +332,9 @@ fn unknown_keys(config: &Config, section: &str) -> Vec<String> {
 impl Settings {
     /// Checks that the job may use its image; an image chosen by the configuration always may.
     pub fn check_image_allowed(&self) -> anyhow::Result<()> {
-        let Some(image) = &self.image else { return Ok(()) };
+        let Some(image) = &self.image else {
+            return Ok(());
+        };
         if image.origin != ImageOrigin::Job {
             return Ok(());
         }
@@ -297,13 +361,17 @@ impl Settings {
                 "the job names no image and the configuration sets no default; give the job an `image:`, or set `image` in [DEFAULT]"
             )
         };
-        Reference::parse(&image.name).with_context(|| format!("invalid image reference {:?}", image.name))
+        Reference::parse(&image.name)
+            .with_context(|| format!("invalid image reference {:?}", image.name))
     }
 
     /// The settings as `key = value` lines for the log, without secrets.
     pub fn summary(&self) -> String {
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".to_owned());
-        let path = |v: &Option<PathBuf>| v.as_ref().map_or_else(|| "(unset)".to_owned(), |p| p.display().to_string());
+        let path = |v: &Option<PathBuf>| {
+            v.as_ref()
+                .map_or_else(|| "(unset)".to_owned(), |p| p.display().to_string())
+        };
         let image = self.image.as_ref().map_or_else(
             || "(none)".to_owned(),
             |i| match &i.origin {
@@ -312,13 +380,27 @@ impl Settings {
             },
         );
         [
-            format!("section = {}", self.section.as_deref().unwrap_or(DEFAULT_SECTION)),
+            format!(
+                "section = {}",
+                self.section.as_deref().unwrap_or(DEFAULT_SECTION)
+            ),
             format!("image = {image}"),
             format!("connect = {}", opt(&self.connect)),
             format!("username = {}", opt(&self.username)),
-            format!("password = {}", if self.password.is_some() { "(set)" } else { "(unset)" }),
+            format!(
+                "password = {}",
+                if self.password.is_some() {
+                    "(set)"
+                } else {
+                    "(unset)"
+                }
+            ),
             format!("identity-file = {}", path(&self.identity_file)),
-            format!("ssh-port = {}", self.ssh_port.map_or_else(|| "(unset)".to_owned(), |p| p.to_string())),
+            format!(
+                "ssh-port = {}",
+                self.ssh_port
+                    .map_or_else(|| "(unset)".to_owned(), |p| p.to_string())
+            ),
             format!("timeout = {} s", self.timeout.as_secs_f64()),
             format!("ocidir = {}", self.ocidir.display()),
             format!("vmdir = {}", self.vmdir.display()),
@@ -328,9 +410,20 @@ impl Settings {
             format!("guest-cache-dir = {}", opt(&self.guest_cache_dir)),
             format!("allowed-images = {}", self.allowed_images.join(", ")),
             format!("pull-policy = {:?}", self.pull_policy),
-            format!("memory = {}", self.memory_mib.map_or_else(|| "(image's)".to_owned(), |m| format!("{m} MiB"))),
-            format!("cpus = {}", self.cpus.map_or_else(|| "(image's)".to_owned(), |c| c.to_string())),
-            format!("insecure-registries = {}", self.insecure_registries.join(", ")),
+            format!(
+                "memory = {}",
+                self.memory_mib
+                    .map_or_else(|| "(image's)".to_owned(), |m| format!("{m} MiB"))
+            ),
+            format!(
+                "cpus = {}",
+                self.cpus
+                    .map_or_else(|| "(image's)".to_owned(), |c| c.to_string())
+            ),
+            format!(
+                "insecure-registries = {}",
+                self.insecure_registries.join(", ")
+            ),
         ]
         .join("\n")
     }
@@ -349,7 +442,10 @@ pub fn image_allowed(patterns: &[String], image: &str) -> bool {
         .filter(|r| r.tag().is_none() && r.digest().is_none())
         .map(|r| format!("{}:latest", r.name()));
     patterns.iter().any(|pattern| {
-        sardine_config::fnmatch(pattern, image) || with_tag.as_deref().is_some_and(|t| sardine_config::fnmatch(pattern, t))
+        sardine_config::fnmatch(pattern, image)
+            || with_tag
+                .as_deref()
+                .is_some_and(|t| sardine_config::fnmatch(pattern, t))
     })
 }
 
@@ -371,12 +467,21 @@ mod tests {
         assert_eq!(settings.timeout, Duration::from_secs(120));
         assert_eq!(settings.ocidir, PathBuf::from("/var/lib/sardinecake/oci"));
         assert_eq!(settings.vmdir, PathBuf::from("/var/lib/sardinecake/vms"));
-        assert_eq!(settings.clonedir, PathBuf::from("/var/lib/sardinecake/clones"));
+        assert_eq!(
+            settings.clonedir,
+            PathBuf::from("/var/lib/sardinecake/clones")
+        );
         assert_eq!(settings.pull_policy, PullPolicy::Always);
         assert_eq!(settings.connect, None);
         assert_eq!(settings.username, None);
         assert_eq!(settings.section, None);
-        assert_eq!(settings.image, Some(JobImage { name: "reg.example/vm:1".into(), origin: ImageOrigin::Job }));
+        assert_eq!(
+            settings.image,
+            Some(JobImage {
+                name: "reg.example/vm:1".into(),
+                origin: ImageOrigin::Job
+            })
+        );
     }
 
     const INI: &str = "
@@ -402,13 +507,25 @@ pull_policy = if-not-present
     fn section_then_default_then_builtin() {
         let settings = resolve_with(&SharedOptions::default(), INI, Some("reg.example/vm:1"));
         assert_eq!(settings.section.as_deref(), Some("reg.example/*"));
-        assert_eq!(settings.username.as_deref(), Some("root"), "the section beats [DEFAULT]");
-        assert_eq!(settings.timeout, Duration::from_secs(60), "[DEFAULT] is inherited");
+        assert_eq!(
+            settings.username.as_deref(),
+            Some("root"),
+            "the section beats [DEFAULT]"
+        );
+        assert_eq!(
+            settings.timeout,
+            Duration::from_secs(60),
+            "[DEFAULT] is inherited"
+        );
         assert_eq!(settings.ocidir, PathBuf::from("/srv/oci"));
         assert_eq!(settings.vmdir, PathBuf::from(DEFAULT_VMDIR));
         assert_eq!(settings.memory_mib, Some(1024));
         assert_eq!(settings.cpus, Some(2));
-        assert_eq!(settings.image.unwrap().name, "reg.example/vm:1", "[DEFAULT]'s image does not replace the job's");
+        assert_eq!(
+            settings.image.unwrap().name,
+            "reg.example/vm:1",
+            "[DEFAULT]'s image does not replace the job's"
+        );
     }
 
     #[test]
@@ -427,14 +544,25 @@ pull_policy = if-not-present
 
     #[test]
     fn the_most_specific_section_wins_and_may_replace_the_image() {
-        let settings = resolve_with(&SharedOptions::default(), INI, Some("reg.example/special:3"));
+        let settings = resolve_with(
+            &SharedOptions::default(),
+            INI,
+            Some("reg.example/special:3"),
+        );
         assert_eq!(settings.section.as_deref(), Some("reg.example/special:*"));
         assert_eq!(settings.timeout, Duration::from_secs(300));
         assert_eq!(settings.pull_policy, PullPolicy::IfNotPresent);
-        assert_eq!(settings.username.as_deref(), Some("vagrant"), "sections are not merged with each other");
+        assert_eq!(
+            settings.username.as_deref(),
+            Some("vagrant"),
+            "sections are not merged with each other"
+        );
         let image = settings.image.unwrap();
         assert_eq!(image.name, "reg.example/replaced:2");
-        assert_eq!(image.origin, ImageOrigin::Config("reg.example/special:*".into()));
+        assert_eq!(
+            image.origin,
+            ImageOrigin::Config("reg.example/special:*".into())
+        );
     }
 
     #[test]
@@ -447,12 +575,21 @@ pull_policy = if-not-present
         assert!(settings.check_image_allowed().is_ok());
         let none = resolve_with(&SharedOptions::default(), "", None);
         assert_eq!(none.image, None);
-        assert!(none.reference().unwrap_err().to_string().contains("names no image"));
+        assert!(
+            none.reference()
+                .unwrap_err()
+                .to_string()
+                .contains("names no image")
+        );
     }
 
     #[test]
     fn paths_are_tilde_expanded() {
-        let settings = resolve_with(&SharedOptions::default(), "[DEFAULT]\nvmdir = ~/vms\n", None);
+        let settings = resolve_with(
+            &SharedOptions::default(),
+            "[DEFAULT]\nvmdir = ~/vms\n",
+            None,
+        );
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             assert_eq!(settings.vmdir, PathBuf::from(home).join("vms"));
         }
@@ -468,9 +605,15 @@ pull_policy = if-not-present
         assert!(allowed("other.example/vm:1").is_ok());
         assert!(allowed("other.example/vm").is_err());
         let err = allowed("evil.example/vm:1").unwrap_err();
-        assert!(err.contains("\"evil.example/vm:1\" is not allowed"), "{err}");
+        assert!(
+            err.contains("\"evil.example/vm:1\" is not allowed"),
+            "{err}"
+        );
         let open = resolve_with(&SharedOptions::default(), "", Some("any.example/vm:1"));
-        assert!(open.check_image_allowed().is_ok(), "empty allowed-images allows everything");
+        assert!(
+            open.check_image_allowed().is_ok(),
+            "empty allowed-images allows everything"
+        );
     }
 
     #[test]
@@ -484,13 +627,18 @@ pull_policy = if-not-present
     #[test]
     fn invalid_values_name_file_line_and_key() {
         for (text, needle) in [
-            ("[DEFAULT]\npull-policy = sometimes\n", "test.ini:2: invalid value \"sometimes\" for 'pull-policy'"),
+            (
+                "[DEFAULT]\npull-policy = sometimes\n",
+                "test.ini:2: invalid value \"sometimes\" for 'pull-policy'",
+            ),
             ("[DEFAULT]\nmemory = lots\n", "for 'memory'"),
             ("[DEFAULT]\ncpus = 0\n", "for 'cpus'"),
             ("[DEFAULT]\nssh-port = 70000\n", "for 'ssh-port'"),
             ("[DEFAULT]\ntimeout = soon\n", "invalid value for 'timeout'"),
         ] {
-            let Err(err) = resolve(&SharedOptions::default(), &config(text), None) else { panic!("{text} was accepted") };
+            let Err(err) = resolve(&SharedOptions::default(), &config(text), None) else {
+                panic!("{text} was accepted")
+            };
             assert!(format!("{err:#}").contains(needle), "{err:#}");
         }
     }
@@ -505,8 +653,11 @@ pull_policy = if-not-present
 
     #[test]
     fn lists_split_on_commas_and_whitespace() {
-        let settings =
-            resolve_with(&SharedOptions::default(), "[DEFAULT]\ninsecure-registries = a:5000,b\n  c:1\n", None);
+        let settings = resolve_with(
+            &SharedOptions::default(),
+            "[DEFAULT]\ninsecure-registries = a:5000,b\n  c:1\n",
+            None,
+        );
         assert_eq!(settings.insecure_registries, ["a:5000", "b", "c:1"]);
         assert!(settings.is_insecure("b"));
         assert!(!settings.is_insecure("d"));
@@ -514,16 +665,30 @@ pull_policy = if-not-present
 
     #[test]
     fn summary_hides_the_password() {
-        let settings = resolve_with(&SharedOptions::default(), "[DEFAULT]\npassword = hunter2\n", Some("r.example/x"));
+        let settings = resolve_with(
+            &SharedOptions::default(),
+            "[DEFAULT]\npassword = hunter2\n",
+            Some("r.example/x"),
+        );
         let summary = settings.summary();
         assert!(!summary.contains("hunter2"), "{summary}");
         assert!(summary.contains("password = (set)"), "{summary}");
-        assert!(summary.contains("image = r.example/x (from the job)"), "{summary}");
+        assert!(
+            summary.contains("image = r.example/x (from the job)"),
+            "{summary}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_reported() {
-        let settings = resolve_with(&SharedOptions::default(), "[DEFAULT]\nalowed-images = x\nverbosity = 2\n", None);
-        assert_eq!(settings.warnings, ["unknown key 'alowed-images' in section [DEFAULT] is ignored"]);
+        let settings = resolve_with(
+            &SharedOptions::default(),
+            "[DEFAULT]\nalowed-images = x\nverbosity = 2\n",
+            None,
+        );
+        assert_eq!(
+            settings.warnings,
+            ["unknown key 'alowed-images' in section [DEFAULT] is ignored"]
+        );
     }
 }

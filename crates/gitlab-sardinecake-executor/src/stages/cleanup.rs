@@ -16,7 +16,12 @@ use crate::stages::StageContext;
 /// Removes the job's VM and its leftovers.
 pub async fn cleanup(ctx: &StageContext) -> anyhow::Result<Outcome> {
     let name = ctx.job.vm_name()?;
-    let removed = remove_job_vm(ctx.settings.connect.clone(), ctx.settings.clonedir.clone(), name.clone()).await?;
+    let removed = remove_job_vm(
+        ctx.settings.connect.clone(),
+        ctx.settings.clonedir.clone(),
+        name.clone(),
+    )
+    .await?;
     if !removed {
         tracing::info!("nothing to clean up for {name}");
     }
@@ -25,7 +30,11 @@ pub async fn cleanup(ctx: &StageContext) -> anyhow::Result<Outcome> {
 
 /// Destroys (and undefines, if it is persistent) the VM `name` and deletes `<clonedir>/<name>/`;
 /// returns whether there was anything to remove.
-pub async fn remove_job_vm(connect: Option<String>, clonedir: PathBuf, name: String) -> anyhow::Result<bool> {
+pub async fn remove_job_vm(
+    connect: Option<String>,
+    clonedir: PathBuf,
+    name: String,
+) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let vm = remove_domain(connect.as_deref(), &name)?;
         let dir = remove_clone_dir(&clonedir, &name)?;
@@ -37,18 +46,24 @@ pub async fn remove_job_vm(connect: Option<String>, clonedir: PathBuf, name: Str
 
 fn remove_domain(connect: Option<&str>, name: &str) -> anyhow::Result<bool> {
     let libvirt = Libvirt::open(connect)?;
-    let Some(vm) = libvirt.lookup(name)? else { return Ok(false) };
+    let Some(vm) = libvirt.lookup(name)? else {
+        return Ok(false);
+    };
     match vm.state() {
         Ok(VmState::ShutOff) => {}
         Ok(_) => {
-            gone_is_fine(vm.destroy()).with_context(|| format!("cannot destroy the job's VM {name}"))?;
+            gone_is_fine(vm.destroy())
+                .with_context(|| format!("cannot destroy the job's VM {name}"))?;
             tracing::info!("destroyed VM {name}");
         }
         Err(e) if e.is_no_domain() => return Ok(true),
-        Err(e) => return Err(e).with_context(|| format!("cannot read the state of the job's VM {name}")),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the state of the job's VM {name}"));
+        }
     }
     if gone_is_fine(vm.is_persistent())?.unwrap_or(false) {
-        gone_is_fine(vm.undefine()).with_context(|| format!("cannot undefine the job's VM {name}"))?;
+        gone_is_fine(vm.undefine())
+            .with_context(|| format!("cannot undefine the job's VM {name}"))?;
         tracing::info!("undefined VM {name}");
     }
     Ok(true)
@@ -68,7 +83,8 @@ fn remove_clone_dir(clonedir: &Path, name: &str) -> anyhow::Result<bool> {
     if fs_err::symlink_metadata(&dir).is_err() {
         return Ok(false);
     }
-    fs_err::remove_dir_all(&dir).with_context(|| format!("cannot remove the job's clone directory {}", dir.display()))?;
+    fs_err::remove_dir_all(&dir)
+        .with_context(|| format!("cannot remove the job's clone directory {}", dir.display()))?;
     tracing::info!("removed {}", dir.display());
     Ok(true)
 }
@@ -86,7 +102,10 @@ mod tests {
         fs_err::create_dir_all(clonedir.path().join("gitlab-6")).unwrap();
         assert!(remove_clone_dir(clonedir.path(), "gitlab-5").unwrap());
         assert!(!dir.exists());
-        assert!(clonedir.path().join("gitlab-6").exists(), "other jobs' directories stay");
+        assert!(
+            clonedir.path().join("gitlab-6").exists(),
+            "other jobs' directories stay"
+        );
         assert!(!remove_clone_dir(clonedir.path(), "gitlab-5").unwrap());
     }
 

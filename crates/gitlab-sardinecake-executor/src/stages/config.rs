@@ -16,7 +16,8 @@ pub const DRIVER_NAME: &str = "gitlab-sardinecake-executor";
 pub async fn config(ctx: &StageContext) -> anyhow::Result<Outcome> {
     let connect = ctx.settings.connect.clone();
     let versions = tokio::task::spawn_blocking(move || {
-        sardine_libvirt::Libvirt::open_read_only(connect.as_deref()).and_then(|libvirt| libvirt.versions())
+        sardine_libvirt::Libvirt::open_read_only(connect.as_deref())
+            .and_then(|libvirt| libvirt.versions())
     })
     .await;
     let versions = match versions {
@@ -36,13 +37,20 @@ pub async fn config(ctx: &StageContext) -> anyhow::Result<Outcome> {
 }
 
 /// The JSON object (compact, one line).
-fn config_json(ctx: &StageContext, versions: Option<(String, String, String)>, hostname: Option<String>) -> Value {
+fn config_json(
+    ctx: &StageContext,
+    versions: Option<(String, String, String)>,
+    hostname: Option<String>,
+) -> Value {
     let mut version = env!("CARGO_PKG_VERSION").to_owned();
     if let Some((library, driver, hypervisor)) = versions {
         version.push_str(&format!(" (libvirt {library}, {driver} {hypervisor})"));
     }
     let mut object = Map::new();
-    object.insert("driver".into(), json!({"name": DRIVER_NAME, "version": version}));
+    object.insert(
+        "driver".into(),
+        json!({"name": DRIVER_NAME, "version": version}),
+    );
     if let Some(dir) = &ctx.settings.guest_builds_dir {
         object.insert("builds_dir".into(), json!(dir));
     }
@@ -65,7 +73,13 @@ mod tests {
     fn context(ini: &str) -> StageContext {
         let config = sardine_config::Config::parse_str(ini, "t.ini").unwrap();
         let settings = crate::settings::resolve(&SharedOptions::default(), &config, None).unwrap();
-        StageContext { settings, job: JobEnv { job_id: Some("7".into()), ..JobEnv::default() } }
+        StageContext {
+            settings,
+            job: JobEnv {
+                job_id: Some("7".into()),
+                ..JobEnv::default()
+            },
+        }
     }
 
     #[test]
@@ -73,7 +87,10 @@ mod tests {
         let json = config_json(&context(""), None, None);
         assert_eq!(
             json.to_string(),
-            format!(r#"{{"driver":{{"name":"gitlab-sardinecake-executor","version":"{}"}},"builds_dir_is_shared":false}}"#, env!("CARGO_PKG_VERSION"))
+            format!(
+                r#"{{"driver":{{"name":"gitlab-sardinecake-executor","version":"{}"}},"builds_dir_is_shared":false}}"#,
+                env!("CARGO_PKG_VERSION")
+            )
         );
     }
 
@@ -85,6 +102,9 @@ mod tests {
         assert_eq!(json["builds_dir"], "/builds");
         assert_eq!(json["cache_dir"], "/cache");
         assert_eq!(json["hostname"], "gitlab-7");
-        assert_eq!(json["driver"]["version"], format!("{} (libvirt 9.0.0, QEMU 7.2.0)", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            json["driver"]["version"],
+            format!("{} (libvirt 9.0.0, QEMU 7.2.0)", env!("CARGO_PKG_VERSION"))
+        );
     }
 }

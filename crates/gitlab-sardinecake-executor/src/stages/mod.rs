@@ -33,7 +33,9 @@ impl StageContext {
         match LocalImage::open(&store, &reference).and_then(|image| image.vmconfig()) {
             Ok(config) => config,
             Err(e) => {
-                tracing::warn!("cannot read the sardine config of {reference}, so SSH credentials come from the settings only: {e}");
+                tracing::warn!(
+                    "cannot read the sardine config of {reference}, so SSH credentials come from the settings only: {e}"
+                );
                 None
             }
         }

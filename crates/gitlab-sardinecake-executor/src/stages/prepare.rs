@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
+use sardine_ssh::ExitStatus;
 use sardine_vm::NoProgress;
 use sardine_vm::clone::{CloneMode, CloneOptions};
 use sardine_vm::import::{ImportOptions, Imported};
-use sardine_ssh::ExitStatus;
 
 use crate::exit::Outcome;
 use crate::guest::{self, ScriptEnd};
@@ -32,7 +32,13 @@ pub async fn prepare(ctx: &StageContext) -> anyhow::Result<Outcome> {
     settings.check_image_allowed()?;
     tracing::info!("preparing VM {name} from image {reference}");
 
-    if cleanup::remove_job_vm(settings.connect.clone(), settings.clonedir.clone(), name.clone()).await? {
+    if cleanup::remove_job_vm(
+        settings.connect.clone(),
+        settings.clonedir.clone(),
+        name.clone(),
+    )
+    .await?
+    {
         tracing::info!("removed the leftovers of an earlier attempt of this job");
     }
     fetch::ensure_image(settings, &ctx.job, &reference).await?;
@@ -47,7 +53,10 @@ pub async fn prepare(ctx: &StageContext) -> anyhow::Result<Outcome> {
     step.done_with(&address.to_string());
 
     let target = guest::ssh_target(settings, ctx.image_config().as_ref(), &address.to_string())?;
-    let step = Step::start(format!("waiting for an SSH login as {}@{address}:{}", target.user, target.port));
+    let step = Step::start(format!(
+        "waiting for an SSH login as {}@{address}:{}",
+        target.user, target.port
+    ));
     let session = guest::connect(&target, remaining(deadline)).await?;
     step.done();
 
@@ -66,7 +75,9 @@ pub async fn prepare(ctx: &StageContext) -> anyhow::Result<Outcome> {
 
 /// Time left until `deadline` (at least a moment, so that one last try is made).
 fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500))
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500))
 }
 
 /// Imports the image as a base VM, once per image ID: concurrent jobs wait for the first.
@@ -88,7 +99,12 @@ async fn import(settings: &Settings, reference: &Reference) -> anyhow::Result<Im
     })
     .await
     .context("the import task died")?
-    .with_context(|| format!("cannot import {reference} as a base VM into {}", settings.vmdir.display()))?;
+    .with_context(|| {
+        format!(
+            "cannot import {reference} as a base VM into {}",
+            settings.vmdir.display()
+        )
+    })?;
     if imported.existed {
         step.done_with(&format!("base VM {} was there already", imported.name));
     } else {
@@ -128,7 +144,11 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
 }
 
 /// Runs the administrator's prepare script in the guest; its failure fails the job.
-async fn run_prepare_script(session: &sardine_ssh::Session, path: &std::path::Path, name: &str) -> anyhow::Result<Outcome> {
+async fn run_prepare_script(
+    session: &sardine_ssh::Session,
+    path: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<Outcome> {
     let script = fs_err::read(path).context("cannot read the prepare script")?;
     let step = Step::start(format!("running the prepare script {}", path.display()));
     let file_name = guest::remote_file_name(name, "prepare");

@@ -27,7 +27,8 @@ pub async fn run(ctx: &StageContext, script: &Path, stage: &str) -> anyhow::Resu
 
     let login = async {
         let address = guest::address(settings.connect.as_deref(), &name, settings.timeout).await?;
-        let target = guest::ssh_target(settings, ctx.image_config().as_ref(), &address.to_string())?;
+        let target =
+            guest::ssh_target(settings, ctx.image_config().as_ref(), &address.to_string())?;
         guest::connect(&target, settings.timeout).await
     };
     let session = tokio::select! {
@@ -45,7 +46,11 @@ pub async fn run(ctx: &StageContext, script: &Path, stage: &str) -> anyhow::Resu
     if let Err(e) = session.close().await {
         tracing::debug!("closing the SSH session: {e}");
     }
-    Ok(outcome(end?, ctx.job.build_exit_code_file.as_deref(), stage))
+    Ok(outcome(
+        end?,
+        ctx.job.build_exit_code_file.as_deref(),
+        stage,
+    ))
 }
 
 /// Turns how the script ended into the stage's outcome, recording a failed script's status.
@@ -76,7 +81,14 @@ mod tests {
     fn success_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("build_exit_code");
-        assert_eq!(outcome(ScriptEnd::Finished(ExitStatus::Code(0)), Some(&file), "build_script"), Outcome::Success);
+        assert_eq!(
+            outcome(
+                ScriptEnd::Finished(ExitStatus::Code(0)),
+                Some(&file),
+                "build_script"
+            ),
+            Outcome::Success
+        );
         assert!(!file.exists());
     }
 
@@ -84,9 +96,23 @@ mod tests {
     fn failure_records_the_real_status() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("build_exit_code");
-        assert_eq!(outcome(ScriptEnd::Finished(ExitStatus::Code(2)), Some(&file), "build_script"), Outcome::BuildFailure);
+        assert_eq!(
+            outcome(
+                ScriptEnd::Finished(ExitStatus::Code(2)),
+                Some(&file),
+                "build_script"
+            ),
+            Outcome::BuildFailure
+        );
         assert_eq!(fs_err::read_to_string(&file).unwrap(), "2\n");
-        assert_eq!(outcome(ScriptEnd::Finished(ExitStatus::Code(3)), None, "build_script"), Outcome::BuildFailure);
+        assert_eq!(
+            outcome(
+                ScriptEnd::Finished(ExitStatus::Code(3)),
+                None,
+                "build_script"
+            ),
+            Outcome::BuildFailure
+        );
     }
 
     #[test]
@@ -94,8 +120,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("build_exit_code");
         let killed = ScriptEnd::Finished(ExitStatus::Signal("KILL".into()));
-        assert_eq!(outcome(killed, Some(&file), "build_script"), Outcome::BuildFailure);
-        assert_eq!(outcome(ScriptEnd::Cancelled, Some(&file), "build_script"), Outcome::BuildFailure);
+        assert_eq!(
+            outcome(killed, Some(&file), "build_script"),
+            Outcome::BuildFailure
+        );
+        assert_eq!(
+            outcome(ScriptEnd::Cancelled, Some(&file), "build_script"),
+            Outcome::BuildFailure
+        );
         assert!(!file.exists());
     }
 }

@@ -13,13 +13,26 @@ const TEST_DRIVER: &str = "[DEFAULT]\nconnect = test:///default\n";
 
 #[test]
 fn help_and_version_exit_zero() {
-    let output = std::process::Command::new(EXECUTOR).arg("--help").output().unwrap();
+    let output = std::process::Command::new(EXECUTOR)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0));
     let help = String::from_utf8_lossy(&output.stdout);
-    for word in ["config", "prepare", "run", "cleanup", "--identity-file", "--clonedir"] {
+    for word in [
+        "config",
+        "prepare",
+        "run",
+        "cleanup",
+        "--identity-file",
+        "--clonedir",
+    ] {
         assert!(help.contains(word), "{help}");
     }
-    let output = std::process::Command::new(EXECUTOR).arg("--version").output().unwrap();
+    let output = std::process::Command::new(EXECUTOR)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0));
 }
 
@@ -30,13 +43,19 @@ fn usage_errors_are_system_failures_with_the_runners_code() {
     let mut command = job.command(&["run", "/only/one/argument"]);
     command.env("SYSTEM_FAILURE_EXIT_CODE", "7");
     let output = command.output().unwrap();
-    assert_eq!(output.status.code(), Some(7), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn config_prints_the_json_the_runner_parses() {
-    let (_dir, config) =
-        config_dir("[DEFAULT]\nconnect = test:///default\nguest-builds-dir = /builds\nguest-cache-dir = /cache\n");
+    let (_dir, config) = config_dir(
+        "[DEFAULT]\nconnect = test:///default\nguest-builds-dir = /builds\nguest-cache-dir = /cache\n",
+    );
     let job = Job::new(Some("registry.example/vm:1"), &config);
     let output = job.stage(&["config"]);
     output.expect(0);
@@ -68,7 +87,11 @@ fn no_run_stops_after_the_settings_and_hides_the_password() {
     let job = Job::new(Some("registry.example/vm:1"), &config);
     let output = job.stage(&["--no-run", "prepare"]);
     output.expect(0);
-    assert!(output.stderr.contains("password = (set)"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("password = (set)"),
+        "{}",
+        output.stderr
+    );
     assert!(!output.log().contains("hunter2"), "{}", output.log());
 }
 
@@ -78,7 +101,11 @@ fn a_broken_config_file_is_a_system_failure_naming_the_line() {
     let job = Job::new(Some("registry.example/vm:1"), &config);
     let output = job.stage(&["prepare"]);
     output.expect(2);
-    assert!(output.stderr.contains("gitlab-sardinecake-executor.ini:2"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("gitlab-sardinecake-executor.ini:2"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[test]
@@ -88,16 +115,28 @@ fn prepare_without_job_id_says_what_is_missing() {
     job.variables.retain(|(key, _)| key != "CI_JOB_ID");
     let output = job.stage(&["prepare"]);
     output.expect(2);
-    assert!(output.stderr.contains("CUSTOM_ENV_CI_JOB_ID is not set"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("CUSTOM_ENV_CI_JOB_ID is not set"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[test]
 fn prepare_refuses_images_that_are_not_allowed() {
-    let (_dir, config) = config_dir("[DEFAULT]\nconnect = test:///default\nallowed-images = registry.example/ci/*\n");
+    let (_dir, config) = config_dir(
+        "[DEFAULT]\nconnect = test:///default\nallowed-images = registry.example/ci/*\n",
+    );
     let job = Job::new(Some("evil.example/vm:1"), &config);
     let output = job.stage(&["prepare"]);
     output.expect(2);
-    assert!(output.stderr.contains("\"evil.example/vm:1\" is not allowed"), "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("\"evil.example/vm:1\" is not allowed"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[test]
@@ -106,13 +145,20 @@ fn prepare_without_any_image_is_a_system_failure() {
     let job = Job::new(None, &config);
     let output = job.stage(&["prepare"]);
     output.expect(2);
-    assert!(output.stderr.contains("names no image"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("names no image"),
+        "{}",
+        output.stderr
+    );
 }
 
 #[test]
 fn cleanup_with_nothing_to_clean_succeeds_twice() {
     let clonedir = tempfile::tempdir().unwrap();
-    let (_dir, config) = config_dir(&format!("{TEST_DRIVER}clonedir = {}\n", clonedir.path().display()));
+    let (_dir, config) = config_dir(&format!(
+        "{TEST_DRIVER}clonedir = {}\n",
+        clonedir.path().display()
+    ));
     let job = Job::new(Some("registry.example/vm:1"), &config);
     job.stage(&["cleanup"]).expect(0);
     job.stage(&["cleanup"]).expect(0);
@@ -121,7 +167,10 @@ fn cleanup_with_nothing_to_clean_succeeds_twice() {
 #[test]
 fn cleanup_removes_a_leftover_clone_directory() {
     let clonedir = tempfile::tempdir().unwrap();
-    let (_dir, config) = config_dir(&format!("{TEST_DRIVER}clonedir = {}\n", clonedir.path().display()));
+    let (_dir, config) = config_dir(&format!(
+        "{TEST_DRIVER}clonedir = {}\n",
+        clonedir.path().display()
+    ));
     let job = Job::new(Some("registry.example/vm:1"), &config);
     let leftover = clonedir.path().join(job.vm_name());
     fs_err::create_dir_all(&leftover).unwrap();
@@ -139,7 +188,13 @@ fn run_without_the_vm_is_a_system_failure() {
     let job = Job::new(Some("registry.example/vm:1"), &config);
     let output = job.run("build_script", &["echo hi"]);
     output.expect(2);
-    assert!(output.stderr.contains(&format!("the job's VM {} does not exist", job.vm_name())), "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains(&format!("the job's VM {} does not exist", job.vm_name())),
+        "{}",
+        output.stderr
+    );
     assert!(!job.build_exit_code_file().exists());
 }
 
@@ -149,7 +204,11 @@ fn run_with_an_unreadable_script_is_a_system_failure() {
     let job = Job::new(Some("registry.example/vm:1"), &config);
     let output = job.stage(&["run", "/nonexistent/script", "build_script"]);
     output.expect(2);
-    assert!(output.stderr.contains("/nonexistent/script"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("/nonexistent/script"),
+        "{}",
+        output.stderr
+    );
 }
 
 /// The harness's scripts must behave like the runner's: checked here with the local bash.
@@ -158,9 +217,15 @@ fn harness_scripts_behave_like_the_runners() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("project");
     let script = dir.path().join("script");
-    let text = runner_script(project.to_str().unwrap(), &["echo 'it''s' \"grüße\"", "false", "echo never"]);
+    let text = runner_script(
+        project.to_str().unwrap(),
+        &["echo 'it''s' \"grüße\"", "false", "echo never"],
+    );
     fs_err::write(&script, text).unwrap();
-    let output = std::process::Command::new("bash").arg(&script).output().unwrap();
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("$ echo 'it''s' \"grüße\""), "{stdout}");

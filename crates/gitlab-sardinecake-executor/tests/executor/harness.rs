@@ -43,7 +43,10 @@ fn rand_u16() -> u16 {
 impl Job {
     /// A new job for `image` (if any) with the executor configuration `config_file`.
     pub fn new(image: Option<&str>, config_file: &Path) -> Job {
-        let dir = tempfile::Builder::new().prefix("custom-executor").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("custom-executor")
+            .tempdir()
+            .unwrap();
         let id = unique_job_id();
         let builds = "/builds";
         let project = format!("{builds}/group/project");
@@ -60,7 +63,13 @@ impl Job {
         if let Some(image) = image {
             variables.push(("CI_JOB_IMAGE".into(), image.into()));
         }
-        Job { dir, id, variables, config_file: config_file.to_path_buf(), runner_env: Vec::new() }
+        Job {
+            dir,
+            id,
+            variables,
+            config_file: config_file.to_path_buf(),
+            runner_env: Vec::new(),
+        }
     }
 
     /// The job's directory (working directory and `TMPDIR` of every stage).
@@ -109,7 +118,11 @@ impl Job {
 
     /// Writes a runner-style script for `commands` and returns its path.
     pub fn script(&self, commands: &[&str]) -> PathBuf {
-        let script_dir = tempfile::Builder::new().prefix("script").tempdir_in(self.dir()).unwrap().keep();
+        let script_dir = tempfile::Builder::new()
+            .prefix("script")
+            .tempdir_in(self.dir())
+            .unwrap()
+            .keep();
         let path = script_dir.join("script");
         fs_err::write(&path, runner_script(&self.project_dir(), commands)).unwrap();
         fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -117,7 +130,11 @@ impl Job {
     }
 
     fn project_dir(&self) -> String {
-        self.variables.iter().find(|(k, _)| k == "CI_PROJECT_DIR").map(|(_, v)| v.clone()).unwrap_or_default()
+        self.variables
+            .iter()
+            .find(|(k, _)| k == "CI_PROJECT_DIR")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
 
     /// Runs `commands` as the runner's stage `stage`.
@@ -186,9 +203,14 @@ impl StageOutput {
 /// `eval` in a subshell with stdin from /dev/null, each command echoed as `$ cmd`.
 pub fn runner_script(project_dir: &str, commands: &[&str]) -> String {
     let mut body = String::from("export CI_JOB_STATUS=\"running\"\n");
-    body.push_str(&format!("mkdir -p \"{project_dir}\"\ncd \"{project_dir}\"\n"));
+    body.push_str(&format!(
+        "mkdir -p \"{project_dir}\"\ncd \"{project_dir}\"\n"
+    ));
     for command in commands {
-        body.push_str(&format!("echo {}\n", ansi_c_quote(&format!("\x1b[32;1m$ {command}\x1b[0;m"))));
+        body.push_str(&format!(
+            "echo {}\n",
+            ansi_c_quote(&format!("\x1b[32;1m$ {command}\x1b[0;m"))
+        ));
         body.push_str(command);
         body.push('\n');
     }

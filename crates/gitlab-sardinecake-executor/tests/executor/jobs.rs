@@ -9,7 +9,10 @@ use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_oci::registry::{ClientOptions, RegistryClient};
 use sardine_oci::transfer::{TransferOptions, push_image};
-use sardine_testbed::{Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, libvirt_uri, scratch_dir, unique_name};
+use sardine_testbed::{
+    Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, libvirt_uri, scratch_dir,
+    unique_name,
+};
 use sardine_vm::NoProgress;
 use sardine_vm::export::{DiskFormat, ExportOptions, export};
 
@@ -30,8 +33,12 @@ impl Bed {
     fn new(label: &str) -> Bed {
         sardine_testbed::require();
         let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
-        let dir = tempfile::Builder::new().prefix("sardine-test-executor-").tempdir_in(scratch_dir()).unwrap();
-        let reference = Reference::parse(&format!("{}/{}:1", registry.host(), unique_name(label))).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("sardine-test-executor-")
+            .tempdir_in(scratch_dir())
+            .unwrap();
+        let reference =
+            Reference::parse(&format!("{}/{}:1", registry.host(), unique_name(label))).unwrap();
         let image_id = publish(&registry, &reference, dir.path());
         let config = format!(
             "[DEFAULT]\nconnect = {}\nocidir = {d}/oci\nvmdir = {d}/vms\nclonedir = {d}/clones\n\
@@ -40,7 +47,13 @@ impl Bed {
             d = dir.path().display()
         );
         let config_file = write_config(dir.path(), &config);
-        Bed { _base: VmGuard::adopt(&image_id).unwrap(), registry, image: reference.to_string(), config_file, dir }
+        Bed {
+            _base: VmGuard::adopt(&image_id).unwrap(),
+            registry,
+            image: reference.to_string(),
+            config_file,
+            dir,
+        }
     }
 
     fn clonedir(&self) -> PathBuf {
@@ -56,8 +69,15 @@ impl Bed {
     /// Asserts that nothing of the job is left: no domain, no clone directory.
     #[track_caller]
     fn assert_gone(&self, job: &Job, guard: &VmGuard) {
-        assert!(!guard.exists(), "the domain {} is still there", job.vm_name());
-        assert!(!self.clonedir().join(job.vm_name()).exists(), "the clone directory is still there");
+        assert!(
+            !guard.exists(),
+            "the domain {} is still there",
+            job.vm_name()
+        );
+        assert!(
+            !self.clonedir().join(job.vm_name()).exists(),
+            "the clone directory is still there"
+        );
     }
 }
 
@@ -65,7 +85,11 @@ impl Bed {
 /// returns the image ID.
 fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) -> String {
     let guest = guest_image();
-    let vm = TestVm::create(&VmOptions { label: "executor".into(), ..VmOptions::default() }).unwrap();
+    let vm = TestVm::create(&VmOptions {
+        label: "executor".into(),
+        ..VmOptions::default()
+    })
+    .unwrap();
     let vmconfig = dir.join("vmconfig.json");
     let config = serde_json::json!({
         "users": [{"username": guest.user, "password": guest.password}],
@@ -81,16 +105,27 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         connect: Some(&libvirt_uri()),
         domain_xml_file: None,
         vmconfig_file: Some(&vmconfig),
-        disk_format: DiskFormat::Chunked { chunk_size: 8 << 20 },
+        disk_format: DiskFormat::Chunked {
+            chunk_size: 8 << 20,
+        },
         force: false,
         threads: 2,
         progress: &NoProgress,
     })
     .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let client = RegistryClient::new(&registry.host(), ClientOptions::default()).unwrap();
     runtime
-        .block_on(push_image(&client, &publisher, reference, reference, &TransferOptions::default()))
+        .block_on(push_image(
+            &client,
+            &publisher,
+            reference,
+            reference,
+            &TransferOptions::default(),
+        ))
         .unwrap();
     report.config_digest
 }
@@ -102,10 +137,29 @@ fn config_and_prepare(job: &Job) {
     assert_eq!(json["driver"]["name"], "gitlab-sardinecake-executor");
     let prepare = job.stage(&["prepare"]);
     prepare.expect(0);
-    assert!(prepare.stderr.contains(&format!("VM {} is ready", job.vm_name())), "{}", prepare.stderr);
-    for step in ["fetching", "importing", "starting", "waiting for the address", "waiting for an SSH login"] {
-        let logged = prepare.stderr.lines().any(|line| line.contains(step) && line.contains(" done in "));
-        assert!(logged, "prepare logs the step {step:?} with its duration:\n{}", prepare.stderr);
+    assert!(
+        prepare
+            .stderr
+            .contains(&format!("VM {} is ready", job.vm_name())),
+        "{}",
+        prepare.stderr
+    );
+    for step in [
+        "fetching",
+        "importing",
+        "starting",
+        "waiting for the address",
+        "waiting for an SSH login",
+    ] {
+        let logged = prepare
+            .stderr
+            .lines()
+            .any(|line| line.contains(step) && line.contains(" done in "));
+        assert!(
+            logged,
+            "prepare logs the step {step:?} with its duration:\n{}",
+            prepare.stderr
+        );
     }
 }
 
@@ -114,15 +168,37 @@ fn executor_job_runs_in_the_guest_and_leaves_nothing_behind() {
     let bed = Bed::new("job");
     let (job, guard) = bed.job();
     config_and_prepare(&job);
-    job.run("prepare_script", &["echo \"Running on $(hostname)\""]).expect(0);
-    job.run("get_sources", &["echo sources > source.txt"]).expect(0);
-    let build = job.run("build_script", &["cat source.txt", "echo \"in-guest:$(cat /proc/cmdline)\"", "echo 'grüße ☃'"]);
+    job.run("prepare_script", &["echo \"Running on $(hostname)\""])
+        .expect(0);
+    job.run("get_sources", &["echo sources > source.txt"])
+        .expect(0);
+    let build = job.run(
+        "build_script",
+        &[
+            "cat source.txt",
+            "echo \"in-guest:$(cat /proc/cmdline)\"",
+            "echo 'grüße ☃'",
+        ],
+    );
     build.expect(0);
-    assert!(build.stdout.contains("in-guest:console=ttyS0"), "the output comes from inside the guest:\n{}", build.stdout);
-    assert!(build.stdout.contains("\nsources\n"), "stages share the guest:\n{}", build.stdout);
-    assert!(build.stdout.contains("grüße ☃"), "non-ASCII scripts work:\n{}", build.stdout);
+    assert!(
+        build.stdout.contains("in-guest:console=ttyS0"),
+        "the output comes from inside the guest:\n{}",
+        build.stdout
+    );
+    assert!(
+        build.stdout.contains("\nsources\n"),
+        "stages share the guest:\n{}",
+        build.stdout
+    );
+    assert!(
+        build.stdout.contains("grüße ☃"),
+        "non-ASCII scripts work:\n{}",
+        build.stdout
+    );
     job.run("after_script", &["echo after"]).expect(0);
-    job.run("cleanup_file_variables", &["rm -f /tmp/no-such-file"]).expect(0);
+    job.run("cleanup_file_variables", &["rm -f /tmp/no-such-file"])
+        .expect(0);
     assert!(!job.build_exit_code_file().exists());
     job.stage(&["cleanup"]).expect(0);
     bed.assert_gone(&job, &guard);
@@ -139,32 +215,62 @@ fn executor_job_failures_keep_their_exit_codes_and_cancel_is_prompt() {
 
     let build = job.run("build_script", &["echo before", "exit 3", "echo never"]);
     build.expect(1);
-    assert!(build.stdout.contains("before") && !build.stdout.contains("\nnever\n"), "{}", build.stdout);
-    assert_eq!(fs_err::read_to_string(job.build_exit_code_file()).unwrap(), "3\n");
+    assert!(
+        build.stdout.contains("before") && !build.stdout.contains("\nnever\n"),
+        "{}",
+        build.stdout
+    );
+    assert_eq!(
+        fs_err::read_to_string(job.build_exit_code_file()).unwrap(),
+        "3\n"
+    );
 
     let release = job.run("step_release", &["exit 2"]);
     release.expect(1);
-    assert_eq!(fs_err::read_to_string(job.build_exit_code_file()).unwrap(), "2\n", "a script's 2 is no system failure");
+    assert_eq!(
+        fs_err::read_to_string(job.build_exit_code_file()).unwrap(),
+        "2\n",
+        "a script's 2 is no system failure"
+    );
 
     let after = job.run("after_script", &["echo after-script-ran"]);
     after.expect(0);
-    assert!(after.stdout.contains("after-script-ran"), "{}", after.stdout);
+    assert!(
+        after.stdout.contains("after-script-ran"),
+        "{}",
+        after.stdout
+    );
 
     let mut child = job.spawn_run("build_script", &["echo started", "sleep 600"]);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
     while !seen.contains("\nstarted\n") {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the script never started:\n{seen}");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the script never started:\n{seen}"
+        );
         seen.push_str(&line);
     }
     let cancelled_at = Instant::now();
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let status = child.wait().unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(cancelled_at.elapsed() < Duration::from_secs(15), "cancel took {:?}", cancelled_at.elapsed());
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(15),
+        "cancel took {:?}",
+        cancelled_at.elapsed()
+    );
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");
 
@@ -182,14 +288,24 @@ fn executor_job_system_failures_are_clear_and_cleanup_still_works() {
     let guard = VmGuard::adopt(&job.vm_name()).unwrap();
     let prepare = job.stage(&["prepare"]);
     prepare.expect(2);
-    assert!(prepare.stderr.contains(&format!("cannot fetch {missing}")), "{}", prepare.stderr);
+    assert!(
+        prepare.stderr.contains(&format!("cannot fetch {missing}")),
+        "{}",
+        prepare.stderr
+    );
     job.stage(&["cleanup"]).expect(0);
     bed.assert_gone(&job, &guard);
 
     let (job, guard) = bed.job();
     let prepare = job.stage(&["prepare", "--timeout", "1"]);
     prepare.expect(2);
-    assert!(prepare.stderr.contains(&format!("the job's VM {} got no address", job.vm_name())), "{}", prepare.stderr);
+    assert!(
+        prepare
+            .stderr
+            .contains(&format!("the job's VM {} got no address", job.vm_name())),
+        "{}",
+        prepare.stderr
+    );
     job.stage(&["cleanup"]).expect(0);
     bed.assert_gone(&job, &guard);
     job.stage(&["cleanup"]).expect(0);
@@ -203,9 +319,16 @@ fn executor_job_three_concurrent_jobs_on_a_fresh_image() {
         for (job, _) in &jobs {
             scope.spawn(move || {
                 config_and_prepare(job);
-                let build = job.run("build_script", &["echo \"job in guest: $(cat /proc/cmdline)\""]);
+                let build = job.run(
+                    "build_script",
+                    &["echo \"job in guest: $(cat /proc/cmdline)\""],
+                );
                 build.expect(0);
-                assert!(build.stdout.contains("job in guest: console=ttyS0"), "{}", build.stdout);
+                assert!(
+                    build.stdout.contains("job in guest: console=ttyS0"),
+                    "{}",
+                    build.stdout
+                );
                 job.stage(&["cleanup"]).expect(0);
             });
         }
@@ -214,5 +337,8 @@ fn executor_job_three_concurrent_jobs_on_a_fresh_image() {
         bed.assert_gone(job, guard);
     }
     let (downloads, stored) = (bed.registry.blob_downloads(), bed.registry.stored_blobs());
-    assert!(downloads <= stored, "blobs were downloaded more than once: {downloads} downloads of {stored} blobs");
+    assert!(
+        downloads <= stored,
+        "blobs were downloaded more than once: {downloads} downloads of {stored} blobs"
+    );
 }
