@@ -21,7 +21,9 @@ use tracing::{debug, info, warn};
 
 use super::local::import_reference;
 use super::{quiet, reference, store};
-use crate::cli::{FetchArgs, FetchOptions, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs};
+use crate::cli::{
+    FetchArgs, FetchOptions, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs,
+};
 use crate::env;
 use crate::exit_code::{self, Failure, ResultExt};
 use crate::progress::Reporter;
@@ -36,7 +38,10 @@ pub fn login(_settings: &Settings, args: &LoginArgs) -> anyhow::Result<()> {
     let username = username(args)?;
     let password = password(args)?;
     let creds = Credentials { username, password };
-    let options = ClientOptions { credentials: Some(creds.clone()), ..ClientOptions::default() };
+    let options = ClientOptions {
+        credentials: Some(creds.clone()),
+        ..ClientOptions::default()
+    };
     let client = RegistryClient::new(&registry, options).map_err(registry_failure)?;
     runtime()?
         .block_on(client.ping())
@@ -44,7 +49,10 @@ pub fn login(_settings: &Settings, args: &LoginArgs) -> anyhow::Result<()> {
     let path = credentials::store(&registry, &creds)
         .exit_code(exit_code::GENERAL)
         .context(format!("cannot store the credentials for {registry}"))?;
-    info!("Login Succeeded: credentials for {registry} stored in {}", path.display());
+    info!(
+        "Login Succeeded: credentials for {registry} stored in {}",
+        path.display()
+    );
     Ok(())
 }
 
@@ -53,28 +61,49 @@ pub fn logout(_settings: &Settings, args: &LogoutArgs) -> anyhow::Result<()> {
     let path = credentials::auth_file_path();
     let Some(registry) = args.registry() else {
         credentials::remove_all().exit_code(exit_code::GENERAL)?;
-        info!("removed the credentials of all registries from {}", path.display());
+        info!(
+            "removed the credentials of all registries from {}",
+            path.display()
+        );
         return Ok(());
     };
     let registry = registry_host(registry)?;
     if credentials::remove(&registry).exit_code(exit_code::GENERAL)? {
-        info!("removed the credentials for {registry} from {}", path.display());
+        info!(
+            "removed the credentials for {registry} from {}",
+            path.display()
+        );
     } else {
-        warn!("not logged in to {registry}: {} has no credentials for it", path.display());
+        warn!(
+            "not logged in to {registry}: {} has no credentials for it",
+            path.display()
+        );
     }
     Ok(())
 }
 
 /// `sarde fetch`: copies an image from a registry into the local store; prints nothing.
 pub fn fetch(settings: &Settings, args: &FetchArgs) -> anyhow::Result<()> {
-    fetch_into(settings, &store(settings), &args.container, &args.fetch, &args.registry)?;
+    fetch_into(
+        settings,
+        &store(settings),
+        &args.container,
+        &args.fetch,
+        &args.registry,
+    )?;
     Ok(())
 }
 
 /// `sarde pull`: fetch, then import; prints the VM's name (or UUID).
 pub fn pull(settings: &Settings, args: &PullArgs) -> anyhow::Result<()> {
     let store = store(settings);
-    let local = fetch_into(settings, &store, &args.container, &args.fetch, &args.registry)?;
+    let local = fetch_into(
+        settings,
+        &store,
+        &args.container,
+        &args.fetch,
+        &args.registry,
+    )?;
     import_reference(settings, &store, &local, &args.import)
 }
 
@@ -144,7 +173,9 @@ fn fetch_into(
     };
     let started = Instant::now();
     let report = runtime()?
-        .block_on(transfer::fetch_image(&client, &remote, store, &local, &opts))
+        .block_on(transfer::fetch_image(
+            &client, &remote, store, &local, &opts,
+        ))
         .map_err(transfer_failure)?;
     sardine_vm::Progress::finish(reporter.as_ref());
     info!(
@@ -159,7 +190,10 @@ fn fetch_into(
 }
 
 /// The remote and the local reference of a fetch: `--source` (else CONTAINER) and CONTAINER.
-fn fetch_references(container: &str, source: Option<&str>) -> anyhow::Result<(Reference, Reference)> {
+fn fetch_references(
+    container: &str,
+    source: Option<&str>,
+) -> anyhow::Result<(Reference, Reference)> {
     let local = reference(container)?;
     let remote = match source {
         Some(source) => reference(source)?,
@@ -174,7 +208,10 @@ fn push_targets(local: &Reference, targets: &[String]) -> anyhow::Result<Vec<Ref
     let targets = if targets.is_empty() {
         vec![local.clone()]
     } else {
-        targets.iter().map(|t| reference(t)).collect::<anyhow::Result<Vec<_>>>()?
+        targets
+            .iter()
+            .map(|t| reference(t))
+            .collect::<anyhow::Result<Vec<_>>>()?
     };
     for target in &targets {
         required_registry(target)?;
@@ -187,7 +224,9 @@ fn required_registry(remote: &Reference) -> anyhow::Result<&str> {
     remote.registry().ok_or_else(|| {
         let failure = Failure::new(
             exit_code::USAGE,
-            anyhow::anyhow!("{remote} names no registry, so sarde does not know where to transfer it"),
+            anyhow::anyhow!(
+                "{remote} names no registry, so sarde does not know where to transfer it"
+            ),
         )
         .with_hint(format!(
             "put the registry first, as in localhost:5000/{0} or registry.example.org/{0} \
@@ -201,7 +240,12 @@ fn required_registry(remote: &Reference) -> anyhow::Result<&str> {
 /// Repositories on the target's registry that may hold the blobs already, to mount from
 /// instead of uploading: the local image's own repository, targets pushed before in this run,
 /// and other local images from that registry that share blobs with this one.
-fn mount_sources(store: &Store, local: &Reference, target: &Reference, pushed: &[Reference]) -> Vec<String> {
+fn mount_sources(
+    store: &Store,
+    local: &Reference,
+    target: &Reference,
+    pushed: &[Reference],
+) -> Vec<String> {
     let same_registry = |r: &Reference| r.registry().is_some() && r.registry() == target.registry();
     let mut sources: Vec<String> = std::iter::once(local)
         .chain(pushed)
@@ -245,7 +289,12 @@ fn image_blobs(store: &Store, image: &Reference) -> Option<HashSet<String>> {
     let repo = store.existing_repo(image.name()).ok()?;
     let desc = repo.resolve(image.tag(), image.digest()).ok()?;
     let manifest = repo.read_manifest(&desc).ok()?;
-    Some(std::iter::once(manifest.config).chain(manifest.layers).map(|d| d.digest).collect())
+    Some(
+        std::iter::once(manifest.config)
+            .chain(manifest.layers)
+            .map(|d| d.digest)
+            .collect(),
+    )
 }
 
 /// The blobs of every image manifest of a local repository.
@@ -263,11 +312,20 @@ fn repo_blobs(repo: &sardine_oci::layout::Repo) -> HashSet<String> {
 }
 
 /// A client for `registry` with the stored (or environment) credentials, if any.
-fn registry_client(registry: &str, args: &RegistryArgs, chunk_size: Option<u64>) -> anyhow::Result<RegistryClient> {
+fn registry_client(
+    registry: &str,
+    args: &RegistryArgs,
+    chunk_size: Option<u64>,
+) -> anyhow::Result<RegistryClient> {
     let credentials = credentials::lookup(registry)
         .exit_code(exit_code::GENERAL)
         .context(format!("cannot read the credentials for {registry}"))?;
-    debug!(registry, authenticated = credentials.is_some(), insecure = args.insecure, "registry client");
+    debug!(
+        registry,
+        authenticated = credentials.is_some(),
+        insecure = args.insecure,
+        "registry client"
+    );
     let options = ClientOptions {
         insecure: args.insecure,
         credentials,
@@ -289,15 +347,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// (as podman and docker accept them).
 fn registry_host(text: &str) -> anyhow::Result<String> {
     let trimmed = text.trim();
-    let host = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://")).unwrap_or(trimmed);
+    let host = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .unwrap_or(trimmed);
     let host = host.strip_suffix('/').unwrap_or(host);
     let host = host.strip_suffix("/v2").unwrap_or(host);
     if host.is_empty() || host.contains(['/', '@', ' ']) {
         let failure = Failure::new(
             exit_code::USAGE,
-            anyhow::anyhow!("invalid registry {text:?}: expected a host name with an optional port"),
+            anyhow::anyhow!(
+                "invalid registry {text:?}: expected a host name with an optional port"
+            ),
         )
-        .with_hint("registries look like registry.example.org or localhost:5000 (no repository path)");
+        .with_hint(
+            "registries look like registry.example.org or localhost:5000 (no repository path)",
+        );
         return Err(failure.into());
     }
     Ok(host.to_owned())
@@ -317,7 +382,11 @@ enum PasswordSource {
 }
 
 /// Chooses the password source; `None` when there is none (no terminal to ask on).
-fn password_source(args: &LoginArgs, from_env: Option<&str>, stdin_is_tty: bool) -> Option<PasswordSource> {
+fn password_source(
+    args: &LoginArgs,
+    from_env: Option<&str>,
+    stdin_is_tty: bool,
+) -> Option<PasswordSource> {
     if args.password_stdin {
         return Some(PasswordSource::Stdin);
     }
@@ -336,7 +405,10 @@ fn username(args: &LoginArgs) -> anyhow::Result<String> {
     if args.password_stdin || !std::io::stdin().is_terminal() {
         return Err(anyhow::anyhow!("no user name given"))
             .exit_code(exit_code::USAGE)
-            .hint(format!("give -u USER, or set {}", env::SARDE_REGISTRY_USERNAME));
+            .hint(format!(
+                "give -u USER, or set {}",
+                env::SARDE_REGISTRY_USERNAME
+            ));
     }
     let name = prompt("Username: ", false)?;
     let name = name.trim();
@@ -363,9 +435,14 @@ fn password(args: &LoginArgs) -> anyhow::Result<String> {
         (Some(PasswordSource::Stdin), _) => read_stdin_line()?,
         (Some(PasswordSource::Prompt), _) => prompt("Password: ", true)?,
         _ => {
-            return Err(anyhow::anyhow!("no password given, and standard input is not a terminal to ask on"))
-                .exit_code(exit_code::USAGE)
-                .hint(format!("pipe it into --password-stdin, or set {}", env::SARDE_REGISTRY_PASSWORD));
+            return Err(anyhow::anyhow!(
+                "no password given, and standard input is not a terminal to ask on"
+            ))
+            .exit_code(exit_code::USAGE)
+            .hint(format!(
+                "pipe it into --password-stdin, or set {}",
+                env::SARDE_REGISTRY_PASSWORD
+            ));
         }
     };
     if password.is_empty() {
@@ -377,7 +454,10 @@ fn password(args: &LoginArgs) -> anyhow::Result<String> {
 /// One line of standard input without its line ending.
 fn read_stdin_line() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
     Ok(strip_line_ending(&line).to_owned())
 }
 
@@ -392,7 +472,11 @@ fn prompt(question: &str, hidden: bool) -> anyhow::Result<String> {
     let mut stderr = std::io::stderr().lock();
     write!(stderr, "{question}")?;
     stderr.flush()?;
-    let _echo = if hidden { Some(EchoOff::new().context("cannot turn off the terminal's echo")?) } else { None };
+    let _echo = if hidden {
+        Some(EchoOff::new().context("cannot turn off the terminal's echo")?)
+    } else {
+        None
+    };
     read_stdin_line()
 }
 
@@ -453,14 +537,26 @@ fn transfer_failure(error: TransferError) -> anyhow::Error {
         TransferError::Registry { source, .. } => registry_code(source),
         TransferError::Store { source, .. } => store_code(source),
         TransferError::NoPlatform { .. } => exit_code::NOT_FOUND,
-        TransferError::NotAnImage { .. } | TransferError::BadManifest { .. } => exit_code::INTEGRITY,
-        TransferError::WrongRegistry { .. } | TransferError::DigestConflict { .. } => exit_code::USAGE,
+        TransferError::NotAnImage { .. } | TransferError::BadManifest { .. } => {
+            exit_code::INTEGRITY
+        }
+        TransferError::WrongRegistry { .. } | TransferError::DigestConflict { .. } => {
+            exit_code::USAGE
+        }
         TransferError::Task { .. } => exit_code::GENERAL,
     };
-    let not_found_remotely = matches!(&error, TransferError::Registry { source: RegistryError::NotFound { .. }, .. });
+    let not_found_remotely = matches!(
+        &error,
+        TransferError::Registry {
+            source: RegistryError::NotFound { .. },
+            ..
+        }
+    );
     let failure = Failure::new(code, error);
     if not_found_remotely {
-        return failure.with_hint("check the repository and tag; private images need `sarde login` first").into();
+        return failure
+            .with_hint("check the repository and tag; private images need `sarde login` first")
+            .into();
     }
     failure.into()
 }
@@ -469,10 +565,12 @@ fn transfer_failure(error: TransferError) -> anyhow::Error {
 fn registry_code(error: &RegistryError) -> u8 {
     match error {
         RegistryError::NotFound { .. } => exit_code::NOT_FOUND,
-        RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. } => exit_code::INTEGRITY,
-        RegistryError::InvalidRegistry { .. } | RegistryError::InvalidName { .. } | RegistryError::InvalidDigest { .. } => {
-            exit_code::USAGE
+        RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. } => {
+            exit_code::INTEGRITY
         }
+        RegistryError::InvalidRegistry { .. }
+        | RegistryError::InvalidName { .. }
+        | RegistryError::InvalidDigest { .. } => exit_code::USAGE,
         RegistryError::Io { .. } => exit_code::GENERAL,
         _ => exit_code::NETWORK,
     }
@@ -513,7 +611,12 @@ mod tests {
 
     #[test]
     fn registry_hosts_are_normalised() -> anyhow::Result<()> {
-        for text in ["r.example:5000", "https://r.example:5000", "http://r.example:5000/", "r.example:5000/v2/"] {
+        for text in [
+            "r.example:5000",
+            "https://r.example:5000",
+            "http://r.example:5000/",
+            "r.example:5000/v2/",
+        ] {
             assert_eq!(registry_host(text)?, "r.example:5000", "{text}");
         }
         for bad in ["", "r.example/group", "https://", "user@r.example"] {
@@ -525,13 +628,28 @@ mod tests {
     #[test]
     fn password_sources() {
         let stdin = login_args(None, true);
-        assert_eq!(password_source(&stdin, Some("x"), true), Some(PasswordSource::Stdin));
+        assert_eq!(
+            password_source(&stdin, Some("x"), true),
+            Some(PasswordSource::Stdin)
+        );
         let argument = login_args(Some("hunter2"), false);
-        assert_eq!(password_source(&argument, None, false), Some(PasswordSource::Argument));
-        assert_eq!(password_source(&argument, Some("other"), false), Some(PasswordSource::Argument));
-        assert_eq!(password_source(&argument, Some("hunter2"), false), Some(PasswordSource::Environment));
+        assert_eq!(
+            password_source(&argument, None, false),
+            Some(PasswordSource::Argument)
+        );
+        assert_eq!(
+            password_source(&argument, Some("other"), false),
+            Some(PasswordSource::Argument)
+        );
+        assert_eq!(
+            password_source(&argument, Some("hunter2"), false),
+            Some(PasswordSource::Environment)
+        );
         let nothing = login_args(None, false);
-        assert_eq!(password_source(&nothing, None, true), Some(PasswordSource::Prompt));
+        assert_eq!(
+            password_source(&nothing, None, true),
+            Some(PasswordSource::Prompt)
+        );
         assert_eq!(password_source(&nothing, None, false), None);
     }
 
@@ -546,11 +664,20 @@ mod tests {
     #[test]
     fn fetch_takes_the_source_or_the_container() -> anyhow::Result<()> {
         let (remote, local) = fetch_references("localhost:5000/vm:1", None)?;
-        assert_eq!((remote.to_string(), local.to_string()), ("localhost:5000/vm:1".into(), "localhost:5000/vm:1".into()));
+        assert_eq!(
+            (remote.to_string(), local.to_string()),
+            ("localhost:5000/vm:1".into(), "localhost:5000/vm:1".into())
+        );
         let (remote, local) = fetch_references("vm:1", Some("r.example/vms/vm:2"))?;
-        assert_eq!((remote.to_string(), local.to_string()), ("r.example/vms/vm:2".into(), "vm:1".into()));
+        assert_eq!(
+            (remote.to_string(), local.to_string()),
+            ("r.example/vms/vm:2".into(), "vm:1".into())
+        );
         assert_eq!(code(fetch_references("vm:1", None)), exit_code::USAGE);
-        assert_eq!(code(fetch_references("r.example/vm:1", Some("vm:2"))), exit_code::USAGE);
+        assert_eq!(
+            code(fetch_references("r.example/vm:1", Some("vm:2"))),
+            exit_code::USAGE
+        );
         assert_eq!(code(fetch_references("Bad Name", None)), exit_code::USAGE);
         Ok(())
     }
@@ -559,11 +686,17 @@ mod tests {
     fn push_targets_default_to_the_container() -> anyhow::Result<()> {
         let local = Reference::parse("r.example/vm:1")?;
         let targets = push_targets(&local, &[])?;
-        assert_eq!(targets, [local.clone()]);
-        let targets = push_targets(&local, &["a.example/x:1".to_owned(), "b.example:5000/y:2".to_owned()])?;
+        assert_eq!(targets, std::slice::from_ref(&local));
+        let targets = push_targets(
+            &local,
+            &["a.example/x:1".to_owned(), "b.example:5000/y:2".to_owned()],
+        )?;
         let hosts: Vec<_> = targets.iter().map(|t| t.registry()).collect();
         assert_eq!(hosts, [Some("a.example"), Some("b.example:5000")]);
-        assert_eq!(code(push_targets(&local, &["x:1".to_owned()])), exit_code::USAGE);
+        assert_eq!(
+            code(push_targets(&local, &["x:1".to_owned()])),
+            exit_code::USAGE
+        );
         let unqualified = Reference::parse("vm:1")?;
         assert_eq!(code(push_targets(&unqualified, &[])), exit_code::USAGE);
         Ok(())
@@ -577,9 +710,12 @@ mod tests {
         let other = Reference::parse("o.example/vms/a:1")?;
         assert_eq!(mount_sources(&store, &local, &same, &[]), ["vms/a"]);
         assert!(mount_sources(&store, &local, &local, &[]).is_empty());
-        assert!(mount_sources(&store, &local, &other, &[same.clone()]).is_empty());
+        assert!(mount_sources(&store, &local, &other, std::slice::from_ref(&same)).is_empty());
         let third = Reference::parse("r.example/vms/c:1")?;
-        assert_eq!(mount_sources(&store, &local, &third, &[same.clone(), other]), ["vms/a", "vms/b"]);
+        assert_eq!(
+            mount_sources(&store, &local, &third, &[same.clone(), other]),
+            ["vms/a", "vms/b"]
+        );
         Ok(())
     }
 
@@ -587,19 +723,34 @@ mod tests {
     fn error_codes() {
         let not_found = TransferError::Registry {
             image: "x".into(),
-            source: RegistryError::NotFound { registry: "r".into(), what: "manifest".into() },
+            source: RegistryError::NotFound {
+                registry: "r".into(),
+                what: "manifest".into(),
+            },
         };
         let error = transfer_failure(not_found);
         assert_eq!(exit_code::code_of(&error), exit_code::NOT_FOUND);
         assert!(exit_code::hint_of(&error).is_some());
-        let corrupt = RegistryError::DigestMismatch { digest: "sha256:a".into(), actual: "sha256:b".into() };
+        let corrupt = RegistryError::DigestMismatch {
+            digest: "sha256:a".into(),
+            actual: "sha256:b".into(),
+        };
         assert_eq!(registry_code(&corrupt), exit_code::INTEGRITY);
-        let refused = RegistryError::Unauthorized { registry: "r".into(), status: 401, action: "x".into() };
+        let refused = RegistryError::Unauthorized {
+            registry: "r".into(),
+            status: 401,
+            action: "x".into(),
+        };
         assert_eq!(registry_code(&refused), exit_code::NETWORK);
         let login = login_failure("r", "fish", refused);
         assert_eq!(exit_code::code_of(&login), exit_code::NETWORK);
-        assert!(login.to_string().contains("fish") && login.to_string().contains("nothing was saved"));
-        let missing = StoreError::TagNotFound { repo: "x".into(), tag: "1".into() };
+        assert!(
+            login.to_string().contains("fish") && login.to_string().contains("nothing was saved")
+        );
+        let missing = StoreError::TagNotFound {
+            repo: "x".into(),
+            tag: "1".into(),
+        };
         assert_eq!(store_code(&missing), exit_code::NOT_FOUND);
     }
 }
