@@ -237,6 +237,25 @@ fn registry_roundtrip_anonymous() {
     .unwrap();
     in_guest(&vm, "echo anonymous-marker > /data/marker && sync");
     roundtrip(&registry, &env, &vm, "anonymous-marker");
+
+    // pull = fetch + import, printing the VM name.
+    let image = format!("{}/test/roundtrip:1", registry.host());
+    let name = sardine_testbed::unique_name("pulled");
+    let guard = VmGuard::adopt(&name).unwrap();
+    let vmdir = env.vmdir().join(&name);
+    let pulled = env.ok_in(
+        &env.other_store("pulled"),
+        &[
+            "pull",
+            &image,
+            "--name",
+            &name,
+            "-o",
+            vmdir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(pulled.trim(), name);
+    assert!(guard.exists());
 }
 
 #[test]
