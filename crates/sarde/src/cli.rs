@@ -308,8 +308,7 @@ pub struct LoginArgs {
         long,
         env = crate::env::SARDE_REGISTRY_PASSWORD,
         hide_env_values = true,
-        value_name = "PASSWORD",
-        conflicts_with = "password_stdin"
+        value_name = "PASSWORD"
     )]
     pub password: Option<String>,
 

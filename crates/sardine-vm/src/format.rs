@@ -53,10 +53,11 @@ pub fn check_manifest(manifest: &Manifest) -> Result<(), ImageError> {
     if manifest.schema_version != 2 {
         return Err(ImageError::Malformed { what: format!("unsupported schemaVersion {}", manifest.schema_version) });
     }
-    if let Some(media_type) = &manifest.media_type {
-        if media_type != MANIFEST_MEDIA_TYPE && media_type != DOCKER_MANIFEST_MEDIA_TYPE {
-            return Err(ImageError::Malformed { what: format!("not an image manifest but {media_type}") });
-        }
+    if let Some(media_type) = &manifest.media_type
+        && media_type != MANIFEST_MEDIA_TYPE
+        && media_type != DOCKER_MANIFEST_MEDIA_TYPE
+    {
+        return Err(ImageError::Malformed { what: format!("not an image manifest but {media_type}") });
     }
     let config_type = manifest.config.media_type();
     if config_type != CONFIG_MEDIA_TYPE && config_type != DOCKER_CONFIG_MEDIA_TYPE {

@@ -88,3 +88,4 @@ fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
     let image = LocalImage::open(&store(settings), &reference).ok()?;
     sardine_vm::vmconfig::first_user(&image.vmconfig().ok()??)
 }
+

@@ -130,11 +130,12 @@ pub fn rm(settings: &Settings, args: &RmArgs) -> anyhow::Result<()> {
     let store = store(settings);
     for name in &args.names {
         if !args.vm {
-            if let Ok(reference) = Reference::parse(name) {
-                if sardine_vm::remove::remove_image(&store, &reference).map_err(image_failure)? {
-                    tracing::info!("removed image {reference}");
-                    continue;
-                }
+            let reference = Reference::parse(name);
+            if let Ok(reference) = reference
+                && sardine_vm::remove::remove_image(&store, &reference).map_err(image_failure)?
+            {
+                tracing::info!("removed image {reference}");
+                continue;
             }
             if args.image {
                 return Err(anyhow::anyhow!("image {name} not found in {}", store.root().display()))

@@ -21,10 +21,10 @@ use crate::settings::Settings;
 
 /// Runs the subcommand of `settings` and returns the exit status.
 pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let mut stdout = std::io::stdout().lock();
     match &settings.cli.command {
-        Command::Completions(args) => crate::generate::completions(args, &mut stdout)?,
-        Command::Man(args) => crate::generate::man(args, &mut stdout)?,
+        // Only these hold stdout's lock: `ssh` writes to stdout from other threads.
+        Command::Completions(args) => crate::generate::completions(args, &mut std::io::stdout().lock())?,
+        Command::Man(args) => crate::generate::man(args, &mut std::io::stdout().lock())?,
         Command::Login(args) => registry::login(settings, args)?,
         Command::Logout(args) => registry::logout(settings, args)?,
         Command::Fetch(args) => registry::fetch(settings, args)?,
