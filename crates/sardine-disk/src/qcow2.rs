@@ -26,6 +26,10 @@ const V2_HEADER_LEN: usize = 72;
 const V3_HEADER_LEN: usize = 104;
 /// Header extension type of the backing file format name.
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
+/// Header extension type of the external data file name.
+const EXT_DATA_FILE: u32 = 0x4441_5441;
+/// Incompatible feature bit: the guest data lives in an external data file.
+const INCOMPAT_DATA_FILE: u64 = 1 << 2;
 /// Smallest and largest cluster sizes qemu accepts, as powers of two.
 const CLUSTER_BITS: std::ops::RangeInclusive<u32> = 9..=21;
 
@@ -40,6 +44,13 @@ pub struct Qcow2Header {
     pub backing_file: Option<String>,
     /// The backing file's format, from the header extension.
     pub backing_format: Option<String>,
+    /// Whether the image keeps its data in an external data file (version 3 incompatible
+    /// feature bit 2): qemu then opens another file, named by [`Qcow2Header::data_file`] or by
+    /// whoever opens the image.
+    pub external_data: bool,
+    /// The external data file's name, from the header extension (may be relative to the
+    /// image's directory, or absolute).
+    pub data_file: Option<String>,
 }
 
 /// One image of a backing chain.
@@ -92,12 +103,19 @@ pub fn parse_header(bytes: &[u8]) -> Result<Option<Qcow2Header>, DiskError> {
     } else {
         backing_offset
     };
-    let backing_format = backing_format(bytes, header_len, extensions_end).map_err(fail)?;
+    let extensions = extensions(bytes, header_len, extensions_end).map_err(fail)?;
+    let incompatible = if version == 3 {
+        header.u64_at(72).unwrap_or_default()
+    } else {
+        0
+    };
     Ok(Some(Qcow2Header {
         version,
         virtual_size,
         backing_file,
-        backing_format,
+        backing_format: extensions.backing_format,
+        external_data: incompatible & INCOMPAT_DATA_FILE != 0,
+        data_file: extensions.data_file,
     }))
 }
 
@@ -148,12 +166,19 @@ fn backing_name(
     text(raw, "backing file name").map(Some)
 }
 
-/// The backing format from the header extensions between `start` and `end`.
-fn backing_format(bytes: &[u8], start: usize, end: u64) -> Result<Option<String>, String> {
+/// The header extensions this crate reads.
+#[derive(Debug, Default)]
+struct Extensions {
+    backing_format: Option<String>,
+    data_file: Option<String>,
+}
+
+/// The backing format and data file name from the header extensions between `start` and `end`.
+fn extensions(bytes: &[u8], start: usize, end: u64) -> Result<Extensions, String> {
     let reader = Reader(bytes);
     let end = usize::try_from(end).unwrap_or(usize::MAX).min(bytes.len());
     let mut pos = start;
-    let mut format = None;
+    let mut found = Extensions::default();
     while pos.saturating_add(8) <= end {
         let (Some(kind), Some(len)) = (reader.u32_at(pos), reader.u32_at(pos + 4)) else {
             break;
@@ -166,12 +191,14 @@ fn backing_format(bytes: &[u8], start: usize, end: u64) -> Result<Option<String>
         let data = data_end
             .and_then(|data_end| bytes.get(data_start..data_end))
             .ok_or_else(|| format!("header extension {kind:#x} runs past the header area"))?;
-        if kind == EXT_BACKING_FORMAT {
-            format = Some(text(data, "backing format")?);
+        match kind {
+            EXT_BACKING_FORMAT => found.backing_format = Some(text(data, "backing format")?),
+            EXT_DATA_FILE => found.data_file = Some(text(data, "external data file name")?),
+            _ => {}
         }
         pos = data_start + (len as usize).next_multiple_of(8);
     }
-    Ok(format)
+    Ok(found)
 }
 
 /// Decodes a name from a header: UTF-8 without NUL bytes.
@@ -311,6 +338,23 @@ mod tests {
         assert_eq!(header.backing_format.as_deref(), Some("qcow2"));
         let plain = parse_header(&v3_header(None, None)).unwrap().unwrap();
         assert_eq!((plain.backing_file, plain.backing_format), (None, None));
+    }
+
+    #[test]
+    fn reports_external_data_files() {
+        let mut h = v3_header(None, None);
+        // Extension area starts at 112: a data file name extension, then the end marker.
+        let name = b"/dev/sda";
+        h[112..116].copy_from_slice(&EXT_DATA_FILE.to_be_bytes());
+        h[116..120].copy_from_slice(&(name.len() as u32).to_be_bytes());
+        h[120..120 + name.len()].copy_from_slice(name);
+        h[72..80].copy_from_slice(&INCOMPAT_DATA_FILE.to_be_bytes());
+        let header = parse_header(&h).unwrap().unwrap();
+        assert!(header.external_data);
+        assert_eq!(header.data_file.as_deref(), Some("/dev/sda"));
+        let plain = parse_header(&v3_header(Some("b"), Some("qcow2"))).unwrap().unwrap();
+        assert!(!plain.external_data);
+        assert_eq!(plain.data_file, None);
     }
 
     #[test]

@@ -76,6 +76,14 @@ pub enum ImageError {
         /// One violation per line.
         violations: String,
     },
+    /// A disk image of the image would make QEMU open a file outside the VM's directory.
+    #[error("the image's disk file {file} is refused: {reason}")]
+    UnsafeDiskFile {
+        /// The file's plain name in the image.
+        file: String,
+        /// What it asks for.
+        reason: String,
+    },
     /// The sardine VM config does not follow its schema.
     #[error("VM config {origin}: {what}")]
     VmConfig {

@@ -253,6 +253,16 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
         digest: annotation(layer, ANNOTATION_CHUNK_DIGEST)?.to_owned(),
     };
     check_digest(&chunk.digest)?;
+    if chunk.length > sardine_disk::chunked::MAX_CHUNK_SIZE {
+        return Err(ImageError::Malformed {
+            what: format!(
+                "layer {}: a chunk of {name} claims {} bytes (at most {} allowed)",
+                layer.digest,
+                chunk.length,
+                sardine_disk::chunked::MAX_CHUNK_SIZE
+            ),
+        });
+    }
     let existing = files.iter_mut().find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
     match existing {
         Some(ImageFile::Chunked { role: r, size: s, chunks, .. }) => {

@@ -107,14 +107,13 @@ impl LocalImage {
 
     /// Bytes the unpacked files will occupy, holes excluded (all-zero chunks cost nothing).
     fn space_needed(&self) -> u64 {
-        let mut zero_digests = std::collections::HashMap::new();
+        let mut zero_digests = ZeroDigests::default();
         let mut needed = 0u64;
         for file in &self.layers.files {
             match file {
                 ImageFile::Chunked { chunks, .. } => {
                     for chunk in chunks {
-                        let zero = zero_digests.entry(chunk.length).or_insert_with(|| zero_digest(chunk.length));
-                        if *zero != chunk.digest {
+                        if !zero_digests.is_zero(chunk.length, &chunk.digest) {
                             needed = needed.saturating_add(chunk.length);
                         }
                     }
@@ -124,6 +123,30 @@ impl LocalImage {
             }
         }
         needed
+    }
+}
+
+/// The digests of all-zero chunks, for the few chunk lengths an image normally has (the chunk
+/// size, and each file's last chunk). Computing one costs a pass over `length` zeros, so a
+/// hostile manifest with many different lengths only gets [`ZeroDigests::MAX_LENGTHS`] of them;
+/// the others count as data (overestimating the space needed, which is the safe side).
+#[derive(Default)]
+struct ZeroDigests {
+    known: std::collections::HashMap<u64, String>,
+}
+
+impl ZeroDigests {
+    const MAX_LENGTHS: usize = 16;
+
+    /// Whether `digest` is that of `length` zero bytes.
+    fn is_zero(&mut self, length: u64, digest: &str) -> bool {
+        if !self.known.contains_key(&length) {
+            if self.known.len() >= Self::MAX_LENGTHS || length > sardine_disk::chunked::MAX_CHUNK_SIZE {
+                return false;
+            }
+            self.known.insert(length, zero_digest(length));
+        }
+        self.known.get(&length).is_some_and(|zero| zero == digest)
     }
 }
 
@@ -145,6 +168,17 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let image = LocalImage::open(options.store, options.reference)?;
     let name = options.name.filter(|n| !n.is_empty()).unwrap_or(image.id()).to_owned();
     check_vm_name(&name)?;
+    let mut domain = DomainXml::parse(&image.domain_xml()?)?;
+    // Images written by sardinecake 0.4.2 carry the exporting host's live state (emulator
+    // path, seclabels, pty and log paths, tap names, ...). Anonymising only removes such state
+    // (or turns host-facing character devices into ptys); what it leaves is checked below.
+    domain.anonymize();
+    let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
+    if !has_legacy_files {
+        // Refuse early, before touching the VM directory or unpacking anything.
+        check_policy(&domain, &image.layers.chunked_names(), options.allow_unsafe_xml)?;
+    }
+
     fs_err::create_dir_all(options.vmdir)?;
     let dir = options.vmdir.join(&name);
     let _lock = sardine_oci::lock::lock_exclusive(&options.vmdir.join(format!(".{name}.lock")))?;
@@ -153,13 +187,6 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     if let Some(vm) = libvirt.lookup(&name)? {
         tracing::info!("VM {name} already exists");
         return Ok(Imported { name, uuid: vm.uuid().to_string(), existed: true, dir });
-    }
-
-    let mut domain = DomainXml::parse(&image.domain_xml()?)?;
-    let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
-    if !has_legacy_files {
-        // Refuse early, before unpacking anything.
-        check_policy(&domain, &image.layers.chunked_names(), options.allow_unsafe_xml)?;
     }
     check_space(options.vmdir, image.space_needed())?;
 
@@ -172,7 +199,8 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let result = unpack_all(&image, &staging, options).and_then(|names| {
         let file_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
         check_policy(&domain, &file_names, options.allow_unsafe_xml)?;
-        point_domain_at(&mut domain, &name, &dir, &names)?;
+        check_disk_files(&staging, &file_names)?;
+        point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
         domain.set_image_metadata(&options.reference.to_string(), image.id());
         if dir.exists() {
             tracing::warn!("replacing {}, left by an import that never defined its VM", dir.display());
@@ -280,19 +308,68 @@ fn unpack_all(image: &LocalImage, staging: &Path, options: &ImportOptions<'_>) -
     Ok(names)
 }
 
+/// Checks the qcow2 headers of the unpacked files: a backing file must be another file of the
+/// image, named plainly, and no image may use an external data file. Otherwise QEMU (and
+/// libvirt, which relabels every file of a chain) would open a host file the image chose,
+/// such as `/etc/shadow` or `/dev/sda`.
+fn check_disk_files(staging: &Path, names: &[String]) -> Result<(), ImageError> {
+    let mut backing_of = std::collections::HashMap::new();
+    for name in names {
+        let refuse = |reason: String| ImageError::UnsafeDiskFile { file: name.clone(), reason };
+        let Some(header) = sardine_disk::qcow2::read_header(&staging.join(name))? else { continue };
+        if header.external_data || header.data_file.is_some() {
+            let target = header.data_file.as_deref().unwrap_or("a file chosen at run time");
+            return Err(refuse(format!("it is a qcow2 image with an external data file ({target:?})")));
+        }
+        let Some(backing) = header.backing_file else { continue };
+        if format::plain_file_name(&backing).is_err() || !names.contains(&backing) || backing == *name {
+            return Err(refuse(format!(
+                "its qcow2 header names the backing file {:?}, which is not another file of the image",
+                backing.escape_debug().to_string()
+            )));
+        }
+        backing_of.insert(name.as_str(), backing);
+    }
+    for start in backing_of.keys() {
+        let mut current = *start;
+        for _ in 0..=names.len() {
+            match backing_of.get(current) {
+                Some(next) => current = next,
+                None => break,
+            }
+        }
+        if backing_of.contains_key(current) {
+            return Err(ImageError::UnsafeDiskFile { file: (*start).to_owned(), reason: "its backing chain loops".into() });
+        }
+    }
+    Ok(())
+}
+
 /// Rewrites the domain for this host: its name, no UUID, new MACs, absolute file paths into
 /// the VM's directory.
-fn point_domain_at(domain: &mut DomainXml, name: &str, dir: &Path, files: &[(String, FileRole)]) -> Result<(), ImageError> {
+///
+/// A file the image does not contain is an error, except, with `allow_unsafe`, an absolute
+/// path, which stays as it is: sardinecake 0.4.2 exports disks only, so the kernel and initrd
+/// of a direct-kernel-boot VM it exported are the exporting host's files (the policy check
+/// already named them).
+fn point_domain_at(
+    domain: &mut DomainXml,
+    name: &str,
+    dir: &Path,
+    files: &[(String, FileRole)],
+    allow_unsafe: bool,
+) -> Result<(), ImageError> {
     domain.set_name(name);
     domain.set_uuid(None);
     domain.randomize_macs();
     domain.remove_backing_stores();
     let known = |file: &str| files.iter().any(|(n, _)| n == file);
+    let kept_host_path = |file: &str| allow_unsafe && Path::new(file).is_absolute();
     for disk in domain.disks() {
         let Some(source) = disk.source.clone() else { continue };
         if known(&source) {
             domain.set_disk_source(disk.index, &dir.join(&source).to_string_lossy());
-        } else {
+        } else if !kept_host_path(&source) {
             let target = disk.target.as_deref().unwrap_or("?");
             return Err(ImageError::Malformed { what: format!("disk {target} refers to {source:?}, which the image does not contain") });
         }
@@ -305,7 +382,7 @@ fn point_domain_at(domain: &mut DomainXml, name: &str, dir: &Path, files: &[(Str
         } else if which == BootFile::Nvram {
             // No variable store in the image: libvirt makes one from its template.
             domain.set_boot_file(which, None);
-        } else {
+        } else if !kept_host_path(&file) {
             return Err(ImageError::Malformed { what: format!("the domain boots {file:?}, which the image does not contain") });
         }
     }
@@ -328,6 +405,69 @@ mod tests {
         assert!(check_vm_name("sha256:abc").is_ok());
         assert!(check_vm_name("../x").is_err());
         assert!(check_vm_name(".hidden").is_err());
+    }
+
+    /// A minimal qcow2 version 3 header, with a backing file name and a data file extension
+    /// when given.
+    fn qcow2(backing: Option<&str>, data_file: Option<&str>) -> Vec<u8> {
+        let mut h = vec![0u8; 4096];
+        h[..4].copy_from_slice(&sardine_disk::qcow2::MAGIC);
+        h[4..8].copy_from_slice(&3u32.to_be_bytes());
+        h[20..24].copy_from_slice(&16u32.to_be_bytes());
+        h[100..104].copy_from_slice(&112u32.to_be_bytes());
+        let mut pos = 112;
+        if let Some(name) = data_file {
+            h[72..80].copy_from_slice(&4u64.to_be_bytes());
+            h[pos..pos + 4].copy_from_slice(&0x4441_5441u32.to_be_bytes());
+            h[pos + 4..pos + 8].copy_from_slice(&(name.len() as u32).to_be_bytes());
+            h[pos + 8..pos + 8 + name.len()].copy_from_slice(name.as_bytes());
+            pos += 8 + name.len().next_multiple_of(8);
+        }
+        pos += 8;
+        if let Some(name) = backing {
+            h[8..16].copy_from_slice(&(pos as u64).to_be_bytes());
+            h[16..20].copy_from_slice(&(name.len() as u32).to_be_bytes());
+            h[pos..pos + name.len()].copy_from_slice(name.as_bytes());
+        }
+        h
+    }
+
+    fn disk_files(files: &[(&str, Vec<u8>)]) -> Result<(), ImageError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in files {
+            fs_err::write(dir.path().join(name), bytes).unwrap();
+        }
+        let names: Vec<String> = files.iter().map(|(n, _)| (*n).to_owned()).collect();
+        check_disk_files(dir.path(), &names)
+    }
+
+    #[test]
+    fn disk_files_may_only_back_onto_each_other() {
+        disk_files(&[("base.qcow2", qcow2(None, None)), ("top.qcow2", qcow2(Some("base.qcow2"), None)), ("raw", vec![1; 10])])
+            .unwrap();
+        for backing in ["/etc/shadow", "/dev/sda", "../base.qcow2", "missing.qcow2", "top.qcow2"] {
+            let err = disk_files(&[("base.qcow2", qcow2(None, None)), ("top.qcow2", qcow2(Some(backing), None))]).unwrap_err();
+            assert!(matches!(err, ImageError::UnsafeDiskFile { .. }), "{backing}: {err}");
+        }
+        let looped = disk_files(&[("a", qcow2(Some("b"), None)), ("b", qcow2(Some("a"), None))]).unwrap_err();
+        assert!(looped.to_string().contains("loops"), "{looped}");
+    }
+
+    #[test]
+    fn disk_files_may_not_use_external_data_files() {
+        let err = disk_files(&[("a.qcow2", qcow2(None, Some("/dev/sda")))]).unwrap_err();
+        assert!(err.to_string().contains("/dev/sda"), "{err}");
+    }
+
+    #[test]
+    fn zero_digests_are_bounded() {
+        let mut zeros = ZeroDigests::default();
+        assert!(zeros.is_zero(4096, &zero_digest(4096)));
+        assert!(!zeros.is_zero(1 << 60, &zero_digest(1)));
+        for length in 1..=40 {
+            zeros.is_zero(length, "sha256:x");
+        }
+        assert!(zeros.known.len() <= ZeroDigests::MAX_LENGTHS);
     }
 
     #[test]
