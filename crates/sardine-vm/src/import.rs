@@ -172,7 +172,10 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     // Images written by sardinecake 0.4.2 carry the exporting host's live state (emulator
     // path, seclabels, pty and log paths, tap names, ...). Anonymising only removes such state
     // (or turns host-facing character devices into ptys); what it leaves is checked below.
-    domain.anonymize();
+    // --allow-unsafe-xml promises the trusted image's definition unchanged, so it skips this.
+    if !options.allow_unsafe_xml {
+        domain.anonymize();
+    }
     let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
     if !has_legacy_files {
         // Refuse early, before touching the VM directory or unpacking anything.
