@@ -630,8 +630,9 @@ impl DomainXml {
     /// devices that write to the host (file, pipe, dev, tcp, udp, unix, ...) become `pty`, except
     /// `unix` channels, which lose only their path (libvirt picks one; the guest agent needs them).
     /// The nvram path and template are dropped, leaving an empty `<nvram/>` as a marker: read
-    /// [`DomainXml::boot_files`] first if the variable store should be exported. Disk and boot
-    /// file paths are left for the caller to rewrite.
+    /// [`DomainXml::boot_files`] first if the variable store should be exported. An nvram that
+    /// is a plain file name (no directory: a file of the image) stays. Disk and boot file paths
+    /// are left for the caller to rewrite. Anonymising twice changes nothing more.
     pub fn anonymize(&mut self) {
         remove_children(&mut self.root, "uuid");
         remove_attr(&mut self.root, "id");
@@ -689,10 +690,16 @@ const HOSTLESS_CHARACTER_TYPES: [&str; 6] =
     ["pty", "null", "vc", "spicevmc", "spiceport", "qemu-vdagent"];
 
 /// Replaces host firmware paths by libvirt's firmware auto-selection and leaves an empty
-/// `<nvram/>` as the marker that the VM had a variable store.
+/// `<nvram/>` as the marker that the VM had a variable store. A variable store named plainly
+/// (a file of the image, as export writes it) is no host path and stays, so that anonymising
+/// an image's XML again (import does) keeps it.
 fn anonymize_firmware(os: &mut Element) {
     if let Some(nvram) = child_mut(os, "nvram") {
+        let plain = non_empty_text(nvram).filter(|path| is_plain_file_name(path));
         *nvram = Element::new("nvram");
+        if let Some(name) = plain {
+            set_text(nvram, &name);
+        }
     }
     let Some(loader) = child_mut(os, "loader") else {
         return;
@@ -707,6 +714,11 @@ fn anonymize_firmware(os: &mut Element) {
         "bios"
     };
     set_attr(os, "firmware", firmware);
+}
+
+/// A file name without any directory (what export makes of every file the image carries).
+fn is_plain_file_name(path: &str) -> bool {
+    !path.is_empty() && !path.contains('/') && !path.starts_with('.')
 }
 
 fn anonymize_character_device(device: &mut Element, is_channel: bool) {

@@ -336,6 +336,30 @@ fn anonymize_removes_host_specific_state() {
 }
 
 #[test]
+fn anonymize_keeps_a_plainly_named_nvram_and_is_idempotent() {
+    let mut domain = DomainXml::parse(
+        "<domain><os><type>hvm</type><loader type='pflash'>/fw/CODE.fd</loader>\
+         <nvram template='/fw/VARS.fd'>vm_VARS.fd</nvram></os></domain>",
+    )
+    .unwrap();
+    domain.anonymize();
+    let once = xml_of(&domain);
+    assert_eq!(domain.boot_files().nvram.as_deref(), Some("vm_VARS.fd"));
+    assert!(!once.contains("/fw/"), "{once}");
+    domain.anonymize();
+    assert_eq!(xml_of(&domain), once);
+    for hostile in ["../VARS.fd", ".VARS.fd", "/var/lib/libvirt/qemu/nvram/x_VARS.fd"] {
+        let mut domain = DomainXml::parse(&format!(
+            "<domain><os><type>hvm</type><nvram>{hostile}</nvram></os></domain>"
+        ))
+        .unwrap();
+        domain.anonymize();
+        assert_eq!(domain.boot_files().nvram, None, "{hostile}");
+        assert!(domain.boot_files().has_nvram);
+    }
+}
+
+#[test]
 fn anonymize_turns_host_facing_character_devices_into_ptys() {
     let mut domain = DomainXml::parse(
         r#"<domain><devices>
