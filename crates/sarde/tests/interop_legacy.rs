@@ -212,6 +212,14 @@ fn assert_legacy_pieces(repo_dir: &Path) {
     );
 }
 
+/// Asserts that both tools print the same `sarde list` table for `ocidir`; returns it.
+fn assert_same_text_list(env: &Env, ocidir: &Path) -> String {
+    let legacy = env.ok(Tool::Legacy, ocidir, &["list"]);
+    let ours = env.ok(Tool::Ours, ocidir, &["list"]);
+    assert_eq!(ours, legacy, "sarde list differs from 0.4.2's");
+    ours
+}
+
 /// The domain XML libvirt holds for `name`.
 fn dumpxml(name: &str) -> String {
     let output = Command::new("virsh")
@@ -274,6 +282,7 @@ fn interop_roundtrip_from_sardinecake_0_4_2() {
     );
     assert_eq!(entry["id"].as_str(), Some(image_id.as_str()));
     assert!(entry["state"].is_null(), "{entry:?}");
+    assert_same_text_list(&env, &store);
 
     // 0.4.2 exports disks only: the domain boots the exporting host's kernel and initrd by
     // absolute path, which our policy refuses unless told to trust the image.
@@ -367,7 +376,7 @@ fn interop_roundtrip_to_sardinecake_0_4_2() {
     assert_eq!(legacy, list_json(&env, Tool::Ours, &store));
     assert_eq!(legacy.len(), 1, "{legacy:?}");
     assert_eq!(legacy[0]["tag"].as_str(), Some("1"));
-    let listed = env.ok(Tool::Legacy, &store, &["list"]);
+    let listed = assert_same_text_list(&env, &store);
     assert!(listed.contains("interop/to-legacy:1"), "{listed}");
 
     // A trailing slash: 0.4.2 puts the files into <vmdir>/<name>/.
@@ -421,11 +430,12 @@ fn interop_roundtrip_to_sardinecake_0_4_2() {
     assert_eq!(marker_in(&guard), "written-before-our-export");
 }
 
-/// Both tools list an empty (missing) store as an empty JSON list.
+/// Both tools list an empty (missing) store alike: `[]`, and a table with the header only.
 #[test]
 fn interop_list_of_an_empty_store() {
     let env = Env::new();
     let empty = env.path("empty");
     assert!(list_json(&env, Tool::Ours, &empty).is_empty());
     assert!(list_json(&env, Tool::Legacy, &empty).is_empty());
+    assert_same_text_list(&env, &empty);
 }

@@ -206,6 +206,17 @@ impl ImageLayers {
                 add_chunk(&mut files, layer)?;
             } else if let Some((mime, index)) = sardine_disk::legacy::parse_media_type(media_type) {
                 add_legacy_piece(&mut files, layer, mime, index)?;
+            } else if layer.media_type.is_none() {
+                // 0.4.2 omits the type of a file libmagic could not read; without it (and its
+                // `;chunk=N`), nothing says which file the piece belongs to. 0.4.2's own import
+                // crashes on such layers.
+                return Err(ImageError::Malformed {
+                    what: format!(
+                        "layer {} has no mediaType (sardinecake 0.4.2 writes none when it cannot tell a file's type); \
+                         re-export the VM",
+                        layer.digest
+                    ),
+                });
             } else {
                 return Err(ImageError::Malformed { what: format!("layer {} has unknown media type {media_type:?}", layer.digest) });
             }
@@ -456,6 +467,14 @@ mod tests {
         assert!(ImageLayers::from_manifest(&manifest(unknown)).is_err());
         let huge = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1 << 40)];
         assert!(ImageLayers::from_manifest(&manifest(huge)).is_err());
+    }
+
+    #[test]
+    fn layers_without_media_type_are_refused_with_a_reason() {
+        let mut untyped = Descriptor::new("", D2, 1);
+        untyped.media_type = None;
+        let err = ImageLayers::from_manifest(&manifest(vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1), untyped])).unwrap_err();
+        assert!(err.to_string().contains("no mediaType"), "{err}");
     }
 
     #[test]

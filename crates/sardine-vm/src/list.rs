@@ -67,8 +67,11 @@ pub fn format_text(entries: &[ListEntry]) -> String {
         Some(false) => "stopped",
         None => "missing",
     };
+    // 0.4.2 counts the key's length only while it walks the rows: with no rows, the titles
+    // alone set the widths (an empty listing's NAME column is `NAME `).
     let width = |title: &str, key: &str, values: Vec<usize>| {
-        values.into_iter().chain([title.len(), key.len()]).max().unwrap_or(0)
+        let key = if values.is_empty() { 0 } else { key.len() };
+        values.into_iter().chain([title.len(), key]).max().unwrap_or(0)
     };
     let fs_source = width("SOURCE", "source", entries.iter().map(|e| e.source.len()).collect());
     let fs_name = width("NAME", "name", entries.iter().map(|e| e.name.len()).collect());
