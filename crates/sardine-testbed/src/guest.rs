@@ -239,7 +239,8 @@ impl VmGuard {
         domain.shutdown().with_context(|| format!("shutting down {}", self.name))?;
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if !domain.is_active()? {
+            // A transient domain disappears when it stops: that is off too.
+            if !domain.is_active().unwrap_or(false) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -99,6 +99,15 @@ impl LocalImage {
         Ok(Some(crate::vmconfig::validate(&bytes, &layer.digest)?))
     }
 
+    /// The image config's `rootfs.diff_ids`: the uncompressed digests (empty when it has none).
+    fn diff_ids(&self) -> Result<Vec<String>, ImageError> {
+        let bytes = self.repo.read_blob(self.id(), format::MAX_SMALL_BLOB)?;
+        let config: format::ImageConfig = serde_json::from_slice(&bytes).map_err(|e| ImageError::Malformed {
+            what: format!("the image config {} is not an OCI image config: {e}", self.id()),
+        })?;
+        Ok(config.rootfs.map(|rootfs| rootfs.diff_ids).unwrap_or_default())
+    }
+
     /// The domain XML as stored in the image.
     pub fn domain_xml(&self) -> Result<String, ImageError> {
         let bytes = self.repo.read_blob(&self.layers.domain.digest, format::MAX_SMALL_BLOB)?;
@@ -274,6 +283,8 @@ pub fn available_space(dir: &Path) -> Result<u64, ImageError> {
 /// Unpacks every file of the image into `staging`; returns (name, role) of each.
 fn unpack_all(image: &LocalImage, staging: &Path, options: &ImportOptions<'_>) -> Result<Vec<(String, FileRole)>, ImageError> {
     let mut names = Vec::new();
+    let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
+    let diff_ids = if has_legacy_files { image.diff_ids()? } else { Vec::new() };
     for file in &image.layers.files {
         match file {
             ImageFile::Chunked { name, role, size, chunks } => {
@@ -303,12 +314,25 @@ fn unpack_all(image: &LocalImage, staging: &Path, options: &ImportOptions<'_>) -
                     paths.push(image.repo.blob_path(&piece.digest)?);
                 }
                 let fallback = format!("disk{}", names.len());
-                let (name, _digest, _size) = sardine_disk::legacy::unpack_file(&paths, staging, &fallback)?;
+                let (name, digest, _size) = sardine_disk::legacy::unpack_file(&paths, staging, &fallback)?;
+                check_legacy_diff_id(&name, &digest, &diff_ids)?;
                 names.push((name, FileRole::Disk));
             }
         }
     }
     Ok(names)
+}
+
+/// A legacy file's pieces are verified blob by blob, but only the config's diff_ids (which 0.4.2
+/// and sarde both write: the SHA-256 of each whole uncompressed file) vouch for the file
+/// they make up together (pieces could be reordered or swapped between images).
+fn check_legacy_diff_id(name: &str, digest: &str, diff_ids: &[String]) -> Result<(), ImageError> {
+    if diff_ids.iter().any(|d| d == digest) {
+        return Ok(());
+    }
+    Err(ImageError::Malformed {
+        what: format!("{name} unpacks to {digest}, which is not among the image config's diff_ids (corrupt or tampered image)"),
+    })
 }
 
 /// Checks the qcow2 headers of the unpacked files: a backing file must be another file of the
@@ -401,6 +425,15 @@ mod tests {
         use sha2::Digest;
         let expected = format!("sha256:{}", hex::encode(sha2::Sha256::digest(vec![0u8; 3 << 20 | 5])));
         assert_eq!(zero_digest(3 << 20 | 5), expected);
+    }
+
+    #[test]
+    fn legacy_files_must_match_a_diff_id() {
+        let ids = ["sha256:aa".to_owned(), "sha256:bb".to_owned()];
+        assert!(check_legacy_diff_id("disk.qcow2", "sha256:bb", &ids).is_ok());
+        let err = check_legacy_diff_id("disk.qcow2", "sha256:cc", &ids).unwrap_err();
+        assert!(err.to_string().contains("disk.qcow2"), "{err}");
+        assert!(check_legacy_diff_id("disk.qcow2", "sha256:aa", &[]).is_err());
     }
 
     #[test]

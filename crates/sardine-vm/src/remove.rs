@@ -44,6 +44,7 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
     let vm_name = vm.name().to_owned();
     let domain = DomainXml::parse(&vm.xml(true)?)?;
     let files = owned_files(&domain);
+    let domain_disks = disk_files(&domain);
     let dependents = dependents(&libvirt, &vm_name, &files)?;
     if !dependents.is_empty() && !force {
         return Err(ImageError::InUse { name: vm_name, dependents });
@@ -60,7 +61,8 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
     if vm.is_persistent()? {
         vm.undefine()?;
     }
-    let dir = own_directory(&vm_name, &files);
+    let disks: Vec<PathBuf> = files.iter().filter(|f| domain_disks.contains(f)).cloned().collect();
+    let dir = own_directory(&vm_name, &disks);
     if let Some(dir) = &dir {
         fs_err::remove_dir_all(dir)?;
     }
@@ -71,21 +73,26 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
 /// The files of a VM: its disks (not cdroms, which may be shared), NVRAM, kernel, initrd.
 fn owned_files(domain: &DomainXml) -> Vec<PathBuf> {
     let boot = domain.boot_files();
+    let boot_files = [boot.kernel, boot.initrd, boot.nvram].into_iter().flatten().map(PathBuf::from);
+    disk_files(domain).into_iter().chain(boot_files).filter(|p| p.is_absolute()).collect()
+}
+
+/// The files of a VM's writable file disks.
+fn disk_files(domain: &DomainXml) -> Vec<PathBuf> {
     domain
         .disks()
         .into_iter()
         .filter(|d| d.device == DiskDevice::Disk && d.kind == DiskKind::File)
         .filter_map(|d| d.source)
-        .chain([boot.kernel, boot.initrd, boot.nvram].into_iter().flatten())
         .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
         .collect()
 }
 
-/// The directory sarde made for the VM: `<..>/<name>/`, holding all its files.
-fn own_directory(name: &str, files: &[PathBuf]) -> Option<PathBuf> {
-    let first = files.first()?.parent()?;
-    let all_inside = files.iter().all(|f| f.parent() == Some(first));
+/// The directory sarde made for the VM: `<..>/<name>/`, holding its writable disks. (Kernel
+/// and initrd of a clone stay in its base's directory: they are the base's files.)
+fn own_directory(name: &str, disks: &[PathBuf]) -> Option<PathBuf> {
+    let first = disks.first()?.parent()?;
+    let all_inside = disks.iter().all(|f| f.parent() == Some(first));
     (all_inside && first.file_name()? == name).then(|| first.to_path_buf())
 }
 
@@ -114,11 +121,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_directory_only_when_named_after_the_vm_and_holding_everything() {
-        let files = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/vms/a/vmlinuz")];
+    fn own_directory_only_when_named_after_the_vm_and_holding_all_disks() {
+        let files = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/vms/a/disk2.qcow2")];
         assert_eq!(own_directory("a", &files), Some(PathBuf::from("/vms/a")));
         assert_eq!(own_directory("b", &files), None);
-        let scattered = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/boot/vmlinuz")];
+        let scattered = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/elsewhere/disk2.qcow2")];
         assert_eq!(own_directory("a", &scattered), None);
         assert_eq!(own_directory("a", &[]), None);
     }

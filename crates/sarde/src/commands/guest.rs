@@ -32,7 +32,8 @@ pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
     let vm = find_vm(settings, &args.vm)?;
     let host = address(&vm, Duration::from_secs(60), &[AddressSource::Lease, AddressSource::Arp, AddressSource::Agent])?;
     let target = ssh_target(settings, &vm, host, args)?;
-    let command = if args.command.is_empty() { "exec $SHELL -l".to_owned() } else { sardine_ssh::shell_join(&args.command) };
+    // Like OpenSSH: the words are joined with spaces and the remote shell parses the result.
+    let command = if args.command.is_empty() { "exec $SHELL -l".to_owned() } else { args.command.join(" ") };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let status = runtime.block_on(async {
         let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
@@ -83,9 +84,23 @@ fn ssh_target(settings: &Settings, vm: &Vm, host: IpAddr, args: &SshArgs) -> any
 
 fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
     let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
-    let (reference, _id) = domain.image_metadata()?;
-    let reference = sardine_oci::reference::Reference::parse(&reference).ok()?;
-    let image = LocalImage::open(&store(settings), &reference).ok()?;
-    sardine_vm::vmconfig::first_user(&image.vmconfig().ok()??)
+    let Some((reference, _id)) = domain.image_metadata() else {
+        tracing::debug!("VM {} records no image it comes from", vm.name());
+        return None;
+    };
+    let image = sardine_oci::reference::Reference::parse(&reference)
+        .ok()
+        .and_then(|reference| LocalImage::open(&store(settings), &reference).ok());
+    let Some(image) = image else {
+        tracing::debug!("image {reference} of VM {} is not in the store", vm.name());
+        return None;
+    };
+    match image.vmconfig() {
+        Ok(Some(config)) => sardine_vm::vmconfig::first_user(&config),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("cannot read the sardine config of {reference}: {e}");
+            None
+        }
+    }
 }
-
