@@ -10,6 +10,8 @@
 //!   whose link count is 1 is garbage ([`gc`]).
 //! * `tmp/`: temporary files (same file system, so commits are renames and links).
 //! * `locks/`: advisory locks, per repository ([`Repo::lock`]) and for `index.json` updates.
+//! * `used/<hex>`: the last use of each manifest, as the modification time of an empty file
+//!   ([`Store::mark_used`], [`Store::last_used`]).
 //!
 //! Differences from 0.4.2: re-tagging replaces the old entry instead of adding a duplicate (W8);
 //! blobs and JSON files appear under their final name only when complete and fsynced (W10);
@@ -20,6 +22,7 @@ mod fsutil;
 mod gc;
 mod index_ops;
 mod sink;
+mod used;
 
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
@@ -434,6 +437,8 @@ impl Repo {
         self.init()?;
         let new = Descriptor::new(media_type, manifest_digest, manifest_size);
         self.modify_index(|index| index_ops::set_tag(index, new, tag))?;
+        // Tagging is how fetch and export finish: both count as a use.
+        self.store.mark_used(manifest_digest);
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! Garbage collection of the store: unreferenced repository blobs, orphaned pool files and
-//! stale temporary files.
+//! stale temporary files (including the partial downloads of interrupted fetches).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -162,12 +162,14 @@ impl Sweep {
         Ok(())
     }
 
-    /// Our temp files (`.tmp-*`) directly in `dir` that nobody has touched for an hour.
+    /// Our temp files (`.tmp-*`) and interrupted downloads (`*.partial`) directly in `dir`
+    /// that nobody has touched for an hour.
     fn stale_temps(&mut self, dir: &Path) -> Result<(), StoreError> {
         for (path, meta) in files_in(dir)? {
-            let ours = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(fsutil::TEMP_PREFIX));
+            let ours = path.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(fsutil::TEMP_PREFIX) || n.ends_with(".partial")
+            });
             if ours && is_stale(&meta) {
                 self.report.bytes += meta.len();
                 self.remove(&path)?;

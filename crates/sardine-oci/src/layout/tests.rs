@@ -583,3 +583,34 @@ fn repo_sink_commits_blobs_of_the_stated_size() {
     assert!(sink.contains(&digest));
     assert_eq!(repo.verify_blob(&digest).unwrap(), 5);
 }
+
+#[test]
+fn gc_removes_stale_partial_downloads_only() {
+    let (_dir, store) = new_store();
+    let temp = store.temp_dir().unwrap();
+    let stale = temp.join("aa.partial");
+    let fresh = temp.join("bb.partial");
+    let foreign = temp.join("notes.txt");
+    for path in [&stale, &fresh, &foreign] {
+        fs_err::write(path, b"half a blob").unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for path in [&stale, &foreign] {
+        fs_err::OpenOptions::new().append(true).open(path).unwrap().set_modified(old).unwrap();
+    }
+    assert_eq!(gc(&store, true).unwrap().files, 1);
+    assert!(stale.exists(), "a dry run removes nothing");
+    let report = gc(&store, false).unwrap();
+    assert_eq!(report, GcReport { files: 1, bytes: 11 });
+    assert!(!stale.exists() && fresh.exists() && foreign.exists());
+}
+
+#[test]
+fn tagging_records_a_use() {
+    let (_dir, store) = new_store();
+    let repo = store.repo("a").unwrap();
+    let image = put_image(&repo, "used", b"layer");
+    assert_eq!(store.last_used(&image.manifest), None);
+    tag(&repo, &image, Some("1"));
+    assert!(store.last_used(&image.manifest).is_some());
+}
