@@ -348,7 +348,11 @@ fn anonymize_keeps_a_plainly_named_nvram_and_is_idempotent() {
     assert!(!once.contains("/fw/"), "{once}");
     domain.anonymize();
     assert_eq!(xml_of(&domain), once);
-    for hostile in ["../VARS.fd", ".VARS.fd", "/var/lib/libvirt/qemu/nvram/x_VARS.fd"] {
+    for hostile in [
+        "../VARS.fd",
+        ".VARS.fd",
+        "/var/lib/libvirt/qemu/nvram/x_VARS.fd",
+    ] {
         let mut domain = DomainXml::parse(&format!(
             "<domain><os><type>hvm</type><nvram>{hostile}</nvram></os></domain>"
         ))
@@ -501,7 +505,10 @@ fn image_metadata_round_trips_and_is_replaced() {
     domain.set_image_metadata("localhost:5000/vm:2", "sha256:bb");
     let xml = domain.to_xml().unwrap();
     let again = DomainXml::parse(&xml).unwrap();
-    assert_eq!(again.image_metadata(), Some(("localhost:5000/vm:2".into(), "sha256:bb".into())));
+    assert_eq!(
+        again.image_metadata(),
+        Some(("localhost:5000/vm:2".into(), "sha256:bb".into()))
+    );
     assert_eq!(xml.matches("sardine:image").count(), 1, "{xml}");
 }
 
@@ -513,7 +520,10 @@ fn all_disk_files_follow_backing_stores_and_driver_type_is_set() {
          <target dev='vda'/></disk></devices></domain>",
     )
     .unwrap();
-    assert_eq!(domain.all_disk_files(), vec!["/c/top.qcow2".to_owned(), "/b/base.qcow2".to_owned()]);
+    assert_eq!(
+        domain.all_disk_files(),
+        vec!["/c/top.qcow2".to_owned(), "/b/base.qcow2".to_owned()]
+    );
     assert!(domain.set_disk_driver_type(0, "qcow2"));
     assert_eq!(domain.disks()[0].driver_type.as_deref(), Some("qcow2"));
     assert!(!domain.set_disk_driver_type(5, "qcow2"));
