@@ -175,6 +175,8 @@ fn zero_digest(length: u64) -> String {
 /// Imports an image from the local store as a defined (not started) VM.
 pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let image = LocalImage::open(options.store, options.reference)?;
+    // Importing (also for a clone of the image) counts as a use, even when the VM exists.
+    options.store.mark_used(&image.manifest_digest);
     let name = options.name.filter(|n| !n.is_empty()).unwrap_or(image.id()).to_owned();
     check_vm_name(&name)?;
     let mut domain = DomainXml::parse(&image.domain_xml()?)?;

@@ -11,6 +11,7 @@ pub mod format;
 pub mod import;
 pub mod list;
 mod progress;
+pub mod prune;
 pub mod remove;
 pub mod vmconfig;
 

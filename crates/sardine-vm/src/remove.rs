@@ -78,7 +78,7 @@ fn owned_files(domain: &DomainXml) -> Vec<PathBuf> {
 }
 
 /// The files of a VM's writable file disks.
-fn disk_files(domain: &DomainXml) -> Vec<PathBuf> {
+pub(crate) fn disk_files(domain: &DomainXml) -> Vec<PathBuf> {
     domain
         .disks()
         .into_iter()
@@ -90,7 +90,7 @@ fn disk_files(domain: &DomainXml) -> Vec<PathBuf> {
 
 /// The directory sarde made for the VM: `<..>/<name>/`, holding its writable disks. (Kernel
 /// and initrd of a clone stay in its base's directory: they are the base's files.)
-fn own_directory(name: &str, disks: &[PathBuf]) -> Option<PathBuf> {
+pub(crate) fn own_directory(name: &str, disks: &[PathBuf]) -> Option<PathBuf> {
     let first = disks.first()?.parent()?;
     let all_inside = disks.iter().all(|f| f.parent() == Some(first));
     (all_inside && first.file_name()? == name).then(|| first.to_path_buf())
