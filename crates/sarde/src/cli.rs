@@ -153,7 +153,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   sarde list
   sarde list --format json
-  sarde list --vms")]
+  sarde list --vms
+  sarde list --vms --format json")]
     List(ListArgs),
 
     /// Print the sardine configuration (users, services) of an image as JSON.
@@ -182,7 +183,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   sarde prune --dry-run
   sarde prune --older-than 30d
-  sarde prune --space-budget 200GiB")]
+  sarde prune --space-budget 200GiB --format json")]
     Prune(PruneArgs),
 
     /// Print the IP address of a running VM.
@@ -578,6 +579,10 @@ pub struct PruneArgs {
     /// Only print what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// Where to look for a VM's address.

@@ -76,15 +76,25 @@ pub(crate) fn import_reference(
 /// `sarde list`.
 pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
     if args.vms {
-        return Err(anyhow::anyhow!("sarde list --vms is not available yet"))
-            .exit_code(exit_code::GENERAL)
-            .hint("`virsh list --all` shows the VMs; imported ones are named after their image ID");
+        return list_vms(settings, args);
     }
     let entries = sardine_vm::list::list(&store(settings), connect(settings)).map_err(image_failure)?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?,
         OutputFormat::Text => write!(stdout, "{}", sardine_vm::list::format_text(&entries))?,
+    }
+    Ok(())
+}
+
+/// `sarde list --vms`: the VMs imported or cloned from images.
+fn list_vms(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
+    let vms = sardine_vm::list::list_vms(connect(settings))
+        .map_err(image_failure)?;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&vms)?)?,
+        OutputFormat::Text => write!(stdout, "{}", sardine_vm::list::format_vms_text(&vms))?,
     }
     Ok(())
 }

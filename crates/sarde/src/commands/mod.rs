@@ -1,11 +1,12 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
-//! One module per area: `local` (export, import, list, getconfig, clone, rm), `registry`
+//! One module per area: `local` (export, import, list, getconfig, clone, rm), `prune`, `registry`
 //! (login, logout, fetch, push, pull) and `guest` (ip, ssh). Library errors become exit
 //! statuses and hints here ([`image_failure`]).
 
 mod guest;
 mod local;
+mod prune;
 mod registry;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use sardine_oci::reference::Reference;
 use sardine_vm::ImageError;
 
 use crate::cli::Command;
-use crate::exit_code::{self, Failure, ResultExt};
+use crate::exit_code::{self, Failure};
 use crate::settings::Settings;
 
 /// Runs the subcommand of `settings` and returns the exit status.
@@ -36,11 +37,7 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Getconfig(args) => local::getconfig(settings, args)?,
         Command::Clone(args) => local::clone(settings, args)?,
         Command::Rm(args) => local::rm(settings, args)?,
-        Command::Prune(_) => {
-            return Err(anyhow::anyhow!("sarde prune is not available yet"))
-                .exit_code(exit_code::GENERAL)
-                .hint("remove images with `sarde rm`; unreferenced blobs stay until prune exists");
-        }
+        Command::Prune(args) => prune::prune(settings, args)?,
         Command::Ip(args) => guest::ip(settings, args)?,
         Command::Ssh(args) => return guest::ssh(settings, args),
     }
