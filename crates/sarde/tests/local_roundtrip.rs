@@ -180,7 +180,7 @@ fn local_list_and_getconfig_report_images() {
     let entries = listed.as_array().unwrap();
     assert_eq!(entries.len(), 1, "{listed}");
     let keys: Vec<&str> = entries[0].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["source", "name", "tag", "digest", "id", "state"]);
+    assert_eq!(keys, ["source", "name", "tag", "digest", "id", "state", "size", "last_used"]);
     assert_eq!(entries[0]["name"], "localhost:5000/list/tiny");
     assert_eq!(entries[0]["tag"], "1");
     assert_eq!(entries[0]["state"], serde_json::Value::Null);
@@ -201,3 +201,44 @@ fn local_list_and_getconfig_report_images() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
 
+
+#[test]
+fn local_export_refuses_backing_files_elsewhere_with_the_fixing_commands() {
+    let work = Workdir::new("chain-hint");
+    let base_dir = work.path().join("bases");
+    let vm_dir = work.path().join("vm");
+    fs_err::create_dir_all(&base_dir).unwrap();
+    fs_err::create_dir_all(&vm_dir).unwrap();
+    let qemu_img = |args: &[&str]| {
+        let status = std::process::Command::new("qemu-img").args(args).status().unwrap();
+        assert!(status.success(), "qemu-img {args:?}");
+    };
+    let base = base_dir.join("base.qcow2");
+    let top = vm_dir.join("top.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "16M"]);
+    qemu_img(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base.to_str().unwrap(), top.to_str().unwrap()]);
+    let xml = vm_dir.join("domain.xml");
+    fs_err::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>chain</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64'>hvm</type></os><devices><disk type='file' device='disk'>\
+             <driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda' bus='virtio'/>\
+             </disk></devices></domain>",
+            top.display()
+        ),
+    )
+    .unwrap();
+
+    let output = work.run(&["export", "--libvirtconfig", xml.to_str().unwrap(), "chain", "chain/vm:1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(code(&output), 0, "{stderr}");
+    assert!(stderr.contains(&format!("mv '{}' '{}/'", base.display(), vm_dir.display())), "{stderr}");
+    assert!(stderr.contains(&format!("qemu-img rebase -F qcow2 -u -b 'base.qcow2' '{}'", top.display())), "{stderr}");
+    assert_eq!(work.ok(&["list", "--format", "json"]), "[]", "nothing may be tagged after a refused export");
+
+    // Doing what the hint says makes the export work.
+    fs_err::rename(&base, vm_dir.join("base.qcow2")).unwrap();
+    qemu_img(&["rebase", "-F", "qcow2", "-u", "-b", "base.qcow2", top.to_str().unwrap()]);
+    work.ok(&["export", "--libvirtconfig", xml.to_str().unwrap(), "chain", "chain/vm:1"]);
+}
