@@ -96,3 +96,18 @@ fn report(error: &anyhow::Error) {
     }
     tracing::error!("{text}");
 }
+
+#[cfg(test)]
+mod test_support {
+    //! Helpers of the unit tests.
+    use std::collections::HashMap;
+
+    /// An environment lookup over fixed pairs.
+    pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+}

@@ -154,7 +154,8 @@ fn marker_in(guard: &VmGuard) -> String {
     output.stdout.trim().to_owned()
 }
 
-/// `sarde list --format json` of `tool`, as objects whose keys are checked against 0.4.2's.
+/// `sarde list --format json` of `tool`, as objects whose keys are checked against 0.4.2's
+/// (and reduced to them, so that both tools' listings compare equal).
 fn list_json(
     env: &Env,
     tool: Tool,
@@ -163,11 +164,17 @@ fn list_json(
     let printed = env.ok(tool, ocidir, &["list", "--format", "json"]);
     let entries: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(&printed)
         .unwrap_or_else(|e| panic!("{tool:?} list printed no JSON list ({e}):\n{printed}"));
-    for entry in &entries {
-        let keys: Vec<&str> = entry.keys().map(String::as_str).collect();
-        assert_eq!(keys, LIST_KEYS, "{tool:?} list: keys of {entry:?}");
-    }
+    // 0.4.2's keys come first, in its order; sarde adds more (size, last_used) after them.
     entries
+        .into_iter()
+        .map(|mut entry| {
+            let keys: Vec<&str> = entry.keys().map(String::as_str).collect();
+            assert!(keys.len() >= LIST_KEYS.len(), "{tool:?} list: keys of {entry:?}");
+            assert_eq!(keys[..LIST_KEYS.len()], LIST_KEYS, "{tool:?} list: keys of {entry:?}");
+            entry.retain(|key, _| LIST_KEYS.contains(&key.as_str()));
+            entry
+        })
+        .collect()
 }
 
 /// The media types of the layers of the last image in the repository `repo_dir`.
