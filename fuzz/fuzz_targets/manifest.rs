@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(layers) = ImageLayers::from_manifest(&manifest)
     {
         for file in &layers.files {
-            if let ImageFile::Chunked { name, size, chunks, .. } = file {
+            if let ImageFile::Chunked {
+                name, size, chunks, ..
+            } = file
+            {
                 assert!(plain_file_name(name).is_ok(), "accepted file name {name:?}");
                 let covered: u64 = chunks.iter().map(|c| c.length).sum();
                 assert_eq!(covered, *size, "chunks of {name} do not tile it");

@@ -6,10 +6,15 @@ use libfuzzer_sys::fuzz_target;
 use sardine_oci::reference::{Reference, validate_digest, validate_tag};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(reference) = Reference::parse(text) {
         let again = reference.to_string();
-        assert!(Reference::parse(&again).is_ok(), "{text:?} parses, its text {again:?} does not");
+        assert!(
+            Reference::parse(&again).is_ok(),
+            "{text:?} parses, its text {again:?} does not"
+        );
         let _ = reference.registry();
         let _ = reference.repository();
     }

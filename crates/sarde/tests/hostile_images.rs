@@ -6,7 +6,8 @@
 mod hostile_support;
 
 use hostile_support::{
-    CHUNK_DIGEST, Env, FILE_SIZE, INDEX_TYPE, Image, LENGTH, Layer, Noise, TITLE, domain_xml, sha256,
+    CHUNK_DIGEST, Env, FILE_SIZE, INDEX_TYPE, Image, LENGTH, Layer, Noise, TITLE, domain_xml,
+    sha256,
 };
 
 #[test]
@@ -17,17 +18,26 @@ fn hostile_control_an_ordinary_hand_built_image_imports() {
     let name = sardine_testbed::unique_name("hostile-control");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
     let output = env.import(&name, &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), name);
     assert!(guard.exists());
     let disk = env.vmdir.join(&name).join("disk.img");
-    assert_eq!(hostile_support::sha256_file(&disk), sha256(&Noise::new(7).bytes(10_000)));
+    assert_eq!(
+        hostile_support::sha256_file(&disk),
+        sha256(&Noise::new(7).bytes(10_000))
+    );
 }
 
 #[test]
 fn hostile_malformed_manifest_json() {
     let env = Env::new();
-    Image::ordinary().write_edited(&env.ocidir, |_| br#"{"schemaVersion": 2, "config": {"#.to_vec());
+    Image::ordinary().write_edited(&env.ocidir, |_| {
+        br#"{"schemaVersion": 2, "config": {"#.to_vec()
+    });
     env.assert_import_refused(&["manifest"]);
 }
 
@@ -53,7 +63,8 @@ fn hostile_index_entry_is_an_image_index() {
 fn hostile_manifest_blob_is_an_image_index() {
     let env = Env::new();
     Image::ordinary().write_edited(&env.ocidir, |_| {
-        let index = serde_json::json!({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": []});
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": []});
         serde_json::to_vec(&index).unwrap()
     });
     env.assert_import_refused(&["index"]);
@@ -63,7 +74,9 @@ fn hostile_manifest_blob_is_an_image_index() {
 fn hostile_unknown_layer_type() {
     let env = Env::new();
     let mut image = Image::ordinary();
-    image.layers.push(Layer::new("application/x-evil", b"#!/bin/sh\n".to_vec()));
+    image
+        .layers
+        .push(Layer::new("application/x-evil", b"#!/bin/sh\n".to_vec()));
     env.assert_refused(&image, &["unknown media type", "application/x-evil"]);
 }
 
@@ -102,7 +115,9 @@ fn hostile_flipped_byte_in_a_chunk_blob() {
 fn hostile_wrong_uncompressed_digest_annotation() {
     let env = Env::new();
     let mut image = Image::ordinary();
-    image.last().annotate(CHUNK_DIGEST, &sha256(b"something else"));
+    image
+        .last()
+        .annotate(CHUNK_DIGEST, &sha256(b"something else"));
     env.assert_refused(&image, &["digest", "disk.img"]);
 }
 
@@ -118,7 +133,8 @@ fn hostile_truncated_zstd_stream() {
 #[test]
 fn hostile_truncated_gzip_stream() {
     let env = Env::new();
-    let mut image = Image::new(&domain_xml("disk.img", "raw", "")).legacy_file("disk.img", &Noise::new(3).bytes(20_000));
+    let mut image = Image::new(&domain_xml("disk.img", "raw", ""))
+        .legacy_file("disk.img", &Noise::new(3).bytes(20_000));
     let half = image.last().blob.len() / 2;
     image.last().blob.truncate(half);
     env.assert_refused(&image, &["truncated", "legacy disk layer"]);
@@ -145,7 +161,8 @@ fn hostile_chunk_longer_than_its_file() {
 #[test]
 fn hostile_chunk_of_one_exbibyte() {
     let env = Env::new();
-    let mut image = Image::new(&domain_xml("disk.img", "raw", "")).chunked_file("disk.img", &[1; 100], 100);
+    let mut image =
+        Image::new(&domain_xml("disk.img", "raw", "")).chunked_file("disk.img", &[1; 100], 100);
     image.last().annotate(LENGTH, &(1u64 << 60).to_string());
     image.last().annotate(FILE_SIZE, &(1u64 << 60).to_string());
     env.assert_refused(&image, &["disk.img", "1152921504606846976"]);
@@ -170,7 +187,16 @@ fn hostile_chunk_blob_claims_another_size() {
 #[test]
 fn hostile_path_traversal_in_file_titles() {
     let env = Env::new();
-    for name in ["../x", "../../etc/x", "a/b", ".hidden", "/etc/x", "x\0y", "x\ny", ""] {
+    for name in [
+        "../x",
+        "../../etc/x",
+        "a/b",
+        ".hidden",
+        "/etc/x",
+        "x\0y",
+        "x\ny",
+        "",
+    ] {
         let mut image = Image::ordinary();
         for layer in &mut image.layers[1..] {
             layer.annotate(TITLE, name);
@@ -210,7 +236,10 @@ fn hostile_domain_with_hostdev() {
 fn hostile_domain_with_absolute_disk_source() {
     let env = Env::new();
     let mut image = Image::ordinary();
-    image.layers[0] = Layer::new(hostile_support::DOMAIN_TYPE, domain_xml("/dev/sda", "raw", "").into_bytes());
+    image.layers[0] = Layer::new(
+        hostile_support::DOMAIN_TYPE,
+        domain_xml("/dev/sda", "raw", "").into_bytes(),
+    );
     env.assert_refused(&image, &["/domain/devices/disk", "/dev/sda"]);
 }
 
@@ -220,14 +249,24 @@ fn hostile_domain_with_serial_to_a_host_file_is_neutralised() {
     // state): a character device writing to a host file becomes a pty, so nothing is written.
     let env = Env::new();
     let target = env.dir.path().join("x");
-    let serial = format!("<serial type='file'><source path='{}'/><target port='0'/></serial>", target.display());
+    let serial = format!(
+        "<serial type='file'><source path='{}'/><target port='0'/></serial>",
+        target.display()
+    );
     hostile_domain(&serial).write(&env.ocidir);
     let name = sardine_testbed::unique_name("hostile-serial");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
     let output = env.import(&name, &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let defined = dumpxml(&name);
-    assert!(!defined.contains(&target.display().to_string()), "{defined}");
+    assert!(
+        !defined.contains(&target.display().to_string()),
+        "{defined}"
+    );
     assert!(defined.contains("<serial type='pty'>"), "{defined}");
     drop(guard);
     assert!(!target.exists());
@@ -239,14 +278,21 @@ fn dumpxml(name: &str) -> String {
         .args(["-c", &sardine_testbed::libvirt_uri(), "dumpxml", name])
         .output()
         .unwrap();
-    assert!(output.status.success(), "virsh dumpxml {name}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "virsh dumpxml {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The ordinary image with `devices` added to its domain's `<devices>`.
 fn hostile_domain(devices: &str) -> Image {
     let mut image = Image::ordinary();
-    image.layers[0] = Layer::new(hostile_support::DOMAIN_TYPE, domain_xml("disk.img", "raw", devices).into_bytes());
+    image.layers[0] = Layer::new(
+        hostile_support::DOMAIN_TYPE,
+        domain_xml("disk.img", "raw", devices).into_bytes(),
+    );
     image
 }
 
@@ -260,7 +306,11 @@ fn qcow2(env: &Env, options: &[&str]) -> Vec<u8> {
         .arg("1M")
         .output()
         .unwrap();
-    assert!(output.status.success(), "qemu-img: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "qemu-img: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let bytes = fs_err::read(&path).unwrap();
     fs_err::remove_file(&path).unwrap();
     bytes
@@ -271,7 +321,11 @@ fn hostile_qcow2_backing_file_on_the_host() {
     let env = Env::new();
     for backing in ["/etc/shadow", "/dev/sda", "../base.qcow2"] {
         let bytes = qcow2(&env, &["-u", "-F", "raw", "-b", backing]);
-        let image = Image::new(&domain_xml("disk.qcow2", "qcow2", "")).chunked_file("disk.qcow2", &bytes, 65536);
+        let image = Image::new(&domain_xml("disk.qcow2", "qcow2", "")).chunked_file(
+            "disk.qcow2",
+            &bytes,
+            65536,
+        );
         env.assert_refused(&image, &["disk.qcow2", backing, "backing file"]);
     }
 }
@@ -283,7 +337,11 @@ fn hostile_qcow2_external_data_file() {
     let option = format!("data_file={},data_file_raw=on", data.display());
     let bytes = qcow2(&env, &["-o", &option]);
     fs_err::remove_file(&data).unwrap();
-    let image = Image::new(&domain_xml("disk.qcow2", "qcow2", "")).chunked_file("disk.qcow2", &bytes, 65536);
+    let image = Image::new(&domain_xml("disk.qcow2", "qcow2", "")).chunked_file(
+        "disk.qcow2",
+        &bytes,
+        65536,
+    );
     env.assert_refused(&image, &["disk.qcow2", "external data file"]);
 }
 
@@ -293,9 +351,14 @@ fn hostile_unsafe_xml_is_defined_unchanged_with_allow_unsafe_xml() {
     // as it is, with a warning. (Only defined, never started.)
     let env = Env::new();
     let log = env.dir.path().join("serial.log");
-    let serial = format!("<serial type='file'><source path='{}'/><target port='0'/></serial>", log.display());
-    let xml = domain_xml("disk.img", "raw", &serial)
-        .replace("</domain>", "<qemu:commandline><qemu:arg value='-no-reboot'/></qemu:commandline></domain>");
+    let serial = format!(
+        "<serial type='file'><source path='{}'/><target port='0'/></serial>",
+        log.display()
+    );
+    let xml = domain_xml("disk.img", "raw", &serial).replace(
+        "</domain>",
+        "<qemu:commandline><qemu:arg value='-no-reboot'/></qemu:commandline></domain>",
+    );
     let mut image = Image::ordinary();
     image.layers[0] = Layer::new(hostile_support::DOMAIN_TYPE, xml.into_bytes());
     image.write(&env.ocidir);
@@ -309,10 +372,19 @@ fn hostile_unsafe_xml_is_defined_unchanged_with_allow_unsafe_xml() {
     let output = env.import(&name, &["--allow-unsafe-xml"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("--allow-unsafe-xml"), "no warning: {stderr}");
+    assert!(
+        stderr.contains("--allow-unsafe-xml"),
+        "no warning: {stderr}"
+    );
     assert!(guard.exists());
     let defined = dumpxml(&name);
-    assert!(defined.contains(&format!("<source path='{}'/>", log.display())), "{defined}");
-    assert!(defined.contains("<qemu:arg value='-no-reboot'/>"), "{defined}");
+    assert!(
+        defined.contains(&format!("<source path='{}'/>", log.display())),
+        "{defined}"
+    );
+    assert!(
+        defined.contains("<qemu:arg value='-no-reboot'/>"),
+        "{defined}"
+    );
     assert!(!log.exists());
 }

@@ -119,7 +119,13 @@ pub struct Layer {
 
 impl Layer {
     pub fn new(media_type: &str, blob: Vec<u8>) -> Layer {
-        Layer { media_type: media_type.to_owned(), blob, annotations: Vec::new(), claimed_size: None, present: true }
+        Layer {
+            media_type: media_type.to_owned(),
+            blob,
+            annotations: Vec::new(),
+            claimed_size: None,
+            present: true,
+        }
     }
 
     /// Sets (or replaces) an annotation.
@@ -139,8 +145,11 @@ impl Layer {
             "size": self.claimed_size.unwrap_or(self.blob.len() as u64),
         });
         if !self.annotations.is_empty() {
-            let map: serde_json::Map<String, Value> =
-                self.annotations.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let map: serde_json::Map<String, Value> = self
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             descriptor["annotations"] = Value::Object(map);
         }
         descriptor
@@ -166,19 +175,28 @@ pub struct Written {
 impl Written {
     /// The file of blob `digest`.
     pub fn blob(&self, digest: &str) -> PathBuf {
-        self.dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+        self.dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
     }
 }
 
 impl Image {
     /// An image with only the domain XML layer.
     pub fn new(domain_xml: &str) -> Image {
-        Image { layers: vec![Layer::new(DOMAIN_TYPE, domain_xml.as_bytes().to_vec())], index_media_type: MANIFEST_TYPE.into() }
+        Image {
+            layers: vec![Layer::new(DOMAIN_TYPE, domain_xml.as_bytes().to_vec())],
+            index_media_type: MANIFEST_TYPE.into(),
+        }
     }
 
     /// A safe image: the domain of [`domain_xml`] and a raw disk `disk.img` of 3 chunks.
     pub fn ordinary() -> Image {
-        Image::new(&domain_xml("disk.img", "raw", "")).chunked_file("disk.img", &Noise::new(7).bytes(10_000), 4096)
+        Image::new(&domain_xml("disk.img", "raw", "")).chunked_file(
+            "disk.img",
+            &Noise::new(7).bytes(10_000),
+            4096,
+        )
     }
 
     /// Adds a file in the default format: zstd chunks of `chunk_size` bytes.
@@ -199,7 +217,9 @@ impl Image {
 
     /// Adds a file in sardinecake 0.4.2's format: one gzip member (with FNAME `fname`), one layer.
     pub fn legacy_file(mut self, fname: &str, content: &[u8]) -> Image {
-        let mut encoder = flate2::GzBuilder::new().filename(fname.as_bytes()).write(Vec::new(), flate2::Compression::fast());
+        let mut encoder = flate2::GzBuilder::new()
+            .filename(fname.as_bytes())
+            .write(Vec::new(), flate2::Compression::fast());
         encoder.write_all(content).unwrap_or_else(|e| panic!("{e}"));
         let gzip = encoder.finish().unwrap_or_else(|e| panic!("{e}"));
         self.layers.push(Layer::new(LEGACY_RAW_TYPE, gzip));
@@ -231,7 +251,9 @@ impl Image {
 
     /// Writes the image as `REPO:TAG` into the store at `ocidir`.
     pub fn write(&self, ocidir: &Path) -> Written {
-        self.write_edited(ocidir, |manifest| serde_json::to_vec_pretty(&manifest).unwrap_or_else(|e| panic!("{e}")))
+        self.write_edited(ocidir, |manifest| {
+            serde_json::to_vec_pretty(&manifest).unwrap_or_else(|e| panic!("{e}"))
+        })
     }
 
     /// Writes the image with the manifest bytes that `edit` makes of the manifest.
@@ -241,7 +263,8 @@ impl Image {
         fs_err::create_dir_all(&blobs).unwrap_or_else(|e| panic!("{e}"));
         let put = |data: &[u8]| {
             let digest = sha256(data);
-            fs_err::write(blobs.join(digest.trim_start_matches("sha256:")), data).unwrap_or_else(|e| panic!("{e}"));
+            fs_err::write(blobs.join(digest.trim_start_matches("sha256:")), data)
+                .unwrap_or_else(|e| panic!("{e}"));
             digest
         };
         for layer in self.layers.iter().filter(|l| l.present) {
@@ -259,10 +282,20 @@ impl Image {
                 "annotations": {"org.opencontainers.image.ref.name": TAG},
             }],
         });
-        fs_err::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}"));
-        fs_err::write(dir.join("oci-layout"), br#"{"imageLayoutVersion": "1.0.0"}"#).unwrap_or_else(|e| panic!("{e}"));
-        Written { dir, manifest_digest }
+        fs_err::write(
+            dir.join("index.json"),
+            serde_json::to_vec(&index).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        fs_err::write(
+            dir.join("oci-layout"),
+            br#"{"imageLayoutVersion": "1.0.0"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Written {
+            dir,
+            manifest_digest,
+        }
     }
 }
 
@@ -286,13 +319,19 @@ impl Env {
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
         use std::os::unix::fs::PermissionsExt as _;
         // QEMU (another user) must reach the VM files below it.
-        fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+        fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
         let ocidir = dir.path().join("oci");
         let vmdir = dir.path().join("vms");
         let canary = dir.path().join("canary.txt");
         fs_err::create_dir_all(&vmdir).unwrap_or_else(|e| panic!("{e}"));
         fs_err::write(&canary, CANARY_TEXT).unwrap_or_else(|e| panic!("{e}"));
-        Env { dir, ocidir, vmdir, canary }
+        Env {
+            dir,
+            ocidir,
+            vmdir,
+            canary,
+        }
     }
 
     /// sarde with `args`, this test's store, the test bed's libvirt and no configuration files.
@@ -311,7 +350,9 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap_or_else(|e| panic!("cannot run sarde: {e}"))
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run sarde: {e}"))
     }
 
     /// `sarde import IMAGE --name NAME -o VMDIR` plus `extra`.
@@ -348,31 +389,52 @@ impl Env {
         assert!(!output.status.success(), "the import succeeded:\n{stderr}");
         let lower = stderr.to_lowercase();
         for fragment in expected {
-            assert!(lower.contains(&fragment.to_lowercase()), "the error does not mention {fragment:?}:\n{stderr}");
+            assert!(
+                lower.contains(&fragment.to_lowercase()),
+                "the error does not mention {fragment:?}:\n{stderr}"
+            );
         }
-        assert!(!guard.exists(), "{name} was defined although the import failed");
+        assert!(
+            !guard.exists(),
+            "{name} was defined although the import failed"
+        );
         // Other tests define domains at the same time: only this import's name, or the name in
         // the image's XML, would be ours.
-        let new_domains: Vec<String> =
-            domains().difference(&domains_before).filter(|d| d.contains(&name) || *d == "hostile").cloned().collect();
+        let new_domains: Vec<String> = domains()
+            .difference(&domains_before)
+            .filter(|d| d.contains(&name) || *d == "hostile")
+            .cloned()
+            .collect();
         assert!(new_domains.is_empty(), "domains appeared: {new_domains:?}");
         let lock = PathBuf::from("vms").join(format!(".{name}.lock"));
         let after = self.snapshot();
         let appeared: Vec<&PathBuf> = after.difference(&before).filter(|p| **p != lock).collect();
-        assert!(appeared.is_empty(), "files appeared outside the store: {appeared:?}\n{stderr}");
-        assert_eq!(fs_err::read_to_string(&self.canary).unwrap_or_default(), CANARY_TEXT);
+        assert!(
+            appeared.is_empty(),
+            "files appeared outside the store: {appeared:?}\n{stderr}"
+        );
+        assert_eq!(
+            fs_err::read_to_string(&self.canary).unwrap_or_default(),
+            CANARY_TEXT
+        );
         stderr
     }
 }
 
 fn walk(root: &Path, dir: &Path, skip: &Path, paths: &mut BTreeSet<PathBuf>) {
-    let Ok(entries) = fs_err::read_dir(dir) else { return };
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path == skip {
             continue;
         }
-        paths.insert(path.strip_prefix(root).map(Path::to_path_buf).unwrap_or_else(|_| path.clone()));
+        paths.insert(
+            path.strip_prefix(root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| path.clone()),
+        );
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             walk(root, &path, skip, paths);
         }
@@ -382,9 +444,24 @@ fn walk(root: &Path, dir: &Path, skip: &Path, paths: &mut BTreeSet<PathBuf>) {
 /// The names of all defined domains.
 pub fn domains() -> BTreeSet<String> {
     let output = sardine_testbed::netns_command("virsh")
-        .args(["-c", &sardine_testbed::libvirt_uri(), "list", "--all", "--name"])
+        .args([
+            "-c",
+            &sardine_testbed::libvirt_uri(),
+            "list",
+            "--all",
+            "--name",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("cannot run virsh: {e}"));
-    assert!(output.status.success(), "virsh list: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    assert!(
+        output.status.success(),
+        "virsh list: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
