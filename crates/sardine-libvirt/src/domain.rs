@@ -634,6 +634,19 @@ impl DomainXml {
     /// is a plain file name (no directory: a file of the image) stays. Disk and boot file paths
     /// are left for the caller to rewrite. Anonymising twice changes nothing more.
     pub fn anonymize(&mut self) {
+        self.anonymize_with(true);
+    }
+
+    /// What import does to an image's XML before the security policy judges it: removes the
+    /// exporting host's identity and live-only state (UUID, `id`, seclabels, emulator path, pty
+    /// paths, tap names, firmware paths), like [`DomainXml::anonymize`], but leaves character
+    /// devices that reach host files, sockets or pipes as they are, so that the policy refuses
+    /// them by name instead of them silently becoming ptys.
+    pub fn strip_host_state(&mut self) {
+        self.anonymize_with(false);
+    }
+
+    fn anonymize_with(&mut self, neutralize_host_devices: bool) {
         remove_children(&mut self.root, "uuid");
         remove_attr(&mut self.root, "id");
         remove_children(&mut self.root, "resource");
@@ -670,7 +683,7 @@ impl DomainXml {
         }
         for kind in CHARACTER_DEVICES {
             for device in children_mut(devices, kind) {
-                anonymize_character_device(device, kind == "channel");
+                anonymize_character_device(device, kind == "channel", neutralize_host_devices);
             }
         }
         for graphics in children_mut(devices, "graphics") {
@@ -721,10 +734,14 @@ fn is_plain_file_name(path: &str) -> bool {
     !path.is_empty() && !path.contains('/') && !path.starts_with('.')
 }
 
-fn anonymize_character_device(device: &mut Element, is_channel: bool) {
-    remove_children(device, "log");
+fn anonymize_character_device(device: &mut Element, is_channel: bool, neutralize: bool) {
     remove_attr(device, "tty");
     let kind = attr(device, "type").unwrap_or("pty").to_owned();
+    if !neutralize && kind != "pty" && !(kind == "unix" && is_channel) {
+        // Left for the security policy to judge (and refuse, if it reaches the host).
+        return;
+    }
+    remove_children(device, "log");
     if kind == "unix" && is_channel {
         for source in children_mut(device, "source") {
             remove_attr(source, "path");

@@ -181,11 +181,11 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     check_vm_name(&name)?;
     let mut domain = DomainXml::parse(&image.domain_xml()?)?;
     // Images written by sardinecake 0.4.2 carry the exporting host's live state (emulator
-    // path, seclabels, pty and log paths, tap names, ...). Anonymising only removes such state
-    // (or turns host-facing character devices into ptys); what it leaves is checked below.
+    // path, seclabels, pty paths, tap names, ...): that is removed; character devices that
+    // reach the host are left for the policy below to refuse by name.
     // --allow-unsafe-xml promises the trusted image's definition unchanged, so it skips this.
     if !options.allow_unsafe_xml {
-        domain.anonymize();
+        domain.strip_host_state();
     }
     let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
     if !has_legacy_files {

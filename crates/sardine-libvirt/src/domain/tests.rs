@@ -528,3 +528,21 @@ fn all_disk_files_follow_backing_stores_and_driver_type_is_set() {
     assert_eq!(domain.disks()[0].driver_type.as_deref(), Some("qcow2"));
     assert!(!domain.set_disk_driver_type(5, "qcow2"));
 }
+
+#[test]
+fn strip_host_state_leaves_host_facing_devices_for_the_policy() {
+    let mut domain = DomainXml::parse(
+        "<domain type='qemu'><name>a</name><uuid>8a6ef7b6-0cbb-4a5e-9b5f-1f0d1c3f2e11</uuid>\
+         <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>\
+         <serial type='file'><source path='/tmp/x'/><target port='0'/></serial>\
+         <console type='pty' tty='/dev/pts/3'><source path='/dev/pts/3'/><target type='serial' port='0'/></console>\
+         </devices></domain>",
+    )
+    .unwrap();
+    domain.strip_host_state();
+    let xml = domain.to_xml().unwrap();
+    assert!(xml.contains("/tmp/x"), "a host file device must stay for the policy to refuse: {xml}");
+    assert!(!xml.contains("/dev/pts/3") && !xml.contains("uuid") && !xml.contains("emulator"), "{xml}");
+    domain.anonymize();
+    assert!(!domain.to_xml().unwrap().contains("/tmp/x"));
+}
