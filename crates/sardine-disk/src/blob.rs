@@ -16,7 +16,8 @@ pub(crate) fn store_bytes(sink: &dyn BlobSink, bytes: &[u8]) -> Result<StoredBlo
     let size = bytes.len() as u64;
     if !sink.contains(&digest) {
         let mut writer = TempBlob::new(sink)?;
-        writer.write(bytes)?;
+        // The digest is known already: hashing the bytes a second time would cost ~10% of packing.
+        writer.write_unhashed(bytes)?;
         writer.commit(&digest)?;
     }
     Ok((digest, size))
@@ -53,6 +54,12 @@ impl<'a> TempBlob<'a> {
     /// Appends bytes.
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), DiskError> {
         self.hasher.update(bytes);
+        self.write_unhashed(bytes)
+    }
+
+    /// Appends bytes without hashing them, for a blob that is committed under a digest the caller
+    /// computed (never [`TempBlob::finish`]ed).
+    fn write_unhashed(&mut self, bytes: &[u8]) -> Result<(), DiskError> {
         self.size += bytes.len() as u64;
         self.file
             .write_all(bytes)

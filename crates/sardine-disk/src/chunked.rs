@@ -601,6 +601,9 @@ impl UnpackJob<'_> {
         if done != chunk.length {
             return Err(self.length_error(chunk, done));
         }
+        if written > 0 {
+            sparse::start_writeback(self.file.file(), chunk.offset, chunk.length);
+        }
         Ok((digest::format(hasher), written == 0))
     }
 

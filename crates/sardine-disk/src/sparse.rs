@@ -88,6 +88,20 @@ pub fn write_sparse_at<F: FileExt>(file: &F, offset: u64, buf: &[u8]) -> io::Res
     Ok(written)
 }
 
+/// Asks the kernel to start writing `[offset, offset + len)` of `file` back to disk, without waiting.
+///
+/// Unpacking calls it after every chunk, so the disk writes while the next chunks decompress and the
+/// final fsync has little left to do. Only a hint: errors are ignored (the fsync reports real ones).
+pub fn start_writeback<F: AsRawFd>(file: &F, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range on a valid, borrowed file descriptor has no memory-safety requirements.
+    let _ignored = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
 /// Copies `src` to a new file `dst` (which must not exist), keeping holes: only the data segments of
 /// `src` are read, and zero blocks within them are not written. Returns the bytes written.
 pub fn copy_sparse(src: &Path, dst: &Path) -> io::Result<u64> {
