@@ -120,7 +120,15 @@ fn spawn(dir: &Path, port: u16, auth: &RegistryAuth) -> anyhow::Result<Child> {
     let config_path = dir.join("config.yml");
     fs_err::write(&config_path, config)?;
     let log = std::fs::File::create(dir.join("registry.log"))?;
-    Command::new("docker-registry")
+    let mut command = Command::new("docker-registry");
+    // distribution reads every REGISTRY_* variable as a setting (REGISTRY_AUTH_FILE would
+    // become auth.file): the registry gets none of ours.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("REGISTRY_") {
+            command.env_remove(key);
+        }
+    }
+    command
         .arg("serve")
         .arg(&config_path)
         .stdin(Stdio::null())
