@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::layout::{Repo, Store, StoreError};
 use crate::lock::{self, LockGuard};
@@ -228,7 +228,7 @@ pub async fn fetch_image(
         skipped: results.len() - downloaded.len(),
         bytes: downloaded.iter().sum(),
     };
-    info!(%image, local = %local, ?report, "fetched");
+    debug!(%image, local = %local, ?report, "fetched");
     Ok(report)
 }
 
@@ -348,7 +348,7 @@ pub async fn push_image(
             }
         }
     }
-    info!(%image, local = %local, ?report, "pushed");
+    debug!(%image, local = %local, ?report, "pushed");
     Ok(report)
 }
 
