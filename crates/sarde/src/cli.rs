@@ -219,8 +219,8 @@ pub enum Command {
 /// Options for connecting to registries.
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
-    /// How many blobs to transfer at the same time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many blobs to transfer at the same time (8 was fastest here: docs/performance.md).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
     /// Allow plain HTTP and unverified TLS certificates for the registry (for test registries
