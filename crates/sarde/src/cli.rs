@@ -757,7 +757,7 @@ mod tests {
         };
         assert_eq!(push.target, ["a", "b"]);
         assert_eq!(push.chunk_size, Some(4 << 20));
-        assert_eq!(push.registry.concurrency, 4);
+        assert_eq!(push.registry.concurrency, 8);
         Ok(())
     }
 

@@ -126,8 +126,16 @@ pub fn prune(options: &PruneOptions<'_>) -> Result<PruneReport, ImageError> {
         .filter(|(i, _)| !plan.remove.contains(i))
         .map(|(_, unit)| unit.id.as_str())
         .collect();
+    // Only VMs of images this prune removes from this store: other stores' VMs (other users,
+    // other tests) share the libvirt host, and their images are not ours to judge.
+    let removed_ids: HashSet<&str> = plan
+        .remove
+        .iter()
+        .map(|&i| units[i].id.as_str())
+        .filter(|id| !remaining_ids.contains(id))
+        .collect();
     let vms_removed =
-        if selective { remove_base_vms(&vms, &remaining_ids, options)? } else { Vec::new() };
+        if selective { remove_base_vms(&vms, &removed_ids, options)? } else { Vec::new() };
     let leftovers = remove_leftovers(&vms, options.dry_run)?;
     if !options.dry_run && !images.is_empty() {
         let collected = sardine_oci::layout::gc(store, false)?;
@@ -270,8 +278,8 @@ fn remove_images(store: &Store, units: &[Unit], plan: &Plan, dry_run: bool) -> R
     Ok(removed)
 }
 
-/// Imported base VMs that are shut off, serve no clone and whose image is gone.
-fn remove_base_vms(vms: &[VmEntry], remaining_ids: &HashSet<&str>, options: &PruneOptions<'_>) -> Result<Vec<PrunedVm>, ImageError> {
+/// Imported base VMs that are shut off, serve no clone and whose image this prune removed.
+fn remove_base_vms(vms: &[VmEntry], removed_ids: &HashSet<&str>, options: &PruneOptions<'_>) -> Result<Vec<PrunedVm>, ImageError> {
     let bases: HashSet<&str> = vms.iter().filter_map(|vm| vm.base.as_deref()).collect();
     let mut removed = Vec::new();
     for vm in vms {
@@ -279,7 +287,7 @@ fn remove_base_vms(vms: &[VmEntry], remaining_ids: &HashSet<&str>, options: &Pru
             && vm.state == "stopped"
             && !vm.transient
             && !bases.contains(vm.name.as_str())
-            && !remaining_ids.contains(vm.image_id.as_str());
+            && removed_ids.contains(vm.image_id.as_str());
         if !removable {
             continue;
         }
