@@ -92,7 +92,6 @@ mod tests {
     use super::*;
     use crate::test_support::vars;
 
-
     #[test]
     fn numeric_ids_are_kept() {
         assert_eq!(vm_name("123456"), "gitlab-123456");

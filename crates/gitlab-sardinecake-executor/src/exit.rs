@@ -83,7 +83,6 @@ mod tests {
     use super::*;
     use crate::test_support::vars;
 
-
     #[test]
     fn defaults_when_unset() {
         let (codes, warnings) = ExitCodes::from_env(vars(&[]));

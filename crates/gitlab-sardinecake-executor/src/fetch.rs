@@ -6,14 +6,16 @@
 //! into one unlocked `index.json` (W6).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use sardine_oci::credentials;
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
-use sardine_oci::transfer::{self, TransferOptions};
+use sardine_oci::transfer::{self, MakeRoom, TransferOptions};
 use sardine_vm::import::LocalImage;
+use sardine_vm::prune::AutoPrune;
 
 use crate::env::JobEnv;
 use crate::logging::Step;
@@ -50,7 +52,16 @@ pub async fn ensure_image(
         reference,
         &store,
         reference,
-        &TransferOptions::default(),
+        &TransferOptions {
+            make_room: settings.auto_prune.map(|keep_free| {
+                Arc::new(AutoPrune {
+                    store: store.clone(),
+                    connect: settings.connect.clone(),
+                    keep_free,
+                }) as Arc<dyn MakeRoom>
+            }),
+            ..TransferOptions::default()
+        },
     )
     .await
     .with_context(|| format!("cannot fetch {reference} into {}", store.root().display()))?;

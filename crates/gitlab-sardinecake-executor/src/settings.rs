@@ -30,7 +30,10 @@ pub const DEFAULT_CLONEDIR: &str = "/var/lib/sardinecake/clones";
 
 /// Every key the executor reads; others get a warning (a typo in `allowed-images` must not go
 /// unnoticed). `omit-backingstore` and `verbosity` were accepted and ignored by 0.4.2.
-const KNOWN_KEYS: [&str; 21] = [
+/// Space automatic pruning keeps free on top of what a fetch or an import needs.
+const DEFAULT_KEEP_FREE: u64 = 1 << 30;
+
+const KNOWN_KEYS: [&str; 23] = [
     "connect",
     "username",
     "password",
@@ -49,6 +52,8 @@ const KNOWN_KEYS: [&str; 21] = [
     "cpus",
     "insecure-registries",
     "ssh-port",
+    "auto-prune",
+    "keep-free",
     "no-run",
     "omit-backingstore",
     "verbosity",
@@ -137,6 +142,9 @@ pub struct Settings {
     pub insecure_registries: Vec<String>,
     /// SSH port in the guest (`None`: the image's, else 22).
     pub ssh_port: Option<u16>,
+    /// With `auto-prune = yes`: the space to keep free on top of what a fetch or an import
+    /// needs, pruning least recently used images when it is short (`keep-free`, 1 GiB).
+    pub auto_prune: Option<u64>,
     /// Warnings found while resolving (unknown keys), for the log.
     pub warnings: Vec<String>,
 }
@@ -292,9 +300,22 @@ pub fn resolve(
         ssh_port: lookup.parsed("ssh-port", "a TCP port from 1 to 65535", |v| {
             v.parse().ok().filter(|p| *p > 0)
         })?,
+        auto_prune: auto_prune(config, lookup.section)?,
         warnings: unknown_keys(config, lookup.section),
         section,
     })
+}
+
+/// The space to keep free when `auto-prune` is on (`keep-free`, default 1 GiB).
+fn auto_prune(config: &Config, section: &str) -> anyhow::Result<Option<u64>> {
+    if !config.get_bool(section, "auto-prune")?.unwrap_or(false) {
+        return Ok(None);
+    }
+    Ok(Some(
+        config
+            .get_size(section, "keep-free")?
+            .unwrap_or(DEFAULT_KEEP_FREE),
+    ))
 }
 
 /// The `image` key written in `section` itself: `[DEFAULT]`'s image is only for jobs without

@@ -243,6 +243,33 @@ pub struct FetchOptions {
     pub arch: Option<String>,
 }
 
+/// Automatic pruning when a fetch or an import lacks space.
+#[derive(Debug, Clone, Args)]
+pub struct AutoPruneArgs {
+    /// When the file system lacks the space this needs (plus --keep-free), first remove least
+    /// recently used images that a registry has, with the base VMs only they needed, as `sarde
+    /// prune` would. Never removes the image at hand, images clones need, or images only
+    /// exported here. Usually set once in a configuration file: `auto-prune = yes`.
+    #[arg(long, conflicts_with = "no_auto_prune")]
+    pub auto_prune: bool,
+
+    /// Do not prune automatically, whatever the configuration says.
+    #[arg(long)]
+    pub no_auto_prune: bool,
+
+    /// Space automatic pruning leaves free on top of what the operation needs (room for the
+    /// clones' overlays).
+    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size, default_value = "1GiB")]
+    pub keep_free: u64,
+}
+
+impl AutoPruneArgs {
+    /// The space to keep free when automatic pruning is on.
+    pub fn keep_free_if_on(&self) -> Option<u64> {
+        (self.auto_prune && !self.no_auto_prune).then_some(self.keep_free)
+    }
+}
+
 /// Where the files of imported or cloned VMs go.
 #[derive(Debug, Clone, Args)]
 pub struct VmdirArg {
@@ -364,6 +391,9 @@ pub struct FetchArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub auto_prune: AutoPruneArgs,
 }
 
 /// Arguments of `sarde push`.
@@ -402,6 +432,9 @@ pub struct PullArgs {
 
     #[command(flatten)]
     pub import: ImportOptions,
+
+    #[command(flatten)]
+    pub auto_prune: AutoPruneArgs,
 }
 
 /// How the files of a VM are stored in an image.
@@ -483,6 +516,9 @@ pub struct ImportArgs {
 
     #[command(flatten)]
     pub raw: RawArg,
+
+    #[command(flatten)]
+    pub auto_prune: AutoPruneArgs,
 }
 
 /// Output formats of commands that print data.

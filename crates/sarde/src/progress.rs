@@ -18,14 +18,21 @@ impl Reporter {
     /// A bar on stderr, hidden when stderr is not a terminal or when `quiet`.
     pub fn new(quiet: bool) -> Reporter {
         let visible = !quiet && std::io::stderr().is_terminal();
-        let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         let bar = ProgressBar::with_draw_target(None, target);
         let style = ProgressStyle::with_template(
             "{msg:30!} {bar:30} {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec:>12} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
-        Reporter { bar, blobs: Mutex::default() }
+        Reporter {
+            bar,
+            blobs: Mutex::default(),
+        }
     }
 }
 
@@ -58,7 +65,11 @@ impl sardine_oci::transfer::TransferProgress for Reporter {
     }
 
     fn finish_blob(&self, digest: &str, skipped: bool) {
-        let size = self.blobs.lock().ok().and_then(|mut blobs| blobs.remove(digest));
+        let size = self
+            .blobs
+            .lock()
+            .ok()
+            .and_then(|mut blobs| blobs.remove(digest));
         if let (true, Some(size)) = (skipped, size) {
             // Nothing had to move: it does not count towards the bytes to transfer.
             let length = self.bar.length().unwrap_or(0);

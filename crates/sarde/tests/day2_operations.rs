@@ -17,7 +17,11 @@ use serde_json::{Value, json};
 const DAY: Duration = Duration::from_secs(86_400);
 
 fn test_vm(label: &str) -> TestVm {
-    TestVm::create(&VmOptions { label: label.into(), ..VmOptions::default() }).unwrap()
+    TestVm::create(&VmOptions {
+        label: label.into(),
+        ..VmOptions::default()
+    })
+    .unwrap()
 }
 
 /// A sardine config with the tiny guest's credentials, so `sarde ssh` can log in.
@@ -31,7 +35,8 @@ fn guest_config(work: &Workdir) -> PathBuf {
 
 fn json_of(work: &Workdir, args: &[&str]) -> Value {
     let text = work.ok(args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("sarde {args:?} printed no JSON ({e}):\n{text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("sarde {args:?} printed no JSON ({e}):\n{text}"))
 }
 
 /// Every blob digest an image references (manifest, config, layers).
@@ -50,11 +55,15 @@ fn image_blobs(ocidir: &Path, reference: &str) -> BTreeSet<String> {
 fn blob_files(ocidir: &Path, repo: &str) -> BTreeSet<String> {
     let list = |dir: PathBuf, prefix: &str| -> Vec<String> {
         match fs_err::read_dir(dir) {
-            Ok(entries) => entries.map(|e| format!("{prefix}:{}", e.unwrap().file_name().to_string_lossy())).collect(),
+            Ok(entries) => entries
+                .map(|e| format!("{prefix}:{}", e.unwrap().file_name().to_string_lossy()))
+                .collect(),
             Err(_) => Vec::new(),
         }
     };
-    let mut files: BTreeSet<String> = list(ocidir.join(repo).join("blobs/sha256"), "repo").into_iter().collect();
+    let mut files: BTreeSet<String> = list(ocidir.join(repo).join("blobs/sha256"), "repo")
+        .into_iter()
+        .collect();
     files.extend(list(ocidir.join(".sardine/blobs/sha256"), "pool"));
     files
 }
@@ -64,8 +73,13 @@ fn set_last_use(ocidir: &Path, reference: &str, days: u32) {
     let reference = Reference::parse(reference).unwrap();
     let repo = Store::new(ocidir).repo(reference.name()).unwrap();
     let digest = repo.resolve(reference.tag(), None).unwrap().digest;
-    let marker = ocidir.join(".sardine/used").join(digest.trim_start_matches("sha256:"));
-    let file = fs_err::OpenOptions::new().append(true).open(&marker).unwrap();
+    let marker = ocidir
+        .join(".sardine/used")
+        .join(digest.trim_start_matches("sha256:"));
+    let file = fs_err::OpenOptions::new()
+        .append(true)
+        .open(&marker)
+        .unwrap();
     file.set_modified(SystemTime::now() - DAY * days).unwrap();
 }
 
@@ -75,7 +89,13 @@ fn listed_images(work: &Workdir) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| format!("{}:{}", e["name"].as_str().unwrap(), e["tag"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["name"].as_str().unwrap(),
+                e["tag"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     names.sort();
     names
@@ -83,12 +103,22 @@ fn listed_images(work: &Workdir) -> Vec<String> {
 
 fn image_size(work: &Workdir, name: &str) -> u64 {
     let listed = json_of(work, &["list", "--format", "json"]);
-    let entry = listed.as_array().unwrap().iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{name} not listed: {listed}"));
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed: {listed}"));
     entry["size"].as_u64().unwrap()
 }
 
 fn removed_images(report: &Value) -> Vec<String> {
-    report["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_owned()).collect()
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -96,12 +126,23 @@ fn day2_gc_removes_exactly_the_unreferenced_blobs() {
     let work = Workdir::new("gc");
     let vm = test_vm("gc");
     let config = guest_config(&work);
-    work.ok(&["export", vm.name(), "gc/tiny:1", "--chunksize", "1MiB", "--vmconfig", config.to_str().unwrap()]);
+    work.ok(&[
+        "export",
+        vm.name(),
+        "gc/tiny:1",
+        "--chunksize",
+        "1MiB",
+        "--vmconfig",
+        config.to_str().unwrap(),
+    ]);
     work.ok(&["export", vm.name(), "gc/tiny:2", "--chunksize", "2MiB"]);
     let first = image_blobs(&work.ocidir(), "gc/tiny:1");
     let second = image_blobs(&work.ocidir(), "gc/tiny:2");
     let unreferenced: BTreeSet<&String> = first.difference(&second).collect();
-    assert!(unreferenced.len() > 3, "the images should differ in their chunks: {unreferenced:?}");
+    assert!(
+        unreferenced.len() > 3,
+        "the images should differ in their chunks: {unreferenced:?}"
+    );
     work.ok(&["rm", "--image", "gc/tiny:1"]);
 
     let before = blob_files(&work.ocidir(), "gc/tiny");
@@ -110,12 +151,27 @@ fn day2_gc_removes_exactly_the_unreferenced_blobs() {
         .filter(|f| !unreferenced.iter().any(|d| f.ends_with(&d[7..])))
         .cloned()
         .collect();
-    assert_eq!(before.len() - expected.len(), 2 * unreferenced.len(), "one repository link and one pool file per blob");
+    assert_eq!(
+        before.len() - expected.len(),
+        2 * unreferenced.len(),
+        "one repository link and one pool file per blob"
+    );
 
     let dry = json_of(&work, &["prune", "--dry-run", "--format", "json"]);
-    assert_eq!(blob_files(&work.ocidir(), "gc/tiny"), before, "a dry run removes nothing");
-    assert_eq!(dry["garbage_files"], (2 * unreferenced.len()) as u64, "{dry}");
-    assert!(dry["images"].as_array().unwrap().is_empty(), "without options prune removes no image: {dry}");
+    assert_eq!(
+        blob_files(&work.ocidir(), "gc/tiny"),
+        before,
+        "a dry run removes nothing"
+    );
+    assert_eq!(
+        dry["garbage_files"],
+        (2 * unreferenced.len()) as u64,
+        "{dry}"
+    );
+    assert!(
+        dry["images"].as_array().unwrap().is_empty(),
+        "without options prune removes no image: {dry}"
+    );
 
     let real = json_of(&work, &["prune", "--format", "json"]);
     assert_eq!(blob_files(&work.ocidir(), "gc/tiny"), expected);
@@ -136,7 +192,12 @@ fn day2_prune_with_a_space_budget_keeps_recent_images_and_what_clones_need() {
     let vmdir = work.vmdir();
     let vmdir = vmdir.to_str().unwrap();
     // Different chunk sizes give each image chunks of its own.
-    for (image, chunks) in [("base:1", "512KiB"), ("old:1", "1MiB"), ("mid:1", "2MiB"), ("new:1", "4MiB")] {
+    for (image, chunks) in [
+        ("base:1", "512KiB"),
+        ("old:1", "1MiB"),
+        ("mid:1", "2MiB"),
+        ("new:1", "4MiB"),
+    ] {
         work.ok(&["export", vm.name(), image, "--chunksize", chunks]);
     }
     drop(vm);
@@ -154,16 +215,38 @@ fn day2_prune_with_a_space_budget_keeps_recent_images_and_what_clones_need() {
     let budget = budget.to_string();
 
     let all = ["base:1", "mid:1", "new:1", "old:1"];
-    let dry = json_of(&work, &["prune", "--space-budget", &budget, "--dry-run", "--format", "json"]);
+    let dry = json_of(
+        &work,
+        &[
+            "prune",
+            "--space-budget",
+            &budget,
+            "--dry-run",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(removed_images(&dry), ["old", "mid"], "{dry}");
     assert_eq!(listed_images(&work), all, "a dry run removes nothing");
 
-    let real = json_of(&work, &["prune", "--space-budget", &budget, "--format", "json"]);
+    let real = json_of(
+        &work,
+        &["prune", "--space-budget", &budget, "--format", "json"],
+    );
     assert_eq!(removed_images(&real), ["old", "mid"]);
-    assert_eq!(real["freed"], dry["freed"], "the dry run predicted the space freed");
-    assert!(real["store_size"].as_u64().unwrap() <= budget.parse().unwrap(), "{real}");
+    assert_eq!(
+        real["freed"], dry["freed"],
+        "the dry run predicted the space freed"
+    );
+    assert!(
+        real["store_size"].as_u64().unwrap() <= budget.parse().unwrap(),
+        "{real}"
+    );
     assert_eq!(listed_images(&work), ["base:1", "new:1"]);
-    assert!(clone.exists() && base_guard.exists(), "prune removed a VM a clone needs");
+    assert!(
+        clone.exists() && base_guard.exists(),
+        "prune removed a VM a clone needs"
+    );
 
     // Even a budget of nothing keeps what the clone needs.
     let text = work.ok(&["prune", "--space-budget", "0"]);
@@ -174,7 +257,10 @@ fn day2_prune_with_a_space_budget_keeps_recent_images_and_what_clones_need() {
     // Once the clone is gone, the image goes, and with it its imported VM.
     work.ok(&["rm", "--vm", &clone_name]);
     let text = work.ok(&["prune", "--space-budget", "0"]);
-    assert!(text.contains("removed image base:1") && text.contains(&format!("removed VM {base_vm}")), "{text}");
+    assert!(
+        text.contains("removed image base:1") && text.contains(&format!("removed VM {base_vm}")),
+        "{text}"
+    );
     assert!(listed_images(&work).is_empty());
     assert!(!base_guard.exists());
     assert!(!work.vmdir().join(&base_vm).exists());
@@ -196,11 +282,20 @@ fn day2_prune_older_than_and_interrupted_imports() {
     fs_err::create_dir_all(&leftover).unwrap();
     fs_err::write(leftover.join("data.qcow2"), vec![1u8; 1 << 20]).unwrap();
     let old = SystemTime::now() - Duration::from_secs(7200);
-    fs_err::File::open(&leftover).unwrap().set_modified(old).unwrap();
+    fs_err::File::open(&leftover)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
 
     let text = work.ok(&["prune", "--older-than", "30d"]);
     assert!(text.contains("removed image stale:1"), "{text}");
-    assert!(text.contains(&format!("removed interrupted import {}", leftover.display())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "removed interrupted import {}",
+            leftover.display()
+        )),
+        "{text}"
+    );
     assert!(!text.contains("fresh"), "{text}");
     assert!(!leftover.exists());
     assert_eq!(listed_images(&work), ["fresh:1"]);
@@ -210,12 +305,18 @@ fn day2_prune_older_than_and_interrupted_imports() {
 /// Replaces what changes from run to run (digests, times, sizes, paths, unique names).
 fn normalise(value: &Value, work: &Path, names: &[(&str, &str)]) -> Value {
     match value {
-        Value::Array(items) => Value::Array(items.iter().map(|v| normalise(v, work, names)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| normalise(v, work, names)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(key, v)| {
                     let v = match (key.as_str(), v) {
-                        ("size" | "disk_usage", Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => json!("<bytes>"),
+                        ("size" | "disk_usage", Value::Number(n))
+                            if n.as_u64().is_some_and(|n| n > 0) =>
+                        {
+                            json!("<bytes>")
+                        }
                         ("last_used", Value::String(s)) if chrono_like(s) => json!("<time>"),
                         _ => normalise(v, work, names),
                     };
@@ -262,17 +363,38 @@ fn day2_list_json_snapshots() {
     let work = Workdir::new("snapshot");
     let vm = test_vm("snapshot");
     let config = guest_config(&work);
-    work.ok(&["export", vm.name(), "localhost:5000/snap/tiny:1", "--vmconfig", config.to_str().unwrap()]);
+    work.ok(&[
+        "export",
+        vm.name(),
+        "localhost:5000/snap/tiny:1",
+        "--vmconfig",
+        config.to_str().unwrap(),
+    ]);
     drop(vm);
     let vmdir = work.vmdir();
-    let base = work.ok(&["import", "localhost:5000/snap/tiny:1", "-o", vmdir.to_str().unwrap()]);
+    let base = work.ok(&[
+        "import",
+        "localhost:5000/snap/tiny:1",
+        "-o",
+        vmdir.to_str().unwrap(),
+    ]);
     let _base_guard = VmGuard::adopt(&base).unwrap();
     let clone_name = unique_name("snap-clone");
     let _clone_guard = VmGuard::adopt(&clone_name).unwrap();
-    work.ok(&["clone", "localhost:5000/snap/tiny:1", &clone_name, "-o", vmdir.to_str().unwrap()]);
+    work.ok(&[
+        "clone",
+        "localhost:5000/snap/tiny:1",
+        &clone_name,
+        "-o",
+        vmdir.to_str().unwrap(),
+    ]);
     let names = [(clone_name.as_str(), "<clone>")];
 
-    let images = normalise(&json_of(&work, &["list", "--format", "json"]), work.path(), &names);
+    let images = normalise(
+        &json_of(&work, &["list", "--format", "json"]),
+        work.path(),
+        &names,
+    );
     assert_eq!(
         images,
         json!([{
@@ -324,12 +446,21 @@ fn day2_list_json_snapshots() {
         ])
     );
     // The clone's base is exactly the imported VM, and the image ID is the base's name.
-    let clone_entry = all.as_array().unwrap().iter().find(|v| v["name"] == clone_name.as_str()).unwrap();
+    let clone_entry = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == clone_name.as_str())
+        .unwrap();
     assert_eq!(clone_entry["base"], base.as_str());
     assert_eq!(clone_entry["image_id"], base.as_str());
     let text = work.ok(&["list", "--vms"]);
     assert!(text.starts_with("NAME"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with(&clone_name) && l.contains(&base)), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&clone_name) && l.contains(&base)),
+        "{text}"
+    );
 }
 
 #[test]
@@ -337,14 +468,27 @@ fn day2_ip_and_ssh_reach_the_guest() {
     let work = Workdir::new("reach");
     let vm = test_vm("reach");
     let config = guest_config(&work);
-    work.ok(&["export", vm.name(), "reach/tiny:1", "--vmconfig", config.to_str().unwrap()]);
+    work.ok(&[
+        "export",
+        vm.name(),
+        "reach/tiny:1",
+        "--vmconfig",
+        config.to_str().unwrap(),
+    ]);
     drop(vm);
     let vmdir = work.vmdir();
     let base = work.ok(&["import", "reach/tiny:1", "-o", vmdir.to_str().unwrap()]);
     let _base_guard = VmGuard::adopt(&base).unwrap();
     let name = unique_name("reach-clone");
     let guard = VmGuard::adopt(&name).unwrap();
-    work.ok(&["clone", "reach/tiny:1", &name, "-o", vmdir.to_str().unwrap(), "--start"]);
+    work.ok(&[
+        "clone",
+        "reach/tiny:1",
+        &name,
+        "-o",
+        vmdir.to_str().unwrap(),
+        "--start",
+    ]);
 
     let printed = work.ok(&["ip", "--wait", "60", &name]);
     let lease = guard.wait_for_ip(Duration::from_secs(5)).unwrap();
@@ -353,10 +497,18 @@ fn day2_ip_and_ssh_reach_the_guest() {
     let uname = work.ok(&["ssh", &name, "--", "uname", "-a"]);
     assert!(uname.starts_with("Linux "), "{uname}");
     let direct = guard.ssh("uname -r").unwrap();
-    assert!(uname.contains(direct.stdout.trim()), "{uname} vs {direct:?}");
+    assert!(
+        uname.contains(direct.stdout.trim()),
+        "{uname} vs {direct:?}"
+    );
 
     let listed = json_of(&work, &["list", "--vms", "--format", "json"]);
-    let entry = listed.as_array().unwrap().iter().find(|v| v["name"] == name.as_str()).unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name.as_str())
+        .unwrap();
     assert_eq!(entry["state"], "running");
     let missing = work.run(&["ip", "no-such-vm-here"]);
     assert_eq!(code(&missing), 3);
@@ -365,16 +517,32 @@ fn day2_ip_and_ssh_reach_the_guest() {
 #[test]
 fn day2_completions_and_man_pages_are_generated() {
     let work = Workdir::new("generate");
-    for (shell, marker) in [("bash", "complete"), ("zsh", "#compdef sarde"), ("fish", "complete -c sarde")] {
+    for (shell, marker) in [
+        ("bash", "complete"),
+        ("zsh", "#compdef sarde"),
+        ("fish", "complete -c sarde"),
+    ] {
         let script = work.ok(&["completions", shell]);
-        assert!(script.contains(marker) && script.contains("prune"), "{shell}:\n{script}");
+        assert!(
+            script.contains(marker) && script.contains("prune"),
+            "{shell}:\n{script}"
+        );
     }
     let out = work.path().join("man");
     fs_err::create_dir_all(&out).unwrap();
     work.ok(&["man", "--all", "--out-dir", out.to_str().unwrap()]);
-    for page in ["sarde.1", "sarde-prune.1", "sarde-list.1", "sarde-ssh.1", "sarde-ip.1"] {
+    for page in [
+        "sarde.1",
+        "sarde-prune.1",
+        "sarde-list.1",
+        "sarde-ssh.1",
+        "sarde-ip.1",
+    ] {
         let text = fs_err::read_to_string(out.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
-        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page} is not roff:\n{text}");
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page} is not roff:\n{text}"
+        );
     }
     let prune = fs_err::read_to_string(out.join("sarde-prune.1")).unwrap();
     assert!(prune.contains("space\\-budget"), "{prune}");

@@ -169,8 +169,15 @@ fn list_json(
         .into_iter()
         .map(|mut entry| {
             let keys: Vec<&str> = entry.keys().map(String::as_str).collect();
-            assert!(keys.len() >= LIST_KEYS.len(), "{tool:?} list: keys of {entry:?}");
-            assert_eq!(keys[..LIST_KEYS.len()], LIST_KEYS, "{tool:?} list: keys of {entry:?}");
+            assert!(
+                keys.len() >= LIST_KEYS.len(),
+                "{tool:?} list: keys of {entry:?}"
+            );
+            assert_eq!(
+                keys[..LIST_KEYS.len()],
+                LIST_KEYS,
+                "{tool:?} list: keys of {entry:?}"
+            );
             entry.retain(|key, _| LIST_KEYS.contains(&key.as_str()));
             entry
         })

@@ -614,7 +614,8 @@ impl UnpackJob<'_> {
 
 /// Hashes a chunk's blob file and fails if its size or digest is not the expected one.
 fn check_blob_digest(chunk: &ChunkSource) -> Result<(), DiskError> {
-    let blob = fs_err::File::open(&chunk.blob).map_err(DiskError::io("open chunk blob", &chunk.blob))?;
+    let blob =
+        fs_err::File::open(&chunk.blob).map_err(DiskError::io("open chunk blob", &chunk.blob))?;
     let (blob_digest, blob_size) = HashingReader::new(blob)
         .finish()
         .map_err(DiskError::io("read chunk blob", &chunk.blob))?;

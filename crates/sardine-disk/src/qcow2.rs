@@ -283,9 +283,22 @@ fn resolve_backing(image: &Path, name: &str) -> PathBuf {
 /// Creates a qcow2 overlay on `backing` (as written into the overlay: relative names are relative to the
 /// overlay's directory), whose format is `backing_format` (`qcow2`, `raw`), with
 /// `qemu-img create -q -f qcow2 -F <backing_format> -b <backing> <overlay>`.
-pub fn create_overlay(backing: &str, backing_format: &str, overlay: &Path) -> Result<(), DiskError> {
+pub fn create_overlay(
+    backing: &str,
+    backing_format: &str,
+    overlay: &Path,
+) -> Result<(), DiskError> {
     let output = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", backing_format, "-b", backing])
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            backing_format,
+            "-b",
+            backing,
+        ])
         .arg(overlay)
         .output()
         .map_err(|source| DiskError::QemuImgSpawn { source })?;
@@ -352,7 +365,9 @@ mod tests {
         let header = parse_header(&h).unwrap().unwrap();
         assert!(header.external_data);
         assert_eq!(header.data_file.as_deref(), Some("/dev/sda"));
-        let plain = parse_header(&v3_header(Some("b"), Some("qcow2"))).unwrap().unwrap();
+        let plain = parse_header(&v3_header(Some("b"), Some("qcow2")))
+            .unwrap()
+            .unwrap();
         assert!(!plain.external_data);
         assert_eq!(plain.data_file, None);
     }

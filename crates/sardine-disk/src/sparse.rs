@@ -93,7 +93,10 @@ pub fn write_sparse_at<F: FileExt>(file: &F, offset: u64, buf: &[u8]) -> io::Res
 /// Unpacking calls it after every chunk, so the disk writes while the next chunks decompress and the
 /// final fsync has little left to do. Only a hint: errors are ignored (the fsync reports real ones).
 pub fn start_writeback<F: AsRawFd>(file: &F, offset: u64, len: u64) {
-    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
         return;
     };
     // SAFETY: sync_file_range on a valid, borrowed file descriptor has no memory-safety requirements.

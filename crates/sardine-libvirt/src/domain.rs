@@ -380,7 +380,10 @@ impl DomainXml {
         let metadata = child(&self.root, "metadata")?;
         let image = crate::xml::elements(metadata)
             .find(|e| e.name == "image" && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))?;
-        Some((attr(image, "reference")?.to_owned(), attr(image, "id")?.to_owned()))
+        Some((
+            attr(image, "reference")?.to_owned(),
+            attr(image, "id")?.to_owned(),
+        ))
     }
 
     fn devices(&self) -> Option<&Element> {

@@ -12,6 +12,8 @@
 //! * `locks/`: advisory locks, per repository ([`Repo::lock`]) and for `index.json` updates.
 //! * `used/<hex>`: the last use of each manifest, as the modification time of an empty file
 //!   ([`Store::mark_used`], [`Store::last_used`]).
+//! * `remote/<hex>`: the registry reference each manifest was last fetched from or pushed to
+//!   ([`Store::mark_remote`], [`Store::remote_of`]): such images can be fetched again.
 //!
 //! Differences from 0.4.2: re-tagging replaces the old entry instead of adding a duplicate (W8);
 //! blobs and JSON files appear under their final name only when complete and fsynced (W10);
@@ -223,6 +225,54 @@ impl Repo {
     /// Whether the repository has blob `digest` (false for invalid digests).
     pub fn has_blob(&self, digest: &str) -> bool {
         self.blob_path(digest).is_ok_and(|path| path.is_file())
+    }
+
+    /// Whether the store-wide pool holds blob `digest` of `size` bytes (another repository of
+    /// the store has it), so it can be linked instead of downloaded ([`Repo::link_pooled_blob`]).
+    pub fn has_pooled_blob(&self, digest: &str, size: u64) -> bool {
+        let pooled = self
+            .store
+            .pool_dir()
+            .join(sha256_hex(digest).unwrap_or_default());
+        sha256_hex(digest).is_some()
+            && fs_err::metadata(pooled).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Links blob `digest` from the pool into this repository if the pool has it with `size`
+    /// bytes; whether it did. Pool files were verified when they were committed, and the pool
+    /// lock keeps [`gc`] from removing the file in between.
+    pub fn link_pooled_blob(&self, digest: &str, size: u64) -> Result<bool, StoreError> {
+        let dest = self.blob_path(digest)?;
+        if dest.is_file() {
+            return Ok(true);
+        }
+        let context = || {
+            format!(
+                "cannot link blob {digest} from the pool into `{}`",
+                self.name
+            )
+        };
+        let _pool_guard = lock_at(&self.store.pool_lock_path(), lock::lock_shared)?;
+        if !self.has_pooled_blob(digest, size) {
+            return Ok(false);
+        }
+        fs_err::create_dir_all(self.blobs_dir()).context(context)?;
+        let pooled = self
+            .store
+            .pool_dir()
+            .join(sha256_hex(digest).unwrap_or_default());
+        match link_no_clobber(&pooled, &dest) {
+            Ok(()) => {}
+            Err(e) if fsutil::link_unsupported(&e) => return Ok(false),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    context: context(),
+                    source: e,
+                });
+            }
+        }
+        fsutil::sync_dir(&self.blobs_dir()).context(context)?;
+        Ok(true)
     }
 
     /// Moves a finished temp file into the repository as blob `digest`.

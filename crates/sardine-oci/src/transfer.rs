@@ -54,6 +54,17 @@ pub struct TransferOptions {
     /// Repositories on the target registry that may already hold the blobs (tried as
     /// cross-repository mounts before uploading).
     pub mount_from: Vec<String>,
+    /// Called by a fetch once the manifest is known, before anything is locked or downloaded:
+    /// the place to free space for the blobs the store lacks.
+    pub make_room: Option<Arc<dyn MakeRoom>>,
+}
+
+/// Frees space in the store before a fetch ([`TransferOptions::make_room`]).
+pub trait MakeRoom: Send + Sync {
+    /// Makes room for `needed` more bytes in the store, never removing the image whose manifest
+    /// is `keep` (the one being fetched). Failures are the implementation's to report: the fetch
+    /// goes on either way and fails cleanly if the space really runs out.
+    fn make_room(&self, needed: u64, keep: &str);
 }
 
 impl Default for TransferOptions {
@@ -63,6 +74,7 @@ impl Default for TransferOptions {
             arch: None,
             progress: Arc::new(NoProgress),
             mount_from: Vec::new(),
+            make_room: None,
         }
     }
 }
@@ -202,6 +214,15 @@ pub async fn fetch_image(
         })?;
 
     let repo = ctx.store(store.repo(local.name()))?;
+    if let Some(make_room) = opts.make_room.clone() {
+        let needed = missing_bytes(&repo, &manifest);
+        let keep = crate::manifest::sha256_digest(&body);
+        ctx.blocking(move || {
+            make_room.make_room(needed, &keep);
+            Ok(())
+        })
+        .await?;
+    }
     ctx.store(repo.init())?;
     let _repo_lock = ctx
         .blocking({
@@ -221,6 +242,7 @@ pub async fn fetch_image(
     // The store hashes the bytes itself; they are the bytes the registry client hashed into `digest`.
     let (digest, size) = ctx.store(repo.put_blob_bytes(&body))?;
     ctx.store(repo.set_tag(&digest, size, &media_type, local.tag()))?;
+    store.mark_remote(&digest, &image);
     let downloaded: Vec<u64> = results.iter().flatten().copied().collect();
     let report = FetchReport {
         manifest_digest: digest,
@@ -244,7 +266,7 @@ async fn fetch_blob(
 ) -> Result<Option<u64>, TransferError> {
     let progress = &opts.progress;
     progress.start_blob(&desc.digest, desc.size);
-    if repo.has_blob(&desc.digest) {
+    if ctx.store(repo.link_pooled_blob(&desc.digest, desc.size))? {
         progress.finish_blob(&desc.digest, true);
         return Ok(None);
     }
@@ -259,7 +281,7 @@ async fn fetch_blob(
     // first two hex digits: 256 files at most.
     let stripe = temp_dir.join(format!("fetch-{}.lock", hex.get(..2).unwrap_or("00")));
     let _blob_lock = lock_partial(stripe, ctx).await?;
-    if repo.has_blob(&desc.digest) {
+    if ctx.store(repo.link_pooled_blob(&desc.digest, desc.size))? {
         progress.finish_blob(&desc.digest, true);
         return Ok(None);
     }
@@ -331,6 +353,7 @@ pub async fn push_image(
             .put_manifest(&repo_name, reference, &body, media_type)
             .await,
     )?;
+    store.mark_remote(&desc.digest, &image);
     let mut report = PushReport {
         manifest_digest: digest,
         uploaded: 0,
@@ -405,6 +428,15 @@ async fn push_blob(
 }
 
 /// Config and layers, each digest once.
+/// Bytes of the blobs of `manifest` that neither `repo` nor the store's pool holds.
+fn missing_bytes(repo: &Repo, manifest: &Manifest) -> u64 {
+    unique_blobs(manifest)
+        .iter()
+        .filter(|d| !repo.has_blob(&d.digest) && !repo.has_pooled_blob(&d.digest, d.size))
+        .map(|d| d.size)
+        .sum()
+}
+
 fn unique_blobs(manifest: &Manifest) -> Vec<Descriptor> {
     let mut seen = HashSet::new();
     std::iter::once(&manifest.config)

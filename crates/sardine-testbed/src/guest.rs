@@ -49,15 +49,24 @@ pub fn guest_image() -> &'static GuestImage {
     static IMAGE: OnceLock<GuestImage> = OnceLock::new();
     IMAGE.get_or_init(|| match build_guest() {
         Ok(image) => image,
-        Err(e) => panic!("building the tiny guest failed: {e:#}\nhint: run scripts/build-guest as root"),
+        Err(e) => {
+            panic!("building the tiny guest failed: {e:#}\nhint: run scripts/build-guest as root")
+        }
     })
 }
 
 fn build_guest() -> anyhow::Result<GuestImage> {
     let script = workspace_root().join("scripts/build-guest");
-    let output = Command::new("bash").arg(&script).output().context("running scripts/build-guest")?;
+    let output = Command::new("bash")
+        .arg(&script)
+        .output()
+        .context("running scripts/build-guest")?;
     if !output.status.success() {
-        bail!("{} failed:\n{}", script.display(), String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let dir = PathBuf::from(String::from_utf8(output.stdout)?.trim());
     let env = fs_err::read_to_string(dir.join("guest.env"))?;
@@ -67,7 +76,11 @@ fn build_guest() -> anyhow::Result<GuestImage> {
             .map(str::to_owned)
             .with_context(|| format!("{key} missing from guest.env"))
     };
-    Ok(GuestImage { user: value("SARDE_GUEST_USER")?, password: value("SARDE_GUEST_PASSWORD")?, dir })
+    Ok(GuestImage {
+        user: value("SARDE_GUEST_USER")?,
+        password: value("SARDE_GUEST_PASSWORD")?,
+        dir,
+    })
 }
 
 /// How to make a test VM.
@@ -83,7 +96,11 @@ pub struct VmOptions {
 
 impl Default for VmOptions {
     fn default() -> Self {
-        VmOptions { label: "vm".to_owned(), backing_chain: false, memory_mib: 256 }
+        VmOptions {
+            label: "vm".to_owned(),
+            backing_chain: false,
+            memory_mib: 256,
+        }
     }
 }
 
@@ -103,20 +120,42 @@ impl TestVm {
         let image = guest_image();
         let name = unique_name(&options.label);
         fs_err::create_dir_all(scratch_dir())?;
-        let dir = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir_in(scratch_dir())?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(scratch_dir())?;
         for file in [image.kernel(), image.initrd()] {
-            fs_err::copy(&file, dir.path().join(file.file_name().context("file name")?))?;
+            fs_err::copy(
+                &file,
+                dir.path().join(file.file_name().context("file name")?),
+            )?;
         }
         if options.backing_chain {
             copy_sparse(&image.data_disk(), &dir.path().join("base.qcow2"))?;
-            qemu_img(dir.path(), &["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "data.qcow2"])?;
+            qemu_img(
+                dir.path(),
+                &[
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    "qcow2",
+                    "-b",
+                    "base.qcow2",
+                    "data.qcow2",
+                ],
+            )?;
         } else {
             copy_sparse(&image.data_disk(), &dir.path().join("data.qcow2"))?;
         }
         let xml = domain_xml(&name, dir.path(), options.memory_mib);
         let conn = Connect::open(Some(&libvirt_uri())).context("connecting to libvirt")?;
-        conn.define_domain_xml(&xml).with_context(|| format!("defining {name}"))?;
-        Ok(TestVm { guard: VmGuard { conn, name }, dir })
+        conn.define_domain_xml(&xml)
+            .with_context(|| format!("defining {name}"))?;
+        Ok(TestVm {
+            guard: VmGuard { conn, name },
+            dir,
+        })
     }
 
     /// The domain's name.
@@ -179,11 +218,16 @@ impl VmGuard {
     /// Takes ownership of the domain called `name` (which may not exist yet).
     pub fn adopt(name: &str) -> anyhow::Result<VmGuard> {
         let conn = Connect::open(Some(&libvirt_uri())).context("connecting to libvirt")?;
-        Ok(VmGuard { conn, name: name.to_owned() })
+        Ok(VmGuard {
+            conn,
+            name: name.to_owned(),
+        })
     }
 
     fn domain(&self) -> anyhow::Result<Domain> {
-        self.conn.lookup_domain_by_name(&self.name).with_context(|| format!("looking up {}", self.name))
+        self.conn
+            .lookup_domain_by_name(&self.name)
+            .with_context(|| format!("looking up {}", self.name))
     }
 
     /// The domain's name.
@@ -198,7 +242,9 @@ impl VmGuard {
 
     /// Starts the domain.
     pub fn start(&self) -> anyhow::Result<()> {
-        self.domain()?.create().with_context(|| format!("starting {}", self.name))?;
+        self.domain()?
+            .create()
+            .with_context(|| format!("starting {}", self.name))?;
         Ok(())
     }
 
@@ -236,7 +282,9 @@ impl VmGuard {
         if !domain.is_active()? {
             return Ok(());
         }
-        domain.shutdown().with_context(|| format!("shutting down {}", self.name))?;
+        domain
+            .shutdown()
+            .with_context(|| format!("shutting down {}", self.name))?;
         let start = Instant::now();
         while start.elapsed() < timeout {
             // A transient domain disappears when it stops: that is off too.
@@ -256,7 +304,8 @@ impl Drop for VmGuard {
             if domain.is_active().unwrap_or(false) {
                 let _ = domain.destroy();
             }
-            let flags = virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM | virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
+            let flags =
+                virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM | virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
             if domain.undefine_flags(flags).is_err() {
                 let _ = domain.undefine();
             }
@@ -275,9 +324,12 @@ pub fn ssh(host: &str, user: &str, password: &str, command: &str) -> anyhow::Res
     let command = command.to_owned();
     // A thread of its own, so that this works from sync and async tests alike.
     std::thread::spawn(move || -> anyhow::Result<SshOutput> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(async {
-            let session = sardine_ssh::Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
+            let session =
+                sardine_ssh::Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
             let output = session.output(&command).await?;
             session.close().await?;
             Ok(SshOutput {
@@ -327,7 +379,11 @@ fn domain_xml(name: &str, dir: &Path, memory_mib: u32) -> String {
 
 /// Copies a file keeping its holes.
 fn copy_sparse(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let status = Command::new("cp").arg("--sparse=always").arg(from).arg(to).status()?;
+    let status = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(from)
+        .arg(to)
+        .status()?;
     if !status.success() {
         bail!("cp {} {} failed", from.display(), to.display());
     }
@@ -335,9 +391,15 @@ fn copy_sparse(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 fn qemu_img(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new("qemu-img").args(args).current_dir(dir).output()?;
+    let output = Command::new("qemu-img")
+        .args(args)
+        .current_dir(dir)
+        .output()?;
     if !output.status.success() {
-        bail!("qemu-img {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "qemu-img {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ mod guest;
 mod names;
 mod registry;
 
-pub use environment::{NETNS, require, libvirt_uri, netns_command, scratch_dir, workspace_root};
+pub use environment::{NETNS, libvirt_uri, netns_command, require, scratch_dir, workspace_root};
 pub use guest::{GuestImage, NETWORK, SshOutput, TestVm, VmGuard, VmOptions, guest_image, ssh};
 pub use names::unique_name;
 pub use registry::{Registry, RegistryAuth};

@@ -88,7 +88,10 @@ impl Registry {
     /// Number of distinct blobs in the registry's storage.
     pub fn stored_blobs(&self) -> usize {
         let blobs = self.storage_dir().join("docker/registry/v2/blobs/sha256");
-        walk_files(&blobs).into_iter().filter(|p| p.ends_with("data")).count()
+        walk_files(&blobs)
+            .into_iter()
+            .filter(|p| p.ends_with("data"))
+            .count()
     }
 }
 
@@ -139,7 +142,12 @@ fn spawn(dir: &Path, port: u16, auth: &RegistryAuth) -> anyhow::Result<Child> {
 }
 
 /// Waits until the registry answers `GET /v2/` (200, or 401 with authentication).
-fn wait_ready(child: &mut Child, addr: SocketAddr, log: &Path, timeout: Duration) -> anyhow::Result<()> {
+fn wait_ready(
+    child: &mut Child,
+    addr: SocketAddr,
+    log: &Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if let Some(status) = child.try_wait()? {
@@ -176,7 +184,10 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) -> anyhow::Result<()>
         .write_all(password.as_bytes())?;
     let output = child.wait_with_output()?;
     if !output.status.success() {
-        bail!("htpasswd failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "htpasswd failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     fs_err::write(path, output.stdout)?;
     Ok(())
@@ -204,9 +215,13 @@ fn http_status(addr: SocketAddr, path: &str) -> anyhow::Result<u16> {
 fn count_requests(log: &str, method: &str, path_part: &str, status: &str) -> usize {
     log.lines()
         .filter(|line| {
-            let Some(start) = line.find(&format!("\"{method} ")) else { return false };
+            let Some(start) = line.find(&format!("\"{method} ")) else {
+                return false;
+            };
             let request = &line[start..];
-            let Some(end) = request[1..].find('"') else { return false };
+            let Some(end) = request[1..].find('"') else {
+                return false;
+            };
             let (req, rest) = request.split_at(end + 2);
             req.contains(path_part) && rest.split_whitespace().next() == Some(status)
         })
@@ -215,7 +230,9 @@ fn count_requests(log: &str, method: &str, path_part: &str, status: &str) -> usi
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = fs_err::read_dir(dir) else { return out };
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

@@ -9,15 +9,29 @@ use sha2::Digest;
 
 #[test]
 fn guest_boots_gets_a_lease_and_runs_commands_over_ssh() {
-    let vm = TestVm::create(&VmOptions { label: "boot".into(), ..VmOptions::default() }).unwrap();
+    let vm = TestVm::create(&VmOptions {
+        label: "boot".into(),
+        ..VmOptions::default()
+    })
+    .unwrap();
     vm.start().unwrap();
     let address = vm.wait_for_ip(Duration::from_secs(60)).unwrap();
     assert!(address.is_ipv4(), "{address}");
 
-    let output = vm.ssh("uname -s; cat /data/README; echo written > /data/probe; sync; cat /data/probe").unwrap();
-    assert_eq!(output.code, Some(0), "{output:?}\nconsole:\n{}", vm.console_log());
+    let output = vm
+        .ssh("uname -s; cat /data/README; echo written > /data/probe; sync; cat /data/probe")
+        .unwrap();
+    assert_eq!(
+        output.code,
+        Some(0),
+        "{output:?}\nconsole:\n{}",
+        vm.console_log()
+    );
     assert!(output.stdout.contains("Linux"), "{output:?}");
-    assert!(output.stdout.contains("sardinecake test guest data disk"), "{output:?}");
+    assert!(
+        output.stdout.contains("sardinecake test guest data disk"),
+        "{output:?}"
+    );
     assert!(output.stdout.ends_with("written\n"), "{output:?}");
 
     let failing = vm.ssh("exit 7").unwrap();
@@ -28,11 +42,19 @@ fn guest_boots_gets_a_lease_and_runs_commands_over_ssh() {
 
 #[test]
 fn guest_with_a_backing_chain_boots() {
-    let vm = TestVm::create(&VmOptions { label: "chain".into(), backing_chain: true, ..VmOptions::default() }).unwrap();
+    let vm = TestVm::create(&VmOptions {
+        label: "chain".into(),
+        backing_chain: true,
+        ..VmOptions::default()
+    })
+    .unwrap();
     assert!(vm.dir().join("base.qcow2").exists());
     vm.start().unwrap();
     let output = vm.ssh("cat /data/README").unwrap();
-    assert!(output.stdout.contains("sardinecake test guest data disk"), "{output:?}");
+    assert!(
+        output.stdout.contains("sardinecake test guest data disk"),
+        "{output:?}"
+    );
 }
 
 fn blob(size: usize) -> (bytes::Bytes, String) {
@@ -44,18 +66,39 @@ fn blob(size: usize) -> (bytes::Bytes, String) {
 async fn round_trip(registry: &Registry, credentials: Option<Credentials>) {
     let client = RegistryClient::new(
         &registry.host(),
-        ClientOptions { credentials, ..ClientOptions::default() },
+        ClientOptions {
+            credentials,
+            ..ClientOptions::default()
+        },
     )
     .unwrap();
     client.ping().await.unwrap();
     let (data, digest) = blob(3 << 20);
-    assert_eq!(client.blob_exists("testbed/blob", &digest).await.unwrap(), None);
-    client.push_blob_bytes("testbed/blob", &digest, data.clone()).await.unwrap();
-    assert_eq!(client.blob_exists("testbed/blob", &digest).await.unwrap(), Some(data.len() as u64));
+    assert_eq!(
+        client.blob_exists("testbed/blob", &digest).await.unwrap(),
+        None
+    );
+    client
+        .push_blob_bytes("testbed/blob", &digest, data.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.blob_exists("testbed/blob", &digest).await.unwrap(),
+        Some(data.len() as u64)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
-    client.fetch_blob("testbed/blob", &digest, data.len() as u64, &partial, &|_| {}).await.unwrap();
+    client
+        .fetch_blob(
+            "testbed/blob",
+            &digest,
+            data.len() as u64,
+            &partial,
+            &|_| {},
+        )
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&partial).unwrap(), data);
     assert_eq!(registry.completed_uploads(), 1, "{}", registry.log());
 }
@@ -70,15 +113,34 @@ async fn registry_moves_blobs_anonymously() {
 #[tokio::test]
 async fn registry_moves_blobs_with_htpasswd_authentication() {
     sardine_testbed::require();
-    let auth = RegistryAuth::Htpasswd { user: "sardine".into(), password: "s3cret pass".into() };
+    let auth = RegistryAuth::Htpasswd {
+        user: "sardine".into(),
+        password: "s3cret pass".into(),
+    };
     let registry = Registry::start(auth).unwrap();
-    let good = Credentials { username: "sardine".into(), password: "s3cret pass".into() };
+    let good = Credentials {
+        username: "sardine".into(),
+        password: "s3cret pass".into(),
+    };
     round_trip(&registry, Some(good)).await;
 
-    let bad = Credentials { username: "sardine".into(), password: "wrong".into() };
-    let client = RegistryClient::new(&registry.host(), ClientOptions { credentials: Some(bad), ..ClientOptions::default() }).unwrap();
+    let bad = Credentials {
+        username: "sardine".into(),
+        password: "wrong".into(),
+    };
+    let client = RegistryClient::new(
+        &registry.host(),
+        ClientOptions {
+            credentials: Some(bad),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
     let error = client.ping().await.unwrap_err();
-    assert!(!format!("{error:#}").contains("wrong"), "the password leaked into: {error:#}");
+    assert!(
+        !format!("{error:#}").contains("wrong"),
+        "the password leaked into: {error:#}"
+    );
     let anonymous = RegistryClient::new(&registry.host(), ClientOptions::default()).unwrap();
     assert!(anonymous.ping().await.is_err());
 }

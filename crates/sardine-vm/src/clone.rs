@@ -81,14 +81,18 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
     crate::import::check_vm_name(options.target)?;
     let libvirt = Libvirt::open(options.connect)?;
     if libvirt.lookup(options.target)?.is_some() {
-        return Err(ImageError::AlreadyExists { what: format!("VM {:?}", options.target) });
+        return Err(ImageError::AlreadyExists {
+            what: format!("VM {:?}", options.target),
+        });
     }
     let base = source_vm(&libvirt, options)?;
     let base_name = base.name().to_owned();
     let mut domain = DomainXml::parse(&base.xml(true)?)?;
     let dir = options.clonedir.join(options.target);
     if dir.exists() {
-        return Err(ImageError::AlreadyExists { what: format!("clone directory {}", dir.display()) });
+        return Err(ImageError::AlreadyExists {
+            what: format!("clone directory {}", dir.display()),
+        });
     }
     fs_err::create_dir_all(&dir)?;
     let result = make_clone(&libvirt, &mut domain, &dir, options);
@@ -98,7 +102,12 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
                 // The running domain holds the files open; nothing needs to outlive it.
                 fs_err::remove_dir_all(&dir)?;
             }
-            Ok(Cloned { name: options.target.to_owned(), uuid: vm.uuid().to_string(), base: base_name, dir })
+            Ok(Cloned {
+                name: options.target.to_owned(),
+                uuid: vm.uuid().to_string(),
+                base: base_name,
+                dir,
+            })
         }
         Err(e) => {
             let _ = fs_err::remove_dir_all(&dir);
@@ -114,10 +123,13 @@ fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageE
         return Ok(vm);
     }
     let Some(image) = &options.image else {
-        return Err(ImageError::VmNotFound { name: options.source.to_owned() });
+        return Err(ImageError::VmNotFound {
+            name: options.source.to_owned(),
+        });
     };
-    let reference = Reference::parse(options.source)
-        .map_err(|_| ImageError::VmNotFound { name: options.source.to_owned() })?;
+    let reference = Reference::parse(options.source).map_err(|_| ImageError::VmNotFound {
+        name: options.source.to_owned(),
+    })?;
     let imported = import(&ImportOptions {
         store: image.store,
         reference: &reference,
@@ -126,12 +138,22 @@ fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageE
         connect: options.connect,
         allow_unsafe_xml: options.allow_unsafe_xml,
         threads: image.threads,
+        auto_prune: None,
         progress: image.progress,
     })?;
-    libvirt.lookup(&imported.name)?.ok_or(ImageError::VmNotFound { name: imported.name })
+    libvirt
+        .lookup(&imported.name)?
+        .ok_or(ImageError::VmNotFound {
+            name: imported.name,
+        })
 }
 
-fn make_clone(libvirt: &Libvirt, domain: &mut DomainXml, dir: &Path, options: &CloneOptions<'_>) -> Result<Vm, ImageError> {
+fn make_clone(
+    libvirt: &Libvirt,
+    domain: &mut DomainXml,
+    dir: &Path,
+    options: &CloneOptions<'_>,
+) -> Result<Vm, ImageError> {
     domain.set_name(options.target);
     domain.set_uuid(None);
     domain.randomize_macs();
@@ -164,19 +186,30 @@ fn make_clone(libvirt: &Libvirt, domain: &mut DomainXml, dir: &Path, options: &C
 fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
     let mut used = std::collections::HashSet::new();
     for disk in domain.disks() {
-        let Some(source) = disk.source.clone() else { continue };
-        let target = disk.target.clone().unwrap_or_else(|| format!("disk{}", disk.index));
+        let Some(source) = disk.source.clone() else {
+            continue;
+        };
+        let target = disk
+            .target
+            .clone()
+            .unwrap_or_else(|| format!("disk{}", disk.index));
         if disk.device != DiskDevice::Disk || disk.readonly {
             continue;
         }
         if disk.kind != DiskKind::File {
             return Err(ImageError::Unsupported {
-                what: format!("disk {target} is of type '{}': only file-backed disks can be cloned", disk.kind.as_str()),
+                what: format!(
+                    "disk {target} is of type '{}': only file-backed disks can be cloned",
+                    disk.kind.as_str()
+                ),
             });
         }
         let format = disk.driver_type.clone().unwrap_or_else(|| "raw".to_owned());
         let source_path = PathBuf::from(&source);
-        let mut name = source_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| target.clone());
+        let mut name = source_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| target.clone());
         if !used.insert(name.clone()) {
             name = format!("{target}-{name}");
             used.insert(name.clone());
@@ -185,9 +218,16 @@ fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
         sardine_disk::qcow2::create_overlay(&source, &format, &overlay)?;
         let mut chain = vec![(source.clone(), format.clone())];
         if format == "qcow2" {
-            for element in sardine_disk::qcow2::backing_chain(&source_path)?.into_iter().skip(1) {
-                let backing_format = sardine_disk::qcow2::read_header(&element.path)?.map_or("raw", |_| "qcow2");
-                chain.push((element.path.to_string_lossy().into_owned(), backing_format.to_owned()));
+            for element in sardine_disk::qcow2::backing_chain(&source_path)?
+                .into_iter()
+                .skip(1)
+            {
+                let backing_format =
+                    sardine_disk::qcow2::read_header(&element.path)?.map_or("raw", |_| "qcow2");
+                chain.push((
+                    element.path.to_string_lossy().into_owned(),
+                    backing_format.to_owned(),
+                ));
             }
         }
         domain.set_disk_source(disk.index, &overlay.to_string_lossy());
@@ -199,13 +239,19 @@ fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
 
 /// Gives the clone its own copy of the source's UEFI variable store.
 fn copy_nvram(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
-    let Some(nvram) = domain.boot_files().nvram else { return Ok(()) };
+    let Some(nvram) = domain.boot_files().nvram else {
+        return Ok(());
+    };
     let source = PathBuf::from(&nvram);
     if !source.is_file() {
         domain.set_boot_file(BootFile::Nvram, None);
         return Ok(());
     }
-    let copy = dir.join(source.file_name().unwrap_or(std::ffi::OsStr::new("nvram.fd")));
+    let copy = dir.join(
+        source
+            .file_name()
+            .unwrap_or(std::ffi::OsStr::new("nvram.fd")),
+    );
     fs_err::copy(&source, &copy)?;
     domain.set_boot_file(BootFile::Nvram, Some(&copy.to_string_lossy()));
     Ok(())

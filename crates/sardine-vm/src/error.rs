@@ -55,7 +55,9 @@ pub enum ImageError {
         dependents: Vec<String>,
     },
     /// A disk's backing chain cannot be exported as it is.
-    #[error("{image}: backing file {backing:?} must be a plain file name in the image's own directory")]
+    #[error(
+        "{image}: backing file {backing:?} must be a plain file name in the image's own directory"
+    )]
     BackingChain {
         /// The overlay.
         image: PathBuf,
@@ -123,12 +125,26 @@ impl ImageError {
     /// What the user can do about it, when there is something.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ImageError::ImageNotFound { .. } => Some("see `sarde list` for the local images, or `sarde fetch` it".into()),
-            ImageError::VmRunning { name } => Some(format!("shut it down first (`virsh shutdown '{name}'`), or pass --force")),
-            ImageError::InUse { .. } => Some("remove those VMs first, or pass --force to remove them too".into()),
-            ImageError::UnsafeDomain { .. } => Some("if you trust this image, import it with --allow-unsafe-xml".into()),
-            ImageError::BackingChain { image, backing_path, .. } => Some(backing_hint(image, backing_path)),
-            ImageError::NoSpace { .. } => Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into()),
+            ImageError::ImageNotFound { .. } => {
+                Some("see `sarde list` for the local images, or `sarde fetch` it".into())
+            }
+            ImageError::VmRunning { name } => Some(format!(
+                "shut it down first (`virsh shutdown '{name}'`), or pass --force"
+            )),
+            ImageError::InUse { .. } => {
+                Some("remove those VMs first, or pass --force to remove them too".into())
+            }
+            ImageError::UnsafeDomain { .. } => {
+                Some("if you trust this image, import it with --allow-unsafe-xml".into())
+            }
+            ImageError::BackingChain {
+                image,
+                backing_path,
+                ..
+            } => Some(backing_hint(image, backing_path)),
+            ImageError::NoSpace { .. } => {
+                Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into())
+            }
             _ => None,
         }
     }
@@ -138,12 +154,22 @@ impl ImageError {
 /// referred to by its plain name.
 fn backing_hint(image: &std::path::Path, backing_path: &std::path::Path) -> String {
     let image_dir = image.parent().unwrap_or(std::path::Path::new("/"));
-    let name = backing_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let rebase = format!("qemu-img rebase -F qcow2 -u -b '{name}' '{}'", image.display());
+    let name = backing_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rebase = format!(
+        "qemu-img rebase -F qcow2 -u -b '{name}' '{}'",
+        image.display()
+    );
     if backing_path.parent() == Some(image_dir) {
         format!("run: {rebase}")
     } else {
-        format!("run: mv '{}' '{}/' && {rebase}", backing_path.display(), image_dir.display())
+        format!(
+            "run: mv '{}' '{}/' && {rebase}",
+            backing_path.display(),
+            image_dir.display()
+        )
     }
 }
 
@@ -153,9 +179,21 @@ mod tests {
 
     #[test]
     fn backing_hint_rebases_or_moves_the_file_not_the_directory() {
-        let same = backing_hint(std::path::Path::new("/vms/top.qcow2"), std::path::Path::new("/vms/base.qcow2"));
-        assert_eq!(same, "run: qemu-img rebase -F qcow2 -u -b 'base.qcow2' '/vms/top.qcow2'");
-        let other = backing_hint(std::path::Path::new("/vms/top.qcow2"), std::path::Path::new("/b/base.qcow2"));
-        assert!(other.starts_with("run: mv '/b/base.qcow2' '/vms/' && qemu-img rebase"), "{other}");
+        let same = backing_hint(
+            std::path::Path::new("/vms/top.qcow2"),
+            std::path::Path::new("/vms/base.qcow2"),
+        );
+        assert_eq!(
+            same,
+            "run: qemu-img rebase -F qcow2 -u -b 'base.qcow2' '/vms/top.qcow2'"
+        );
+        let other = backing_hint(
+            std::path::Path::new("/vms/top.qcow2"),
+            std::path::Path::new("/b/base.qcow2"),
+        );
+        assert!(
+            other.starts_with("run: mv '/b/base.qcow2' '/vms/' && qemu-img rebase"),
+            "{other}"
+        );
     }
 }

@@ -94,7 +94,11 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     domain.anonymize();
     let domain_bytes = domain.to_xml()?.into_bytes();
     let (domain_digest, domain_size) = repo.put_blob_bytes(&domain_bytes)?;
-    let mut layers = vec![Descriptor::new(format::DOMAIN_MEDIA_TYPE, &domain_digest, domain_size)];
+    let mut layers = vec![Descriptor::new(
+        format::DOMAIN_MEDIA_TYPE,
+        &domain_digest,
+        domain_size,
+    )];
     let mut diff_ids = vec![domain_digest.clone()];
     let mut history = vec![history_entry(&format!("virsh dumpxml '{}'", options.vm))];
     if let Some(config) = &vmconfig {
@@ -116,18 +120,38 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
         architecture: domain.arch().map(|a| format::go_arch(&a).to_owned()),
         os: Some(format::go_os(&xml_text).to_owned()),
         created: Some(serde_json::Value::String(chrono::Utc::now().to_rfc3339())),
-        rootfs: Some(RootFs { kind: "layers".into(), diff_ids }),
+        rootfs: Some(RootFs {
+            kind: "layers".into(),
+            diff_ids,
+        }),
         history,
     };
     let config_bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
     let (config_digest, config_size) = repo.put_blob_bytes(&config_bytes)?;
-    let manifest = Manifest::new(Descriptor::new(format::CONFIG_MEDIA_TYPE, &config_digest, config_size), layers);
+    let manifest = Manifest::new(
+        Descriptor::new(format::CONFIG_MEDIA_TYPE, &config_digest, config_size),
+        layers,
+    );
     let manifest_bytes = manifest.to_json();
     let (manifest_digest, manifest_size) = repo.put_blob_bytes(&manifest_bytes)?;
     let tag = options.reference.tag().unwrap_or("latest").to_owned();
-    repo.set_tag(&manifest_digest, manifest_size, format::MANIFEST_MEDIA_TYPE, Some(&tag))?;
-    tracing::info!("exported {} as {}:{tag} ({manifest_digest})", options.vm, options.reference.name());
-    Ok(ExportReport { manifest_digest, config_digest, tag, layers: manifest.layers.len() })
+    repo.set_tag(
+        &manifest_digest,
+        manifest_size,
+        format::MANIFEST_MEDIA_TYPE,
+        Some(&tag),
+    )?;
+    tracing::info!(
+        "exported {} as {}:{tag} ({manifest_digest})",
+        options.vm,
+        options.reference.name()
+    );
+    Ok(ExportReport {
+        manifest_digest,
+        config_digest,
+        tag,
+        layers: manifest.layers.len(),
+    })
 }
 
 /// The domain XML and the directory its relative paths are relative to.
@@ -140,9 +164,13 @@ fn read_domain(options: &ExportOptions<'_>) -> Result<(String, PathBuf), ImageEr
     let libvirt = Libvirt::open_read_only(options.connect)?;
     let vm = libvirt
         .lookup(options.vm)?
-        .ok_or_else(|| ImageError::VmNotFound { name: options.vm.to_owned() })?;
+        .ok_or_else(|| ImageError::VmNotFound {
+            name: options.vm.to_owned(),
+        })?;
     if !options.force && !matches!(vm.state()?, VmState::ShutOff) {
-        return Err(ImageError::VmRunning { name: options.vm.to_owned() });
+        return Err(ImageError::VmRunning {
+            name: options.vm.to_owned(),
+        });
     }
     Ok((vm.xml(true)?, PathBuf::from("/")))
 }
@@ -157,11 +185,16 @@ fn read_vmconfig(path: &Path) -> Result<Vec<u8>, ImageError> {
 fn collect_files(domain: &mut DomainXml, base_dir: &Path) -> Result<Vec<ExportFile>, ImageError> {
     let mut files = FileSet::default();
     for disk in domain.disks() {
-        let Some(source) = disk.source.as_deref() else { continue };
+        let Some(source) = disk.source.as_deref() else {
+            continue;
+        };
         if disk.kind != DiskKind::File {
             let target = disk.target.as_deref().unwrap_or("?");
             return Err(ImageError::Unsupported {
-                what: format!("disk {target} is of type '{}': only file-backed disks can be exported", disk.kind.as_str()),
+                what: format!(
+                    "disk {target} is of type '{}': only file-backed disks can be exported",
+                    disk.kind.as_str()
+                ),
             });
         }
         let path = base_dir.join(source);
@@ -237,7 +270,9 @@ impl FileSet {
         let base = real
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| ImageError::Unsupported { what: format!("{}: file name is not UTF-8", real.display()) })?
+            .ok_or_else(|| ImageError::Unsupported {
+                what: format!("{}: file name is not UTF-8", real.display()),
+            })?
             .trim_start_matches('.')
             .to_owned();
         let mut name = base.clone();
@@ -245,7 +280,9 @@ impl FileSet {
         while self.files.iter().any(|f| f.name == name) {
             if !renamable {
                 return Err(ImageError::Unsupported {
-                    what: format!("two different backing files are both called {base}; rename one and rebase its overlays"),
+                    what: format!(
+                        "two different backing files are both called {base}; rename one and rebase its overlays"
+                    ),
                 });
             }
             n += 1;
@@ -255,23 +292,48 @@ impl FileSet {
             };
         }
         self.by_path.insert(real.clone(), name.clone());
-        self.files.push(ExportFile { path: real, name: name.clone(), role });
+        self.files.push(ExportFile {
+            path: real,
+            name: name.clone(),
+            role,
+        });
         Ok(name)
     }
 }
 
 /// Packs one file and returns its layers and diff_ids: one per chunk, or (legacy format, as
 /// 0.4.2 writes them) one for the whole file.
-fn pack(file: &ExportFile, options: &ExportOptions<'_>, sink: &RepoSink) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
+fn pack(
+    file: &ExportFile,
+    options: &ExportOptions<'_>,
+    sink: &RepoSink,
+) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
     let size = fs_err::metadata(&file.path)?.len();
-    options.progress.start(&format!("exporting {}", file.name), size);
+    options
+        .progress
+        .start(&format!("exporting {}", file.name), size);
     let advance = |n: u64| options.progress.advance(n);
     let result = match options.disk_format {
         DiskFormat::Chunked { chunk_size } => {
-            let pack_options = PackOptions { chunk_size, level: 3, threads: options.threads };
+            let pack_options = PackOptions {
+                chunk_size,
+                level: 3,
+                threads: options.threads,
+            };
             let packed = pack_file(&file.path, &pack_options, sink, &advance)?;
-            let layers = packed.chunks.iter().map(|chunk| chunk_layer(file, packed.size, chunk)).collect();
-            (layers, packed.chunks.into_iter().map(|chunk| chunk.digest).collect())
+            let layers = packed
+                .chunks
+                .iter()
+                .map(|chunk| chunk_layer(file, packed.size, chunk))
+                .collect();
+            (
+                layers,
+                packed
+                    .chunks
+                    .into_iter()
+                    .map(|chunk| chunk.digest)
+                    .collect(),
+            )
         }
         DiskFormat::Legacy { chunk_size } => {
             let packed = sardine_disk::legacy::pack_file(&file.path, &file.name, chunk_size, sink)?;
@@ -281,7 +343,11 @@ fn pack(file: &ExportFile, options: &ExportOptions<'_>, sink: &RepoSink) -> Resu
                 .iter()
                 .enumerate()
                 .map(|(i, (digest, size))| {
-                    Descriptor::new(&sardine_disk::legacy::media_type(&packed.mime, i), digest, *size)
+                    Descriptor::new(
+                        &sardine_disk::legacy::media_type(&packed.mime, i),
+                        digest,
+                        *size,
+                    )
                 })
                 .collect();
             (layers, vec![packed.uncompressed_digest])
@@ -291,8 +357,16 @@ fn pack(file: &ExportFile, options: &ExportOptions<'_>, sink: &RepoSink) -> Resu
     Ok(result)
 }
 
-fn chunk_layer(file: &ExportFile, file_size: u64, chunk: &sardine_disk::chunked::PackedChunk) -> Descriptor {
-    let mut layer = Descriptor::new(format::CHUNK_MEDIA_TYPE, &chunk.blob_digest, chunk.blob_size);
+fn chunk_layer(
+    file: &ExportFile,
+    file_size: u64,
+    chunk: &sardine_disk::chunked::PackedChunk,
+) -> Descriptor {
+    let mut layer = Descriptor::new(
+        format::CHUNK_MEDIA_TYPE,
+        &chunk.blob_digest,
+        chunk.blob_size,
+    );
     for (key, value) in [
         (format::ANNOTATION_TITLE, file.name.clone()),
         (format::ANNOTATION_ROLE, file.role.as_str().to_owned()),
@@ -324,9 +398,21 @@ mod tests {
         fs_err::write(a.join("disk.qcow2"), b"1").unwrap();
         fs_err::write(b.join("disk.qcow2"), b"2").unwrap();
         let mut set = FileSet::default();
-        assert_eq!(set.add(&a.join("disk.qcow2"), FileRole::Disk, true).unwrap(), "disk.qcow2");
-        assert_eq!(set.add(&a.join("disk.qcow2"), FileRole::Disk, true).unwrap(), "disk.qcow2");
-        assert_eq!(set.add(&b.join("disk.qcow2"), FileRole::Disk, true).unwrap(), "disk-1.qcow2");
+        assert_eq!(
+            set.add(&a.join("disk.qcow2"), FileRole::Disk, true)
+                .unwrap(),
+            "disk.qcow2"
+        );
+        assert_eq!(
+            set.add(&a.join("disk.qcow2"), FileRole::Disk, true)
+                .unwrap(),
+            "disk.qcow2"
+        );
+        assert_eq!(
+            set.add(&b.join("disk.qcow2"), FileRole::Disk, true)
+                .unwrap(),
+            "disk-1.qcow2"
+        );
         assert_eq!(set.files.len(), 2);
     }
 
@@ -338,7 +424,11 @@ mod tests {
             fs_err::write(dir.path().join(sub).join("base.qcow2"), sub).unwrap();
         }
         let mut set = FileSet::default();
-        set.add(&dir.path().join("a/base.qcow2"), FileRole::Disk, false).unwrap();
-        assert!(set.add(&dir.path().join("b/base.qcow2"), FileRole::Disk, false).is_err());
+        set.add(&dir.path().join("a/base.qcow2"), FileRole::Disk, false)
+            .unwrap();
+        assert!(
+            set.add(&dir.path().join("b/base.qcow2"), FileRole::Disk, false)
+                .is_err()
+        );
     }
 }

@@ -51,13 +51,17 @@ pub use sardine_oci::manifest::{Descriptor, Manifest};
 /// manifest (not an index) whose config is an image config and whose digests are valid.
 pub fn check_manifest(manifest: &Manifest) -> Result<(), ImageError> {
     if manifest.schema_version != 2 {
-        return Err(ImageError::Malformed { what: format!("unsupported schemaVersion {}", manifest.schema_version) });
+        return Err(ImageError::Malformed {
+            what: format!("unsupported schemaVersion {}", manifest.schema_version),
+        });
     }
     if let Some(media_type) = &manifest.media_type
         && media_type != MANIFEST_MEDIA_TYPE
         && media_type != DOCKER_MANIFEST_MEDIA_TYPE
     {
-        return Err(ImageError::Malformed { what: format!("not an image manifest but {media_type}") });
+        return Err(ImageError::Malformed {
+            what: format!("not an image manifest but {media_type}"),
+        });
     }
     let config_type = manifest.config.media_type();
     if config_type != CONFIG_MEDIA_TYPE && config_type != DOCKER_CONFIG_MEDIA_TYPE {
@@ -73,8 +77,9 @@ pub fn check_manifest(manifest: &Manifest) -> Result<(), ImageError> {
 
 /// Parses and checks a manifest from untrusted bytes.
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ImageError> {
-    let manifest: Manifest = serde_json::from_slice(bytes)
-        .map_err(|e| ImageError::Malformed { what: format!("the manifest is not valid JSON: {e}") })?;
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ImageError::Malformed {
+        what: format!("the manifest is not valid JSON: {e}"),
+    })?;
     check_manifest(&manifest)?;
     Ok(manifest)
 }
@@ -91,16 +96,28 @@ fn annotation<'a>(layer: &'a Descriptor, key: &str) -> Result<&'a str, ImageErro
 fn annotation_u64(layer: &Descriptor, key: &str) -> Result<u64, ImageError> {
     let value = annotation(layer, key)?;
     value.parse().map_err(|_| ImageError::Malformed {
-        what: format!("layer {}: annotation {key}={value:?} is not a number", layer.digest),
+        what: format!(
+            "layer {}: annotation {key}={value:?} is not a number",
+            layer.digest
+        ),
     })
 }
 
 /// Checks that `digest` is `sha256:` and 64 lowercase hex digits.
 pub fn check_digest(digest: &str) -> Result<(), ImageError> {
-    let ok = digest
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-    if ok { Ok(()) } else { Err(ImageError::Malformed { what: format!("invalid digest {digest:?}") }) }
+    let ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ImageError::Malformed {
+            what: format!("invalid digest {digest:?}"),
+        })
+    }
 }
 
 /// What a file is to the VM.
@@ -133,7 +150,9 @@ impl FileRole {
             "nvram" => Ok(FileRole::Nvram),
             "kernel" => Ok(FileRole::Kernel),
             "initrd" => Ok(FileRole::Initrd),
-            other => Err(ImageError::Malformed { what: format!("unknown file role {other:?}") }),
+            other => Err(ImageError::Malformed {
+                what: format!("unknown file role {other:?}"),
+            }),
         }
     }
 }
@@ -218,17 +237,31 @@ impl ImageLayers {
                     ),
                 });
             } else {
-                return Err(ImageError::Malformed { what: format!("layer {} has unknown media type {media_type:?}", layer.digest) });
+                return Err(ImageError::Malformed {
+                    what: format!(
+                        "layer {} has unknown media type {media_type:?}",
+                        layer.digest
+                    ),
+                });
             }
         }
-        let domain = domain.ok_or_else(|| ImageError::Malformed { what: "the image has no domain XML layer".into() })?;
+        let domain = domain.ok_or_else(|| ImageError::Malformed {
+            what: "the image has no domain XML layer".into(),
+        })?;
         for file in &mut files {
-            if let ImageFile::Chunked { name, size, chunks, .. } = file {
+            if let ImageFile::Chunked {
+                name, size, chunks, ..
+            } = file
+            {
                 chunks.sort_by_key(|c| c.offset);
                 check_tiling(name, *size, chunks)?;
             }
         }
-        Ok(ImageLayers { domain, vmconfig, files })
+        Ok(ImageLayers {
+            domain,
+            vmconfig,
+            files,
+        })
     }
 
     /// The plain names of the image's chunked files.
@@ -245,7 +278,12 @@ impl ImageLayers {
 
 fn bounded(layer: &Descriptor, max: u64) -> Result<&Descriptor, ImageError> {
     if layer.size > max {
-        return Err(ImageError::Malformed { what: format!("layer {} claims {} bytes (at most {max} allowed)", layer.digest, layer.size) });
+        return Err(ImageError::Malformed {
+            what: format!(
+                "layer {} claims {} bytes (at most {max} allowed)",
+                layer.digest, layer.size
+            ),
+        });
     }
     Ok(layer)
 }
@@ -274,33 +312,66 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
             ),
         });
     }
-    let existing = files.iter_mut().find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
+    let existing = files
+        .iter_mut()
+        .find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
     match existing {
-        Some(ImageFile::Chunked { role: r, size: s, chunks, .. }) => {
+        Some(ImageFile::Chunked {
+            role: r,
+            size: s,
+            chunks,
+            ..
+        }) => {
             if *r != role || *s != size {
-                return Err(ImageError::Malformed { what: format!("the chunks of {name} disagree on its role or size") });
+                return Err(ImageError::Malformed {
+                    what: format!("the chunks of {name} disagree on its role or size"),
+                });
             }
             chunks.push(chunk);
         }
-        _ => files.push(ImageFile::Chunked { name, role, size, chunks: vec![chunk] }),
+        _ => files.push(ImageFile::Chunked {
+            name,
+            role,
+            size,
+            chunks: vec![chunk],
+        }),
     }
     Ok(())
 }
 
-fn add_legacy_piece(files: &mut Vec<ImageFile>, layer: &Descriptor, mime: &str, index: usize) -> Result<(), ImageError> {
+fn add_legacy_piece(
+    files: &mut Vec<ImageFile>,
+    layer: &Descriptor,
+    mime: &str,
+    index: usize,
+) -> Result<(), ImageError> {
     if index > 0 {
         // A continuation belongs to the latest file of the same type (0.4.2 groups by type).
-        let previous = files.iter_mut().rev().find(|f| matches!(f, ImageFile::Legacy { mime: m, .. } if m == mime));
+        let previous = files
+            .iter_mut()
+            .rev()
+            .find(|f| matches!(f, ImageFile::Legacy { mime: m, .. } if m == mime));
         if let Some(ImageFile::Legacy { pieces, .. }) = previous {
             if pieces.len() != index {
-                return Err(ImageError::Malformed { what: format!("layer {} is chunk {index} of a file with {} pieces so far", layer.digest, pieces.len()) });
+                return Err(ImageError::Malformed {
+                    what: format!(
+                        "layer {} is chunk {index} of a file with {} pieces so far",
+                        layer.digest,
+                        pieces.len()
+                    ),
+                });
             }
             pieces.push(layer.clone());
             return Ok(());
         }
-        return Err(ImageError::Malformed { what: format!("layer {} continues a file that never started", layer.digest) });
+        return Err(ImageError::Malformed {
+            what: format!("layer {} continues a file that never started", layer.digest),
+        });
     }
-    files.push(ImageFile::Legacy { mime: mime.to_owned(), pieces: vec![layer.clone()] });
+    files.push(ImageFile::Legacy {
+        mime: mime.to_owned(),
+        pieces: vec![layer.clone()],
+    });
     Ok(())
 }
 
@@ -313,7 +384,9 @@ pub fn plain_file_name(name: &str) -> Result<&str, ImageError> {
         || name.starts_with('.')
         || name.chars().any(char::is_control);
     if bad {
-        return Err(ImageError::UnsafeFileName { name: name.escape_debug().to_string() });
+        return Err(ImageError::UnsafeFileName {
+            name: name.escape_debug().to_string(),
+        });
     }
     Ok(name)
 }
@@ -322,12 +395,23 @@ fn check_tiling(name: &str, size: u64, chunks: &[Chunk]) -> Result<(), ImageErro
     let mut next = 0u64;
     for chunk in chunks {
         if chunk.offset != next || chunk.length == 0 {
-            return Err(ImageError::Malformed { what: format!("the chunks of {name} do not tile it (gap or overlap at byte {next})") });
+            return Err(ImageError::Malformed {
+                what: format!(
+                    "the chunks of {name} do not tile it (gap or overlap at byte {next})"
+                ),
+            });
         }
-        next = chunk.offset.checked_add(chunk.length).ok_or_else(|| ImageError::Malformed { what: format!("chunk of {name} overflows") })?;
+        next = chunk
+            .offset
+            .checked_add(chunk.length)
+            .ok_or_else(|| ImageError::Malformed {
+                what: format!("chunk of {name} overflows"),
+            })?;
     }
     if next != size {
-        return Err(ImageError::Malformed { what: format!("the chunks of {name} cover {next} bytes, but it has {size}") });
+        return Err(ImageError::Malformed {
+            what: format!("the chunks of {name} cover {next} bytes, but it has {size}"),
+        });
     }
     Ok(())
 }
@@ -392,9 +476,13 @@ pub fn go_os(domain_xml: &str) -> &'static str {
         ("sun.com/solaris", "solaris"),
         ("gnu.org/hurd", "hurd"),
     ];
-    let Some(start) = domain_xml.find("libosinfo:os") else { return "linux" };
+    let Some(start) = domain_xml.find("libosinfo:os") else {
+        return "linux";
+    };
     let id = domain_xml[start..].split(['"', '\'']).nth(1).unwrap_or("");
-    OSES.iter().find(|(needle, _)| id.contains(needle)).map_or("linux", |(_, os)| os)
+    OSES.iter()
+        .find(|(needle, _)| id.contains(needle))
+        .map_or("linux", |(_, os)| os)
 }
 
 #[cfg(test)]
@@ -433,7 +521,9 @@ mod tests {
         ]);
         let layers = ImageLayers::from_manifest(&m).unwrap();
         assert!(layers.vmconfig.is_some());
-        let ImageFile::Chunked { chunks, size, .. } = &layers.files[0] else { panic!() };
+        let ImageFile::Chunked { chunks, size, .. } = &layers.files[0] else {
+            panic!()
+        };
         assert_eq!(*size, 8);
         assert_eq!(chunks[0].offset, 0);
     }
@@ -454,16 +544,25 @@ mod tests {
     #[test]
     fn refuses_path_traversal_names() {
         for name in ["../etc/passwd", "a/b", ".hidden", "", "x\0y", "/abs"] {
-            let all = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1), chunk(name, 0, 1, 1)];
+            let all = vec![
+                Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+                chunk(name, 0, 1, 1),
+            ];
             let err = ImageLayers::from_manifest(&manifest(all)).unwrap_err();
-            assert!(matches!(err, ImageError::UnsafeFileName { .. }), "{name:?}: {err}");
+            assert!(
+                matches!(err, ImageError::UnsafeFileName { .. }),
+                "{name:?}: {err}"
+            );
         }
     }
 
     #[test]
     fn refuses_missing_domain_unknown_types_and_huge_xml() {
         assert!(ImageLayers::from_manifest(&manifest(vec![chunk("a", 0, 1, 1)])).is_err());
-        let unknown = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1), Descriptor::new("text/plain", D1, 1)];
+        let unknown = vec![
+            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+            Descriptor::new("text/plain", D1, 1),
+        ];
         assert!(ImageLayers::from_manifest(&manifest(unknown)).is_err());
         let huge = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1 << 40)];
         assert!(ImageLayers::from_manifest(&manifest(huge)).is_err());
@@ -473,7 +572,11 @@ mod tests {
     fn layers_without_media_type_are_refused_with_a_reason() {
         let mut untyped = Descriptor::new("", D2, 1);
         untyped.media_type = None;
-        let err = ImageLayers::from_manifest(&manifest(vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1), untyped])).unwrap_err();
+        let err = ImageLayers::from_manifest(&manifest(vec![
+            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+            untyped,
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("no mediaType"), "{err}");
     }
 
@@ -487,14 +590,19 @@ mod tests {
         ]);
         let layers = ImageLayers::from_manifest(&m).unwrap();
         assert_eq!(layers.files.len(), 2);
-        let ImageFile::Legacy { pieces, .. } = &layers.files[0] else { panic!() };
+        let ImageFile::Legacy { pieces, .. } = &layers.files[0] else {
+            panic!()
+        };
         assert_eq!(pieces.len(), 2);
     }
 
     #[test]
     fn manifest_parse_rejects_garbage() {
         assert!(parse_manifest(b"{").is_err());
-        assert!(parse_manifest(br#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#).is_err());
+        assert!(
+            parse_manifest(br#"{"schemaVersion":1,"config":{"digest":"x","size":1},"layers":[]}"#)
+                .is_err()
+        );
         let bad_digest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:zz","size":1},"layers":[]}"#;
         assert!(parse_manifest(bad_digest).is_err());
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},"layers":[]}"#;
@@ -505,8 +613,14 @@ mod tests {
     fn maps_architectures_and_oses() {
         assert_eq!(go_arch("x86_64"), "amd64");
         assert_eq!(go_arch("riscv64"), "riscv64");
-        assert_eq!(go_os(r#"<libosinfo:os id="http://microsoft.com/win/10"/>"#), "windows");
-        assert_eq!(go_os(r#"<libosinfo:os id="http://freebsd.org/freebsd/13.1"/>"#), "freebsd");
+        assert_eq!(
+            go_os(r#"<libosinfo:os id="http://microsoft.com/win/10"/>"#),
+            "windows"
+        );
+        assert_eq!(
+            go_os(r#"<libosinfo:os id="http://freebsd.org/freebsd/13.1"/>"#),
+            "freebsd"
+        );
         assert_eq!(go_os("<domain/>"), "linux");
     }
 }

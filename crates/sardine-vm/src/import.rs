@@ -38,6 +38,10 @@ pub struct ImportOptions<'a> {
     pub allow_unsafe_xml: bool,
     /// Worker threads for decompression.
     pub threads: usize,
+    /// When the VM directory's file system lacks the space the image needs plus this many
+    /// bytes, prune least recently used images first ([`crate::prune::make_room`]); `None`:
+    /// never prune.
+    pub auto_prune: Option<u64>,
     /// Progress receiver.
     pub progress: &'a dyn Progress,
 }
@@ -75,16 +79,25 @@ impl LocalImage {
             ocidir: store.root().to_path_buf(),
             source,
         };
-        let repo = store.repo(reference.name()).map_err(|e| not_found(Some(e)))?;
+        let repo = store
+            .repo(reference.name())
+            .map_err(|e| not_found(Some(e)))?;
         if !repo.exists() {
             return Err(not_found(None));
         }
-        let descriptor = repo.resolve(reference.tag(), reference.digest()).map_err(|e| not_found(Some(e)))?;
+        let descriptor = repo
+            .resolve(reference.tag(), reference.digest())
+            .map_err(|e| not_found(Some(e)))?;
         let manifest_digest = descriptor.digest.clone();
         let manifest = repo.read_manifest(&descriptor)?;
         format::check_manifest(&manifest)?;
         let layers = ImageLayers::from_manifest(&manifest)?;
-        Ok(LocalImage { repo, manifest_digest, manifest, layers })
+        Ok(LocalImage {
+            repo,
+            manifest_digest,
+            manifest,
+            layers,
+        })
     }
 
     /// The image ID: the config blob's digest.
@@ -94,7 +107,9 @@ impl LocalImage {
 
     /// The sardine VM config, if the image has one.
     pub fn vmconfig(&self) -> Result<Option<serde_json::Value>, ImageError> {
-        let Some(layer) = &self.layers.vmconfig else { return Ok(None) };
+        let Some(layer) = &self.layers.vmconfig else {
+            return Ok(None);
+        };
         let bytes = self.repo.read_blob(&layer.digest, format::MAX_SMALL_BLOB)?;
         Ok(Some(crate::vmconfig::validate(&bytes, &layer.digest)?))
     }
@@ -102,16 +117,27 @@ impl LocalImage {
     /// The image config's `rootfs.diff_ids`: the uncompressed digests (empty when it has none).
     fn diff_ids(&self) -> Result<Vec<String>, ImageError> {
         let bytes = self.repo.read_blob(self.id(), format::MAX_SMALL_BLOB)?;
-        let config: format::ImageConfig = serde_json::from_slice(&bytes).map_err(|e| ImageError::Malformed {
-            what: format!("the image config {} is not an OCI image config: {e}", self.id()),
-        })?;
-        Ok(config.rootfs.map(|rootfs| rootfs.diff_ids).unwrap_or_default())
+        let config: format::ImageConfig =
+            serde_json::from_slice(&bytes).map_err(|e| ImageError::Malformed {
+                what: format!(
+                    "the image config {} is not an OCI image config: {e}",
+                    self.id()
+                ),
+            })?;
+        Ok(config
+            .rootfs
+            .map(|rootfs| rootfs.diff_ids)
+            .unwrap_or_default())
     }
 
     /// The domain XML as stored in the image.
     pub fn domain_xml(&self) -> Result<String, ImageError> {
-        let bytes = self.repo.read_blob(&self.layers.domain.digest, format::MAX_SMALL_BLOB)?;
-        String::from_utf8(bytes).map_err(|_| ImageError::Malformed { what: "the domain XML is not UTF-8".into() })
+        let bytes = self
+            .repo
+            .read_blob(&self.layers.domain.digest, format::MAX_SMALL_BLOB)?;
+        String::from_utf8(bytes).map_err(|_| ImageError::Malformed {
+            what: "the domain XML is not UTF-8".into(),
+        })
     }
 
     /// Bytes the unpacked files will occupy, holes excluded (all-zero chunks cost nothing).
@@ -128,7 +154,9 @@ impl LocalImage {
                     }
                 }
                 // Unknown before decompression: count the compressed size as a lower bound.
-                ImageFile::Legacy { pieces, .. } => needed = needed.saturating_add(pieces.iter().map(|p| p.size).sum()),
+                ImageFile::Legacy { pieces, .. } => {
+                    needed = needed.saturating_add(pieces.iter().map(|p| p.size).sum())
+                }
             }
         }
         needed
@@ -150,7 +178,9 @@ impl ZeroDigests {
     /// Whether `digest` is that of `length` zero bytes.
     fn is_zero(&mut self, length: u64, digest: &str) -> bool {
         if !self.known.contains_key(&length) {
-            if self.known.len() >= Self::MAX_LENGTHS || length > sardine_disk::chunked::MAX_CHUNK_SIZE {
+            if self.known.len() >= Self::MAX_LENGTHS
+                || length > sardine_disk::chunked::MAX_CHUNK_SIZE
+            {
                 return false;
             }
             self.known.insert(length, zero_digest(length));
@@ -177,7 +207,11 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let image = LocalImage::open(options.store, options.reference)?;
     // Importing (also for a clone of the image) counts as a use, even when the VM exists.
     options.store.mark_used(&image.manifest_digest);
-    let name = options.name.filter(|n| !n.is_empty()).unwrap_or(image.id()).to_owned();
+    let name = options
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or(image.id())
+        .to_owned();
     check_vm_name(&name)?;
     let mut domain = DomainXml::parse(&image.domain_xml()?)?;
     // Images written by sardinecake 0.4.2 carry the exporting host's live state (emulator
@@ -187,10 +221,18 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     if !options.allow_unsafe_xml {
         domain.strip_host_state();
     }
-    let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
+    let has_legacy_files = image
+        .layers
+        .files
+        .iter()
+        .any(|f| matches!(f, ImageFile::Legacy { .. }));
     if !has_legacy_files {
         // Refuse early, before touching the VM directory or unpacking anything.
-        check_policy(&domain, &image.layers.chunked_names(), options.allow_unsafe_xml)?;
+        check_policy(
+            &domain,
+            &image.layers.chunked_names(),
+            options.allow_unsafe_xml,
+        )?;
     }
 
     fs_err::create_dir_all(options.vmdir)?;
@@ -200,13 +242,32 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let libvirt = Libvirt::open(options.connect)?;
     if let Some(vm) = libvirt.lookup(&name)? {
         tracing::info!("VM {name} already exists");
-        return Ok(Imported { name, uuid: vm.uuid().to_string(), existed: true, dir });
+        return Ok(Imported {
+            name,
+            uuid: vm.uuid().to_string(),
+            existed: true,
+            dir,
+        });
     }
-    check_space(options.vmdir, image.space_needed())?;
+    let needed = image.space_needed();
+    if let Some(keep_free) = options.auto_prune {
+        crate::prune::make_room_and_log(&crate::prune::RoomRequest {
+            store: options.store,
+            connect: options.connect,
+            dir: options.vmdir,
+            needed,
+            keep_free,
+            keep: &image.manifest_digest,
+        });
+    }
+    check_space(options.vmdir, needed)?;
 
     let staging = options.vmdir.join(format!(".{name}.importing"));
     if staging.exists() {
-        tracing::info!("removing the leftovers of an interrupted import in {}", staging.display());
+        tracing::info!(
+            "removing the leftovers of an interrupted import in {}",
+            staging.display()
+        );
         fs_err::remove_dir_all(&staging)?;
     }
     fs_err::create_dir_all(&staging)?;
@@ -217,7 +278,10 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
         domain.set_image_metadata(&options.reference.to_string(), image.id());
         if dir.exists() {
-            tracing::warn!("replacing {}, left by an import that never defined its VM", dir.display());
+            tracing::warn!(
+                "replacing {}, left by an import that never defined its VM",
+                dir.display()
+            );
             fs_err::remove_dir_all(&dir)?;
         }
         fs_err::rename(&staging, &dir)?;
@@ -230,7 +294,12 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     match libvirt.define(&domain.to_xml()?) {
         Ok(vm) => {
             tracing::info!("imported {} as VM {name}", options.reference);
-            Ok(Imported { name, uuid: vm.uuid().to_string(), existed: false, dir })
+            Ok(Imported {
+                name,
+                uuid: vm.uuid().to_string(),
+                existed: false,
+                dir,
+            })
         }
         Err(e) => {
             let _ = fs_err::remove_dir_all(&dir);
@@ -241,19 +310,33 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
 
 /// A VM name must make a plain directory name too.
 pub(crate) fn check_vm_name(name: &str) -> Result<(), ImageError> {
-    format::plain_file_name(name).map(|_| ()).map_err(|_| ImageError::Unsupported {
-        what: format!("{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"),
-    })
+    format::plain_file_name(name)
+        .map(|_| ())
+        .map_err(|_| ImageError::Unsupported {
+            what: format!(
+                "{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"
+            ),
+        })
 }
 
-fn check_policy(domain: &DomainXml, image_files: &[String], allow_unsafe: bool) -> Result<(), ImageError> {
+fn check_policy(
+    domain: &DomainXml,
+    image_files: &[String],
+    allow_unsafe: bool,
+) -> Result<(), ImageError> {
     let violations = sanitize::check(domain, image_files);
     if violations.is_empty() {
         return Ok(());
     }
-    let text = violations.iter().map(|v| format!("  {}: {}", v.path, v.reason)).collect::<Vec<_>>().join("\n");
+    let text = violations
+        .iter()
+        .map(|v| format!("  {}: {}", v.path, v.reason))
+        .collect::<Vec<_>>()
+        .join("\n");
     if allow_unsafe {
-        tracing::warn!("importing a domain the security policy refuses, because --allow-unsafe-xml was given:\n{text}");
+        tracing::warn!(
+            "importing a domain the security policy refuses, because --allow-unsafe-xml was given:\n{text}"
+        );
         return Ok(());
     }
     Err(ImageError::UnsafeDomain { violations: text })
@@ -264,7 +347,11 @@ fn check_space(dir: &Path, needed: u64) -> Result<(), ImageError> {
     // Keep a margin: filesystems misbehave when completely full.
     let margin = 64 << 20;
     if needed.saturating_add(margin) > available {
-        return Err(ImageError::NoSpace { path: dir.to_path_buf(), needed, available });
+        return Err(ImageError::NoSpace {
+            path: dir.to_path_buf(),
+            needed,
+            available,
+        });
     }
     Ok(())
 }
@@ -272,8 +359,11 @@ fn check_space(dir: &Path, needed: u64) -> Result<(), ImageError> {
 /// Free bytes for unprivileged writers on the filesystem holding `dir`.
 pub fn available_space(dir: &Path) -> Result<u64, ImageError> {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| ImageError::Unsupported { what: format!("{}: path contains NUL", dir.display()) })?;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+        ImageError::Unsupported {
+            what: format!("{}: path contains NUL", dir.display()),
+        }
+    })?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is a valid C string and `stat` a valid out-pointer.
     if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
@@ -283,13 +373,30 @@ pub fn available_space(dir: &Path) -> Result<u64, ImageError> {
 }
 
 /// Unpacks every file of the image into `staging`; returns (name, role) of each.
-fn unpack_all(image: &LocalImage, staging: &Path, options: &ImportOptions<'_>) -> Result<Vec<(String, FileRole)>, ImageError> {
+fn unpack_all(
+    image: &LocalImage,
+    staging: &Path,
+    options: &ImportOptions<'_>,
+) -> Result<Vec<(String, FileRole)>, ImageError> {
     let mut names = Vec::new();
-    let has_legacy_files = image.layers.files.iter().any(|f| matches!(f, ImageFile::Legacy { .. }));
-    let diff_ids = if has_legacy_files { image.diff_ids()? } else { Vec::new() };
+    let has_legacy_files = image
+        .layers
+        .files
+        .iter()
+        .any(|f| matches!(f, ImageFile::Legacy { .. }));
+    let diff_ids = if has_legacy_files {
+        image.diff_ids()?
+    } else {
+        Vec::new()
+    };
     for file in &image.layers.files {
         match file {
-            ImageFile::Chunked { name, role, size, chunks } => {
+            ImageFile::Chunked {
+                name,
+                role,
+                size,
+                chunks,
+            } => {
                 let sources = chunks
                     .iter()
                     .map(|chunk| {
@@ -305,7 +412,13 @@ fn unpack_all(image: &LocalImage, staging: &Path, options: &ImportOptions<'_>) -
                     .collect::<Result<Vec<_>, ImageError>>()?;
                 options.progress.start(&format!("importing {name}"), *size);
                 let advance = |n: u64| options.progress.advance(n);
-                unpack_file(&staging.join(name), *size, &sources, options.threads, &advance)?;
+                unpack_file(
+                    &staging.join(name),
+                    *size,
+                    &sources,
+                    options.threads,
+                    &advance,
+                )?;
                 options.progress.finish();
                 names.push((name.clone(), *role));
             }
@@ -316,7 +429,8 @@ fn unpack_all(image: &LocalImage, staging: &Path, options: &ImportOptions<'_>) -
                     paths.push(image.repo.blob_path(&piece.digest)?);
                 }
                 let fallback = format!("disk{}", names.len());
-                let (name, digest, _size) = sardine_disk::legacy::unpack_file(&paths, staging, &fallback)?;
+                let (name, digest, _size) =
+                    sardine_disk::legacy::unpack_file(&paths, staging, &fallback)?;
                 check_legacy_diff_id(&name, &digest, &diff_ids)?;
                 names.push((name, FileRole::Disk));
             }
@@ -333,7 +447,9 @@ fn check_legacy_diff_id(name: &str, digest: &str, diff_ids: &[String]) -> Result
         return Ok(());
     }
     Err(ImageError::Malformed {
-        what: format!("{name} unpacks to {digest}, which is not among the image config's diff_ids (corrupt or tampered image)"),
+        what: format!(
+            "{name} unpacks to {digest}, which is not among the image config's diff_ids (corrupt or tampered image)"
+        ),
     })
 }
 
@@ -344,14 +460,29 @@ fn check_legacy_diff_id(name: &str, digest: &str, diff_ids: &[String]) -> Result
 fn check_disk_files(staging: &Path, names: &[String]) -> Result<(), ImageError> {
     let mut backing_of = std::collections::HashMap::new();
     for name in names {
-        let refuse = |reason: String| ImageError::UnsafeDiskFile { file: name.clone(), reason };
-        let Some(header) = sardine_disk::qcow2::read_header(&staging.join(name))? else { continue };
+        let refuse = |reason: String| ImageError::UnsafeDiskFile {
+            file: name.clone(),
+            reason,
+        };
+        let Some(header) = sardine_disk::qcow2::read_header(&staging.join(name))? else {
+            continue;
+        };
         if header.external_data || header.data_file.is_some() {
-            let target = header.data_file.as_deref().unwrap_or("a file chosen at run time");
-            return Err(refuse(format!("it is a qcow2 image with an external data file ({target:?})")));
+            let target = header
+                .data_file
+                .as_deref()
+                .unwrap_or("a file chosen at run time");
+            return Err(refuse(format!(
+                "it is a qcow2 image with an external data file ({target:?})"
+            )));
         }
-        let Some(backing) = header.backing_file else { continue };
-        if format::plain_file_name(&backing).is_err() || !names.contains(&backing) || backing == *name {
+        let Some(backing) = header.backing_file else {
+            continue;
+        };
+        if format::plain_file_name(&backing).is_err()
+            || !names.contains(&backing)
+            || backing == *name
+        {
             return Err(refuse(format!(
                 "its qcow2 header names the backing file {:?}, which is not another file of the image",
                 backing.escape_debug().to_string()
@@ -368,7 +499,10 @@ fn check_disk_files(staging: &Path, names: &[String]) -> Result<(), ImageError> 
             }
         }
         if backing_of.contains_key(current) {
-            return Err(ImageError::UnsafeDiskFile { file: (*start).to_owned(), reason: "its backing chain loops".into() });
+            return Err(ImageError::UnsafeDiskFile {
+                file: (*start).to_owned(),
+                reason: "its backing chain loops".into(),
+            });
         }
     }
     Ok(())
@@ -395,16 +529,26 @@ fn point_domain_at(
     let known = |file: &str| files.iter().any(|(n, _)| n == file);
     let kept_host_path = |file: &str| allow_unsafe && Path::new(file).is_absolute();
     for disk in domain.disks() {
-        let Some(source) = disk.source.clone() else { continue };
+        let Some(source) = disk.source.clone() else {
+            continue;
+        };
         if known(&source) {
             domain.set_disk_source(disk.index, &dir.join(&source).to_string_lossy());
         } else if !kept_host_path(&source) {
             let target = disk.target.as_deref().unwrap_or("?");
-            return Err(ImageError::Malformed { what: format!("disk {target} refers to {source:?}, which the image does not contain") });
+            return Err(ImageError::Malformed {
+                what: format!(
+                    "disk {target} refers to {source:?}, which the image does not contain"
+                ),
+            });
         }
     }
     let boot = domain.boot_files();
-    for (which, current) in [(BootFile::Kernel, boot.kernel), (BootFile::Initrd, boot.initrd), (BootFile::Nvram, boot.nvram)] {
+    for (which, current) in [
+        (BootFile::Kernel, boot.kernel),
+        (BootFile::Initrd, boot.initrd),
+        (BootFile::Nvram, boot.nvram),
+    ] {
         let Some(file) = current else { continue };
         if known(&file) {
             domain.set_boot_file(which, Some(&dir.join(&file).to_string_lossy()));
@@ -412,7 +556,9 @@ fn point_domain_at(
             // No variable store in the image: libvirt makes one from its template.
             domain.set_boot_file(which, None);
         } else if !kept_host_path(&file) {
-            return Err(ImageError::Malformed { what: format!("the domain boots {file:?}, which the image does not contain") });
+            return Err(ImageError::Malformed {
+                what: format!("the domain boots {file:?}, which the image does not contain"),
+            });
         }
     }
     Ok(())
@@ -425,7 +571,10 @@ mod tests {
     #[test]
     fn zero_digest_matches_sha256_of_zeros() {
         use sha2::Digest;
-        let expected = format!("sha256:{}", hex::encode(sha2::Sha256::digest(vec![0u8; 3 << 20 | 5])));
+        let expected = format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(vec![0u8; 3 << 20 | 5]))
+        );
         assert_eq!(zero_digest(3 << 20 | 5), expected);
     }
 
@@ -481,13 +630,31 @@ mod tests {
 
     #[test]
     fn disk_files_may_only_back_onto_each_other() {
-        disk_files(&[("base.qcow2", qcow2(None, None)), ("top.qcow2", qcow2(Some("base.qcow2"), None)), ("raw", vec![1; 10])])
-            .unwrap();
-        for backing in ["/etc/shadow", "/dev/sda", "../base.qcow2", "missing.qcow2", "top.qcow2"] {
-            let err = disk_files(&[("base.qcow2", qcow2(None, None)), ("top.qcow2", qcow2(Some(backing), None))]).unwrap_err();
-            assert!(matches!(err, ImageError::UnsafeDiskFile { .. }), "{backing}: {err}");
+        disk_files(&[
+            ("base.qcow2", qcow2(None, None)),
+            ("top.qcow2", qcow2(Some("base.qcow2"), None)),
+            ("raw", vec![1; 10]),
+        ])
+        .unwrap();
+        for backing in [
+            "/etc/shadow",
+            "/dev/sda",
+            "../base.qcow2",
+            "missing.qcow2",
+            "top.qcow2",
+        ] {
+            let err = disk_files(&[
+                ("base.qcow2", qcow2(None, None)),
+                ("top.qcow2", qcow2(Some(backing), None)),
+            ])
+            .unwrap_err();
+            assert!(
+                matches!(err, ImageError::UnsafeDiskFile { .. }),
+                "{backing}: {err}"
+            );
         }
-        let looped = disk_files(&[("a", qcow2(Some("b"), None)), ("b", qcow2(Some("a"), None))]).unwrap_err();
+        let looped = disk_files(&[("a", qcow2(Some("b"), None)), ("b", qcow2(Some("a"), None))])
+            .unwrap_err();
         assert!(looped.to_string().contains("loops"), "{looped}");
     }
 

@@ -44,7 +44,11 @@ pub struct ListEntry {
 /// Lists the local images, with the state of the VM named after each image ID.
 pub fn list(store: &Store, connect: Option<&str>) -> Result<Vec<ListEntry>, ImageError> {
     let images = store.list()?;
-    let libvirt = if images.is_empty() { None } else { Libvirt::open_read_only(connect).ok() };
+    let libvirt = if images.is_empty() {
+        None
+    } else {
+        Libvirt::open_read_only(connect).ok()
+    };
     let mut entries = Vec::with_capacity(images.len());
     for image in images {
         let state = match (&libvirt, &image.id) {
@@ -87,7 +91,10 @@ pub fn rfc3339(time: SystemTime) -> String {
 
 fn state_of(libvirt: &Libvirt, name: &str) -> Option<bool> {
     let vm = libvirt.lookup(name).ok()??;
-    Some(matches!(vm.state().ok()?, VmState::Running | VmState::Paused))
+    Some(matches!(
+        vm.state().ok()?,
+        VmState::Running | VmState::Paused
+    ))
 }
 
 /// One VM that sarde imported or cloned (its domain records the image it comes from).
@@ -147,9 +154,14 @@ pub fn list_vms(connect: Option<&str>) -> Result<Vec<VmEntry>, ImageError> {
             disks,
         });
     }
-    let owners: HashMap<&Path, &str> =
-        domains.iter().flat_map(|d| d.disks.iter().map(|f| (f.as_path(), d.name.as_str()))).collect();
-    let mut entries: Vec<VmEntry> = domains.iter().filter_map(|domain| vm_entry(domain, &owners)).collect();
+    let owners: HashMap<&Path, &str> = domains
+        .iter()
+        .flat_map(|d| d.disks.iter().map(|f| (f.as_path(), d.name.as_str())))
+        .collect();
+    let mut entries: Vec<VmEntry> = domains
+        .iter()
+        .filter_map(|domain| vm_entry(domain, &owners))
+        .collect();
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
 }
@@ -159,7 +171,12 @@ fn vm_entry(domain: &Domain, owners: &HashMap<&Path, &str>) -> Option<VmEntry> {
     let directory = own_directory(&domain.name, &domain.disks).filter(|dir| dir.is_dir());
     Some(VmEntry {
         name: domain.name.clone(),
-        state: if domain.state == VmState::ShutOff { "stopped" } else { "running" }.to_owned(),
+        state: if domain.state == VmState::ShutOff {
+            "stopped"
+        } else {
+            "running"
+        }
+        .to_owned(),
         transient: !domain.persistent,
         image,
         image_id,
@@ -180,7 +197,9 @@ fn base_of(name: &str, chain_files: &[String], owners: &HashMap<&Path, &str>) ->
 
 /// Bytes allocated by the regular files directly in `dir` (unreadable files count as 0).
 pub(crate) fn allocated_in(dir: &Path) -> u64 {
-    let Ok(entries) = fs_err::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -196,7 +215,9 @@ pub fn ids_needed_by_clones(vms: &[VmEntry]) -> BTreeSet<String> {
         let mut base = vm.base.as_deref();
         let mut hops = 0;
         while let Some(name) = base.filter(|_| hops < vms.len()) {
-            let Some(entry) = by_name.get(name) else { break };
+            let Some(entry) = by_name.get(name) else {
+                break;
+            };
             needed.insert(entry.image_id.clone());
             base = entry.base.as_deref();
             hops += 1;
@@ -212,19 +233,35 @@ pub fn format_vms_text(vms: &[VmEntry]) -> String {
         .map(|vm| {
             [
                 vm.name.clone(),
-                if vm.transient { format!("{} (ephemeral)", vm.state) } else { vm.state.clone() },
+                if vm.transient {
+                    format!("{} (ephemeral)", vm.state)
+                } else {
+                    vm.state.clone()
+                },
                 vm.base.clone().unwrap_or_else(|| "-".into()),
-                vm.disk_usage.map_or_else(|| "-".into(), sardine_config::format_size),
+                vm.disk_usage
+                    .map_or_else(|| "-".into(), sardine_config::format_size),
                 vm.image.clone(),
             ]
         })
         .collect();
     let titles = ["NAME", "STATE", "BASE", "DISK USAGE", "IMAGE"].map(str::to_owned);
-    let widths: Vec<usize> =
-        (0..5).map(|i| rows.iter().chain([&titles]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&titles])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for row in std::iter::once(&titles).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(cells.join("\t").trim_end());
         out.push('\n');
     }
@@ -246,14 +283,45 @@ pub fn format_text(entries: &[ListEntry]) -> String {
     // alone set the widths (an empty listing's NAME column is `NAME `).
     let width = |title: &str, key: &str, values: Vec<usize>| {
         let key = if values.is_empty() { 0 } else { key.len() };
-        values.into_iter().chain([title.len(), key]).max().unwrap_or(0)
+        values
+            .into_iter()
+            .chain([title.len(), key])
+            .max()
+            .unwrap_or(0)
     };
-    let fs_source = width("SOURCE", "source", entries.iter().map(|e| e.source.len()).collect());
-    let fs_name = width("NAME", "name", entries.iter().map(|e| e.name.len()).collect());
-    let fs_tag = width("", "tag", entries.iter().map(|e| text(&e.tag).len()).collect());
-    let fs_digest = width("", "digest", entries.iter().map(|e| e.digest.len()).collect());
-    let fs_id = width("IMAGE ID", "id", entries.iter().map(|e| text(&e.id).len()).collect());
-    let fs_state = width("STATE", "state", entries.iter().map(|e| e.state.map_or(4, |s| if s { 4 } else { 5 })).collect());
+    let fs_source = width(
+        "SOURCE",
+        "source",
+        entries.iter().map(|e| e.source.len()).collect(),
+    );
+    let fs_name = width(
+        "NAME",
+        "name",
+        entries.iter().map(|e| e.name.len()).collect(),
+    );
+    let fs_tag = width(
+        "",
+        "tag",
+        entries.iter().map(|e| text(&e.tag).len()).collect(),
+    );
+    let fs_digest = width(
+        "",
+        "digest",
+        entries.iter().map(|e| e.digest.len()).collect(),
+    );
+    let fs_id = width(
+        "IMAGE ID",
+        "id",
+        entries.iter().map(|e| text(&e.id).len()).collect(),
+    );
+    let fs_state = width(
+        "STATE",
+        "state",
+        entries
+            .iter()
+            .map(|e| e.state.map_or(4, |s| if s { 4 } else { 5 }))
+            .collect(),
+    );
     let name_width = fs_tag.max(fs_digest) + fs_name + 1;
     let row = |source: &str, name: &str, id: &str, state: &str| {
         format!("{source:<fs_source$}\t{name:<name_width$}\t{id:<fs_id$}\t{state:<fs_state$}\n")
@@ -261,17 +329,31 @@ pub fn format_text(entries: &[ListEntry]) -> String {
     let mut out = row("SOURCE", "NAME", "IMAGE ID", "STATE");
     let mut sorted: Vec<&ListEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
-        (text(&a.id), &a.name, a.tag.clone().unwrap_or_default()).cmp(&(text(&b.id), &b.name, b.tag.clone().unwrap_or_default()))
+        (text(&a.id), &a.name, a.tag.clone().unwrap_or_default()).cmp(&(
+            text(&b.id),
+            &b.name,
+            b.tag.clone().unwrap_or_default(),
+        ))
     });
     let mut last_id = None;
     for entry in &sorted {
         let id = text(&entry.id);
         if last_id.as_ref() != Some(&id) {
-            out.push_str(&row(&entry.source, &format!("{}@{}", entry.name, entry.digest), &id, state_text(entry.state)));
+            out.push_str(&row(
+                &entry.source,
+                &format!("{}@{}", entry.name, entry.digest),
+                &id,
+                state_text(entry.state),
+            ));
             last_id = Some(id.clone());
         }
         if let Some(tag) = &entry.tag {
-            out.push_str(&row(&entry.source, &format!("{}:{tag}", entry.name), &id, "   \"   "));
+            out.push_str(&row(
+                &entry.source,
+                &format!("{}:{tag}", entry.name),
+                &id,
+                "   \"   ",
+            ));
         }
     }
     out
@@ -301,20 +383,33 @@ mod tests {
 
     #[test]
     fn one_digest_row_per_id_then_one_row_per_tag() {
-        let entries = [entry("vm", Some("b"), "2", Some(true)), entry("vm", Some("a"), "2", Some(true)), entry("other", None, "1", None)];
+        let entries = [
+            entry("vm", Some("b"), "2", Some(true)),
+            entry("vm", Some("a"), "2", Some(true)),
+            entry("other", None, "1", None),
+        ];
         let text = format_text(&entries);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
         assert!(lines[1].starts_with("oci   \tother@sha256:m1"), "{text}");
         assert!(lines[1].ends_with("missing"), "{text}");
-        assert!(lines[2].contains("vm@sha256:m2") && lines[2].contains("running"), "{text}");
-        assert!(lines[3].contains("vm:a") && lines[3].ends_with("   \"   "), "{text}");
+        assert!(
+            lines[2].contains("vm@sha256:m2") && lines[2].contains("running"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("vm:a") && lines[3].ends_with("   \"   "),
+            "{text}"
+        );
         assert!(lines[4].contains("vm:b"), "{text}");
     }
 
     #[test]
     fn json_keys_are_those_of_sardinecake() {
         let json = serde_json::to_string(&entry("vm", None, "1", Some(false))).unwrap();
-        assert_eq!(json, r#"{"source":"oci","name":"vm","tag":null,"digest":"sha256:m1","id":"sha256:1","state":false,"size":7,"last_used":null}"#);
+        assert_eq!(
+            json,
+            r#"{"source":"oci","name":"vm","tag":null,"digest":"sha256:m1","id":"sha256:1","state":false,"size":7,"last_used":null}"#
+        );
     }
 }

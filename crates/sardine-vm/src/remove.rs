@@ -40,14 +40,21 @@ pub struct RemovedVm {
 /// directory when that directory is the one sarde made for it (`<parent>/<name>/`).
 pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<RemovedVm, ImageError> {
     let libvirt = Libvirt::open(connect)?;
-    let vm = libvirt.lookup(name)?.ok_or_else(|| ImageError::VmNotFound { name: name.to_owned() })?;
+    let vm = libvirt
+        .lookup(name)?
+        .ok_or_else(|| ImageError::VmNotFound {
+            name: name.to_owned(),
+        })?;
     let vm_name = vm.name().to_owned();
     let domain = DomainXml::parse(&vm.xml(true)?)?;
     let files = owned_files(&domain);
     let domain_disks = disk_files(&domain);
     let dependents = dependents(&libvirt, &vm_name, &files)?;
     if !dependents.is_empty() && !force {
-        return Err(ImageError::InUse { name: vm_name, dependents });
+        return Err(ImageError::InUse {
+            name: vm_name,
+            dependents,
+        });
     }
     for dependent in &dependents {
         remove_vm(connect, dependent, true)?;
@@ -61,20 +68,35 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
     if vm.is_persistent()? {
         vm.undefine()?;
     }
-    let disks: Vec<PathBuf> = files.iter().filter(|f| domain_disks.contains(f)).cloned().collect();
+    let disks: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| domain_disks.contains(f))
+        .cloned()
+        .collect();
     let dir = own_directory(&vm_name, &disks);
     if let Some(dir) = &dir {
         fs_err::remove_dir_all(dir)?;
     }
     tracing::info!("removed VM {vm_name}");
-    Ok(RemovedVm { name: vm_name, dir, dependents })
+    Ok(RemovedVm {
+        name: vm_name,
+        dir,
+        dependents,
+    })
 }
 
 /// The files of a VM: its disks (not cdroms, which may be shared), NVRAM, kernel, initrd.
 fn owned_files(domain: &DomainXml) -> Vec<PathBuf> {
     let boot = domain.boot_files();
-    let boot_files = [boot.kernel, boot.initrd, boot.nvram].into_iter().flatten().map(PathBuf::from);
-    disk_files(domain).into_iter().chain(boot_files).filter(|p| p.is_absolute()).collect()
+    let boot_files = [boot.kernel, boot.initrd, boot.nvram]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from);
+    disk_files(domain)
+        .into_iter()
+        .chain(boot_files)
+        .filter(|p| p.is_absolute())
+        .collect()
 }
 
 /// The files of a VM's writable file disks.
@@ -104,7 +126,9 @@ fn dependents(libvirt: &Libvirt, name: &str, files: &[PathBuf]) -> Result<Vec<St
         if other == name {
             continue;
         }
-        let Ok(domain) = DomainXml::parse(&vm.xml(false)?) else { continue };
+        let Ok(domain) = DomainXml::parse(&vm.xml(false)?) else {
+            continue;
+        };
         if uses_any(&domain, files) {
             found.push(other);
         }
@@ -113,7 +137,10 @@ fn dependents(libvirt: &Libvirt, name: &str, files: &[PathBuf]) -> Result<Vec<St
 }
 
 fn uses_any(domain: &DomainXml, files: &[PathBuf]) -> bool {
-    domain.all_disk_files().iter().any(|used| files.iter().any(|f| Path::new(used) == f))
+    domain
+        .all_disk_files()
+        .iter()
+        .any(|used| files.iter().any(|f| Path::new(used) == f))
 }
 
 #[cfg(test)]
@@ -122,10 +149,16 @@ mod tests {
 
     #[test]
     fn own_directory_only_when_named_after_the_vm_and_holding_all_disks() {
-        let files = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/vms/a/disk2.qcow2")];
+        let files = [
+            PathBuf::from("/vms/a/disk.qcow2"),
+            PathBuf::from("/vms/a/disk2.qcow2"),
+        ];
         assert_eq!(own_directory("a", &files), Some(PathBuf::from("/vms/a")));
         assert_eq!(own_directory("b", &files), None);
-        let scattered = [PathBuf::from("/vms/a/disk.qcow2"), PathBuf::from("/elsewhere/disk2.qcow2")];
+        let scattered = [
+            PathBuf::from("/vms/a/disk.qcow2"),
+            PathBuf::from("/elsewhere/disk2.qcow2"),
+        ];
         assert_eq!(own_directory("a", &scattered), None);
         assert_eq!(own_directory("a", &[]), None);
     }

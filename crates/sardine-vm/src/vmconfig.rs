@@ -12,11 +12,19 @@ use crate::error::ImageError;
 
 /// Validates a sardine VM config and returns it re-serialised (2-space indented JSON).
 pub fn validate(text: &[u8], origin: &str) -> Result<Value, ImageError> {
-    let fail = |what: String| ImageError::VmConfig { origin: origin.to_owned(), what };
-    let value: Value = serde_json::from_slice(text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
-    let object = value.as_object().ok_or_else(|| fail("must be a JSON object".into()))?;
+    let fail = |what: String| ImageError::VmConfig {
+        origin: origin.to_owned(),
+        what,
+    };
+    let value: Value =
+        serde_json::from_slice(text).map_err(|e| fail(format!("not valid JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| fail("must be a JSON object".into()))?;
     if let Some(users) = object.get("users") {
-        let users = users.as_array().ok_or_else(|| fail("`users` must be an array".into()))?;
+        let users = users
+            .as_array()
+            .ok_or_else(|| fail("`users` must be an array".into()))?;
         for (i, user) in users.iter().enumerate() {
             for key in ["username", "password"] {
                 if !user.get(key).is_some_and(Value::is_string) {
@@ -26,14 +34,18 @@ pub fn validate(text: &[u8], origin: &str) -> Result<Value, ImageError> {
         }
     }
     if let Some(services) = object.get("services") {
-        let services = services.as_array().ok_or_else(|| fail("`services` must be an array".into()))?;
+        let services = services
+            .as_array()
+            .ok_or_else(|| fail("`services` must be an array".into()))?;
         for (i, service) in services.iter().enumerate() {
             if !service.get("service").is_some_and(Value::is_string) {
                 return Err(fail(format!("services[{i}] needs a string `service`")));
             }
             let port = service.get("port").and_then(Value::as_u64);
             if !port.is_some_and(|p| (1..=65535).contains(&p)) {
-                return Err(fail(format!("services[{i}] needs an integer `port` from 1 to 65535")));
+                return Err(fail(format!(
+                    "services[{i}] needs an integer `port` from 1 to 65535"
+                )));
             }
             let protocol = service.get("protocol").and_then(Value::as_str);
             if !matches!(protocol, Some("tcp" | "udp")) {
@@ -47,7 +59,10 @@ pub fn validate(text: &[u8], origin: &str) -> Result<Value, ImageError> {
 /// The first user's credentials, if the config has any (what SSH logins default to).
 pub fn first_user(config: &Value) -> Option<(String, String)> {
     let user = config.get("users")?.as_array()?.first()?;
-    Some((user.get("username")?.as_str()?.to_owned(), user.get("password")?.as_str()?.to_owned()))
+    Some((
+        user.get("username")?.as_str()?.to_owned(),
+        user.get("password")?.as_str()?.to_owned(),
+    ))
 }
 
 #[cfg(test)]
@@ -59,7 +74,10 @@ mod tests {
         let config = br#"{"users":[{"username":"vagrant","password":"vagrant"}],
             "services":[{"service":"ssh","port":22,"protocol":"tcp"}],"extra":1}"#;
         let value = validate(config, "t").unwrap();
-        assert_eq!(first_user(&value), Some(("vagrant".into(), "vagrant".into())));
+        assert_eq!(
+            first_user(&value),
+            Some(("vagrant".into(), "vagrant".into()))
+        );
     }
 
     #[test]
@@ -73,7 +91,11 @@ mod tests {
             br#"{"services":[{"port":22,"protocol":"tcp"}]}"#,
             b"not json",
         ] {
-            assert!(validate(bad, "t").is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                validate(bad, "t").is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -84,7 +84,11 @@ fn remaining(deadline: Instant) -> Duration {
 async fn import(settings: &Settings, reference: &Reference) -> anyhow::Result<Imported> {
     let step = Step::start(format!("importing {reference}"));
     let (store, reference_owned) = (Store::new(&settings.ocidir), reference.clone());
-    let (vmdir, connect) = (settings.vmdir.clone(), settings.connect.clone());
+    let (vmdir, connect, auto_prune) = (
+        settings.vmdir.clone(),
+        settings.connect.clone(),
+        settings.auto_prune,
+    );
     let imported = tokio::task::spawn_blocking(move || {
         sardine_vm::import::import(&ImportOptions {
             store: &store,
@@ -94,6 +98,7 @@ async fn import(settings: &Settings, reference: &Reference) -> anyhow::Result<Im
             connect: connect.as_deref(),
             allow_unsafe_xml: false,
             threads: threads(),
+            auto_prune,
             progress: &NoProgress,
         })
     })

@@ -30,20 +30,37 @@ pub fn ip(settings: &Settings, args: &IpArgs) -> anyhow::Result<()> {
 /// `sarde ssh`: runs COMMAND in the VM (or a login shell) and exits with its status.
 pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
     let vm = find_vm(settings, &args.vm)?;
-    let host = address(&vm, Duration::from_secs(60), &[AddressSource::Lease, AddressSource::Arp, AddressSource::Agent])?;
+    let host = address(
+        &vm,
+        Duration::from_secs(60),
+        &[
+            AddressSource::Lease,
+            AddressSource::Arp,
+            AddressSource::Agent,
+        ],
+    )?;
     let target = ssh_target(settings, &vm, host, args)?;
     // Like OpenSSH: the words are joined with spaces and the remote shell parses the result.
-    let command = if args.command.is_empty() { "exec $SHELL -l".to_owned() } else { args.command.join(" ") };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let status = runtime.block_on(async {
-        let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
-        let mut stdout = tokio::io::stdout();
-        let mut stderr = tokio::io::stderr();
-        let status = session.exec(&command, None, &mut stdout, &mut stderr).await?;
-        session.close().await?;
-        anyhow::Ok(status)
-    })
-    .exit_code(exit_code::NETWORK)?;
+    let command = if args.command.is_empty() {
+        "exec $SHELL -l".to_owned()
+    } else {
+        args.command.join(" ")
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime
+        .block_on(async {
+            let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
+            let mut stdout = tokio::io::stdout();
+            let mut stderr = tokio::io::stderr();
+            let status = session
+                .exec(&command, None, &mut stdout, &mut stderr)
+                .await?;
+            session.close().await?;
+            anyhow::Ok(status)
+        })
+        .exit_code(exit_code::NETWORK)?;
     let code = status.code().unwrap_or(255);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
@@ -53,33 +70,59 @@ fn find_vm(settings: &Settings, name: &str) -> anyhow::Result<Vm> {
     libvirt
         .lookup(name)
         .exit_code(exit_code::LIBVIRT)?
-        .ok_or_else(|| anyhow::Error::new(Failure::new(exit_code::NOT_FOUND, anyhow::anyhow!("VM {name:?} not found"))))
+        .ok_or_else(|| {
+            anyhow::Error::new(Failure::new(
+                exit_code::NOT_FOUND,
+                anyhow::anyhow!("VM {name:?} not found"),
+            ))
+        })
 }
 
 fn address(vm: &Vm, wait: Duration, sources: &[AddressSource]) -> anyhow::Result<IpAddr> {
     vm.wait_for_address(wait, sources)
-        .map_err(|e| Failure::new(exit_code::NOT_FOUND, e).with_hint("is the VM running? give it time with --wait 60"))
+        .map_err(|e| {
+            Failure::new(exit_code::NOT_FOUND, e)
+                .with_hint("is the VM running? give it time with --wait 60")
+        })
         .map_err(anyhow::Error::new)
 }
 
 /// User and credentials: the command line, else the first user of the sardine config of the
 /// image the VM was imported from (recorded in its domain metadata).
-fn ssh_target(settings: &Settings, vm: &Vm, host: IpAddr, args: &SshArgs) -> anyhow::Result<Target> {
+fn ssh_target(
+    settings: &Settings,
+    vm: &Vm,
+    host: IpAddr,
+    args: &SshArgs,
+) -> anyhow::Result<Target> {
     let image_user = image_user(settings, vm);
-    let user = args.user.clone().or_else(|| image_user.as_ref().map(|(u, _)| u.clone()));
+    let user = args
+        .user
+        .clone()
+        .or_else(|| image_user.as_ref().map(|(u, _)| u.clone()));
     let Some(user) = user else {
         return Err(anyhow::anyhow!("no user to log in as"))
             .exit_code(exit_code::USAGE)
-            .hint("pass --user (and --identity-file), or give the image a sardine config with users");
+            .hint(
+                "pass --user (and --identity-file), or give the image a sardine config with users",
+            );
     };
     let mut auth = Vec::new();
     if let Some(path) = &args.identity_file {
-        auth.push(Auth::KeyFile { path: path.clone(), passphrase: None });
+        auth.push(Auth::KeyFile {
+            path: path.clone(),
+            passphrase: None,
+        });
     }
     if let Some((_, password)) = image_user {
         auth.push(Auth::Password(password));
     }
-    Ok(Target { host: host.to_string(), port: 22, user, auth })
+    Ok(Target {
+        host: host.to_string(),
+        port: 22,
+        user,
+        auth,
+    })
 }
 
 fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {

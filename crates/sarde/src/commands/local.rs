@@ -9,7 +9,9 @@ use sardine_vm::export::{DiskFormat, ExportOptions};
 use sardine_vm::import::LocalImage;
 
 use super::{connect, image_failure, locate, quiet, store, threads};
-use crate::cli::{self, CloneArgs, ExportArgs, GetconfigArgs, ImportArgs, ListArgs, OutputFormat, RmArgs};
+use crate::cli::{
+    self, CloneArgs, ExportArgs, GetconfigArgs, ImportArgs, ListArgs, OutputFormat, RmArgs,
+};
 use crate::exit_code::{self, ResultExt};
 use crate::progress::Reporter;
 use crate::settings::Settings;
@@ -19,9 +21,13 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
     let (store, reference) = locate(settings, args.container(), args.raw.raw)?;
     let disk_format = match args.disk_format() {
         cli::DiskFormat::Chunked => DiskFormat::Chunked {
-            chunk_size: args.chunksize.unwrap_or(sardine_disk::chunked::DEFAULT_CHUNK_SIZE),
+            chunk_size: args
+                .chunksize
+                .unwrap_or(sardine_disk::chunked::DEFAULT_CHUNK_SIZE),
         },
-        cli::DiskFormat::Legacy => DiskFormat::Legacy { chunk_size: args.chunksize },
+        cli::DiskFormat::Legacy => DiskFormat::Legacy {
+            chunk_size: args.chunksize,
+        },
     };
     let progress = Reporter::new(quiet(settings));
     let report = sardine_vm::export::export(&ExportOptions {
@@ -29,7 +35,11 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
         reference: &reference,
         store: &store,
         // A domain XML file replaces libvirt, as in 0.4.2.
-        connect: if args.libvirtconfig.is_some() { None } else { connect(settings) },
+        connect: if args.libvirtconfig.is_some() {
+            None
+        } else {
+            connect(settings)
+        },
         domain_xml_file: args.libvirtconfig.as_deref(),
         vmconfig_file: args.vmconfig.as_deref(),
         disk_format,
@@ -46,7 +56,7 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
 /// `sarde import`: prints the VM's name (or UUID).
 pub fn import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
     let (store, reference) = locate(settings, &args.container, args.raw.raw)?;
-    import_reference(settings, &store, &reference, &args.import)
+    import_reference(settings, &store, &reference, &args.import, &args.auto_prune)
 }
 
 /// Imports `reference` from `store` and prints the VM's name or UUID (also used by `pull`).
@@ -55,6 +65,7 @@ pub(crate) fn import_reference(
     store: &Store,
     reference: &Reference,
     options: &cli::ImportOptions,
+    auto_prune: &cli::AutoPruneArgs,
 ) -> anyhow::Result<()> {
     let progress = Reporter::new(quiet(settings));
     let imported = sardine_vm::import::import(&sardine_vm::import::ImportOptions {
@@ -65,10 +76,15 @@ pub(crate) fn import_reference(
         connect: connect(settings),
         allow_unsafe_xml: options.unsafe_xml.allow_unsafe_xml,
         threads: threads(),
+        auto_prune: auto_prune.keep_free_if_on(),
         progress: &progress,
     })
     .map_err(image_failure)?;
-    let shown = if options.print_uuid { &imported.uuid } else { &imported.name };
+    let shown = if options.print_uuid {
+        &imported.uuid
+    } else {
+        &imported.name
+    };
     writeln!(std::io::stdout(), "{shown}")?;
     Ok(())
 }
@@ -78,7 +94,8 @@ pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
     if args.vms {
         return list_vms(settings, args);
     }
-    let entries = sardine_vm::list::list(&store(settings), connect(settings)).map_err(image_failure)?;
+    let entries =
+        sardine_vm::list::list(&store(settings), connect(settings)).map_err(image_failure)?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?,
@@ -89,8 +106,7 @@ pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
 
 /// `sarde list --vms`: the VMs imported or cloned from images.
 fn list_vms(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
-    let vms = sardine_vm::list::list_vms(connect(settings))
-        .map_err(image_failure)?;
+    let vms = sardine_vm::list::list_vms(connect(settings)).map_err(image_failure)?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&vms)?)?,
@@ -104,7 +120,11 @@ pub fn getconfig(settings: &Settings, args: &GetconfigArgs) -> anyhow::Result<()
     let (store, reference) = locate(settings, &args.container, args.raw.raw)?;
     let image = LocalImage::open(&store, &reference).map_err(image_failure)?;
     if let Some(config) = image.vmconfig().map_err(image_failure)? {
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&config)?)?;
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&config)?
+        )?;
     }
     Ok(())
 }
@@ -124,7 +144,12 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
         clonedir: &args.vmdir.vmdir,
         connect: connect(settings),
         mode,
-        image: Some(ImageSource { store: &store, vmdir: &args.vmdir.vmdir, threads: threads(), progress: &progress }),
+        image: Some(ImageSource {
+            store: &store,
+            vmdir: &args.vmdir.vmdir,
+            threads: threads(),
+            progress: &progress,
+        }),
         allow_unsafe_xml: args.unsafe_xml.allow_unsafe_xml,
         memory_mib: None,
         vcpus: None,
@@ -148,11 +173,15 @@ pub fn rm(settings: &Settings, args: &RmArgs) -> anyhow::Result<()> {
                 continue;
             }
             if args.image {
-                return Err(anyhow::anyhow!("image {name} not found in {}", store.root().display()))
-                    .exit_code(exit_code::NOT_FOUND);
+                return Err(anyhow::anyhow!(
+                    "image {name} not found in {}",
+                    store.root().display()
+                ))
+                .exit_code(exit_code::NOT_FOUND);
             }
         }
-        sardine_vm::remove::remove_vm(connect(settings), name, args.force).map_err(image_failure)?;
+        sardine_vm::remove::remove_vm(connect(settings), name, args.force)
+            .map_err(image_failure)?;
     }
     Ok(())
 }

@@ -24,7 +24,9 @@ use crate::settings::Settings;
 pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
     match &settings.cli.command {
         // Only these hold stdout's lock: `ssh` writes to stdout from other threads.
-        Command::Completions(args) => crate::generate::completions(args, &mut std::io::stdout().lock())?,
+        Command::Completions(args) => {
+            crate::generate::completions(args, &mut std::io::stdout().lock())?
+        }
         Command::Man(args) => crate::generate::man(args, &mut std::io::stdout().lock())?,
         Command::Login(args) => registry::login(settings, args)?,
         Command::Logout(args) => registry::logout(settings, args)?,
@@ -67,25 +69,50 @@ pub(crate) fn quiet(settings: &Settings) -> bool {
 /// Parses an image reference given on the command line.
 pub(crate) fn reference(text: &str) -> anyhow::Result<Reference> {
     Reference::parse(text)
-        .map_err(|e| Failure::new(exit_code::USAGE, anyhow::Error::new(e).context(format!("invalid image name {text:?}"))))
-        .map_err(|f| anyhow::Error::new(f.with_hint("image names look like registry.example.org/group/vm:tag or localhost:5000/vm:1")))
+        .map_err(|e| {
+            Failure::new(
+                exit_code::USAGE,
+                anyhow::Error::new(e).context(format!("invalid image name {text:?}")),
+            )
+        })
+        .map_err(|f| {
+            anyhow::Error::new(f.with_hint(
+                "image names look like registry.example.org/group/vm:tag or localhost:5000/vm:1",
+            ))
+        })
 }
 
 /// The store and the reference for CONTAINER: a name in `--ocidir`, or with `--raw` an OCI
 /// layout directory (with an optional `:tag` or `@digest`).
-pub(crate) fn locate(settings: &Settings, container: &str, raw: bool) -> anyhow::Result<(Store, Reference)> {
+pub(crate) fn locate(
+    settings: &Settings,
+    container: &str,
+    raw: bool,
+) -> anyhow::Result<(Store, Reference)> {
     if !raw {
         return Ok((store(settings), reference(container)?));
     }
-    let split = container.rfind(['@', ':']).filter(|&i| !container[i..].contains('/'));
+    let split = container
+        .rfind(['@', ':'])
+        .filter(|&i| !container[i..].contains('/'));
     let (path, suffix) = match split {
         Some(i) => (&container[..i], &container[i..]),
         None => (container, ""),
     };
     let path = Path::new(path);
-    let parent = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
+    let parent = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = if parent.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent
+    };
     Ok((Store::new(parent), reference(&format!("{name}{suffix}"))?))
 }
 
@@ -93,7 +120,9 @@ pub(crate) fn locate(settings: &Settings, container: &str, raw: bool) -> anyhow:
 pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
     let code = match &error {
         ImageError::ImageNotFound { .. } | ImageError::VmNotFound { .. } => exit_code::NOT_FOUND,
-        ImageError::Malformed { .. } | ImageError::UnsafeFileName { .. } | ImageError::Disk(_) => exit_code::INTEGRITY,
+        ImageError::Malformed { .. } | ImageError::UnsafeFileName { .. } | ImageError::Disk(_) => {
+            exit_code::INTEGRITY
+        }
         ImageError::Store(e) if is_integrity(e) => exit_code::INTEGRITY,
         ImageError::Libvirt(_) => exit_code::LIBVIRT,
         _ => exit_code::GENERAL,

@@ -26,7 +26,11 @@ pub fn prune(settings: &Settings, args: &PruneArgs) -> anyhow::Result<()> {
         tracing::warn!(
             "the store's images still take {}, over the budget: the rest is needed by clones{}",
             format_size(report.store_size),
-            if args.older_than.is_some() { " or not old enough" } else { "" }
+            if args.older_than.is_some() {
+                " or not old enough"
+            } else {
+                ""
+            }
         );
     }
     let mut stdout = std::io::stdout().lock();
@@ -39,7 +43,11 @@ pub fn prune(settings: &Settings, args: &PruneArgs) -> anyhow::Result<()> {
 
 /// One line per removed thing, then the total; "would remove" in a dry run.
 fn format_text(report: &PruneReport) -> String {
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     let mut out = format!(
         "{verb} garbage: {} files, {}\n",
         report.garbage_files,
@@ -49,7 +57,12 @@ fn format_text(report: &PruneReport) -> String {
         let names = if image.tags.is_empty() {
             format!("{}@{}", image.name, image.digest)
         } else {
-            image.tags.iter().map(|tag| format!("{}:{tag}", image.name)).collect::<Vec<_>>().join(", ")
+            image
+                .tags
+                .iter()
+                .map(|tag| format!("{}:{tag}", image.name))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         out.push_str(&format!(
             "{verb} image {names} (last used {}): {}\n",
@@ -58,7 +71,11 @@ fn format_text(report: &PruneReport) -> String {
         ));
     }
     for vm in &report.vms {
-        out.push_str(&format!("{verb} VM {}: {}\n", vm.name, format_size(vm.freed)));
+        out.push_str(&format!(
+            "{verb} VM {}: {}\n",
+            vm.name,
+            format_size(vm.freed)
+        ));
     }
     for leftover in &report.leftovers {
         out.push_str(&format!(
@@ -67,7 +84,11 @@ fn format_text(report: &PruneReport) -> String {
             format_size(leftover.freed)
         ));
     }
-    let total = if report.dry_run { "would free" } else { "freed" };
+    let total = if report.dry_run {
+        "would free"
+    } else {
+        "freed"
+    };
     out.push_str(&format!("{total} {} in total\n", format_size(report.freed)));
     out
 }
@@ -100,7 +121,11 @@ mod tests {
                     freed: 0,
                 },
             ],
-            vms: vec![PrunedVm { name: "sha256:i".into(), directory: None, freed: 512 }],
+            vms: vec![PrunedVm {
+                name: "sha256:i".into(),
+                directory: None,
+                freed: 512,
+            }],
             leftovers: Vec::new(),
             store_size: 0,
             over_budget: false,
@@ -119,6 +144,9 @@ mod tests {
              freed 1 MiB in total\n"
         );
         let dry = format_text(&report(true));
-        assert!(dry.starts_with("would remove garbage") && dry.ends_with("would free 1 MiB in total\n"), "{dry}");
+        assert!(
+            dry.starts_with("would remove garbage") && dry.ends_with("would free 1 MiB in total\n"),
+            "{dry}"
+        );
     }
 }

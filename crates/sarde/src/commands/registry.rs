@@ -16,13 +16,14 @@ use sardine_oci::credentials::{self, Credentials};
 use sardine_oci::layout::{Store, StoreError};
 use sardine_oci::reference::Reference;
 use sardine_oci::registry::{ClientOptions, RegistryClient, RegistryError};
-use sardine_oci::transfer::{self, TransferError, TransferOptions};
+use sardine_oci::transfer::{self, MakeRoom, TransferError, TransferOptions};
+use sardine_vm::prune::AutoPrune;
 use tracing::{debug, info, warn};
 
 use super::local::import_reference;
-use super::{quiet, reference, store};
+use super::{connect, quiet, reference, store};
 use crate::cli::{
-    FetchArgs, FetchOptions, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs,
+    AutoPruneArgs, FetchArgs, FetchOptions, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs,
 };
 use crate::env;
 use crate::exit_code::{self, Failure, ResultExt};
@@ -90,6 +91,7 @@ pub fn fetch(settings: &Settings, args: &FetchArgs) -> anyhow::Result<()> {
         &args.container,
         &args.fetch,
         &args.registry,
+        &args.auto_prune,
     )?;
     Ok(())
 }
@@ -103,8 +105,9 @@ pub fn pull(settings: &Settings, args: &PullArgs) -> anyhow::Result<()> {
         &args.container,
         &args.fetch,
         &args.registry,
+        &args.auto_prune,
     )?;
-    import_reference(settings, &store, &local, &args.import)
+    import_reference(settings, &store, &local, &args.import, &args.auto_prune)
 }
 
 /// `sarde push`: copies a local image to every target (default: its own name).
@@ -132,6 +135,7 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
             arch: None,
             progress: reporter.clone(),
             mount_from: mount_sources(&store, &local, target, &pushed),
+            make_room: None,
         };
         debug!(%target, mount_from = ?opts.mount_from, "pushing");
         let started = Instant::now();
@@ -160,6 +164,7 @@ fn fetch_into(
     container: &str,
     fetch: &FetchOptions,
     registry: &RegistryArgs,
+    auto_prune: &AutoPruneArgs,
 ) -> anyhow::Result<Reference> {
     let (remote, local) = fetch_references(container, fetch.source.as_deref())?;
     let client = registry_client(required_registry(&remote)?, registry, None)?;
@@ -170,6 +175,13 @@ fn fetch_into(
         arch: fetch.arch.clone(),
         progress: reporter.clone(),
         mount_from: Vec::new(),
+        make_room: auto_prune.keep_free_if_on().map(|keep_free| {
+            Arc::new(AutoPrune {
+                store: store.clone(),
+                connect: connect(settings).map(str::to_owned),
+                keep_free,
+            }) as Arc<dyn MakeRoom>
+        }),
     };
     let started = Instant::now();
     let report = runtime()?

@@ -62,7 +62,9 @@ impl Workdir {
 
     /// Runs sarde and returns what it did.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap_or_else(|e| panic!("cannot run sarde: {e}"))
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run sarde: {e}"))
     }
 
     /// Runs sarde, requires success and returns its stdout, trimmed.

@@ -541,8 +541,14 @@ fn strip_host_state_leaves_host_facing_devices_for_the_policy() {
     .unwrap();
     domain.strip_host_state();
     let xml = domain.to_xml().unwrap();
-    assert!(xml.contains("/tmp/x"), "a host file device must stay for the policy to refuse: {xml}");
-    assert!(!xml.contains("/dev/pts/3") && !xml.contains("uuid") && !xml.contains("emulator"), "{xml}");
+    assert!(
+        xml.contains("/tmp/x"),
+        "a host file device must stay for the policy to refuse: {xml}"
+    );
+    assert!(
+        !xml.contains("/dev/pts/3") && !xml.contains("uuid") && !xml.contains("emulator"),
+        "{xml}"
+    );
     domain.anonymize();
     assert!(!domain.to_xml().unwrap().contains("/tmp/x"));
 }

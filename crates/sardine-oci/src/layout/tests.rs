@@ -596,12 +596,23 @@ fn gc_removes_stale_partial_downloads_only() {
     }
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     for path in [&stale, &foreign] {
-        fs_err::OpenOptions::new().append(true).open(path).unwrap().set_modified(old).unwrap();
+        fs_err::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
     assert_eq!(gc(&store, true).unwrap().files, 1);
     assert!(stale.exists(), "a dry run removes nothing");
     let report = gc(&store, false).unwrap();
-    assert_eq!(report, GcReport { files: 1, bytes: 11 });
+    assert_eq!(
+        report,
+        GcReport {
+            files: 1,
+            bytes: 11
+        }
+    );
     assert!(!stale.exists() && fresh.exists() && foreign.exists());
 }
 

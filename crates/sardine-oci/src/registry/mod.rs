@@ -20,11 +20,11 @@ use reqwest::header::{
     WWW_AUTHENTICATE,
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
-use sha2::{Digest as _, Sha256};
 use tracing::{debug, warn};
 
 pub use error::RegistryError;
 
+use crate::manifest::sha256_digest;
 use auth::{AuthCache, Challenge, pull_scope, push_scope};
 use error::{is_transient_status, is_transient_transport};
 
@@ -795,11 +795,6 @@ pub(crate) fn parse_sha256(digest: &str) -> Result<&str, RegistryError> {
             digest: digest.to_owned(),
         }),
     }
-}
-
-/// `sha256:<hex>` of some bytes.
-pub(crate) fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 /// The media type from `Content-Type`, or from the manifest's `mediaType` field when the
