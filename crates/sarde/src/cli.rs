@@ -541,6 +541,11 @@ pub struct ListArgs {
     /// images.
     #[arg(long)]
     pub vms: bool,
+
+    /// Add each image's size in the store and its last use to the text table (without it, the
+    /// table is sardinecake 0.4.2's, for the scripts that parse it).
+    #[arg(short, long)]
+    pub long: bool,
 }
 
 /// Arguments of `sarde getconfig`.
