@@ -365,6 +365,14 @@ fn day2_prune_older_than_and_interrupted_imports() {
     assert!(!leftover.exists());
     assert_eq!(listed_images(&work), ["fresh:1"]);
     assert!(base_guard.exists(), "the VM of a kept image stays");
+
+    // `rm` of the image leaves its imported VM; the next prune removes it, since the VM records
+    // the store it was imported from.
+    work.ok(&["rm", "--image", "fresh:1"]);
+    assert!(base_guard.exists());
+    let text = work.ok(&["prune", "--older-than", "30d"]);
+    assert!(text.contains(&format!("removed VM {base_vm}")), "{text}");
+    assert!(!base_guard.exists());
 }
 
 /// Replaces what changes from run to run (digests, times, sizes, paths, unique names).
@@ -494,6 +502,7 @@ fn day2_list_json_snapshots() {
                 "transient": false,
                 "image": expected_image,
                 "image_id": "sha256:<hex>",
+                "store": "<work>/oci",
                 "base": "sha256:<hex>",
                 "directory": "<work>/vms/<clone>",
                 "disk_usage": "<bytes>",
@@ -504,6 +513,7 @@ fn day2_list_json_snapshots() {
                 "transient": false,
                 "image": expected_image,
                 "image_id": "sha256:<hex>",
+                "store": "<work>/oci",
                 "base": null,
                 "directory": "<work>/vms/sha256:<hex>",
                 "disk_usage": "<bytes>",

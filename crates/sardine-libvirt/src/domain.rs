@@ -242,6 +242,18 @@ pub struct Interface {
     pub model: Option<String>,
 }
 
+/// The image a VM comes from, as `import` records it in the domain's `<metadata>`:
+/// `<sardine:image reference="…" id="sha256:…" store="/path/of/the/ocidir"/>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMetadata {
+    /// The image reference it was imported as.
+    pub reference: String,
+    /// The image ID (config digest).
+    pub id: String,
+    /// The store it was imported from (absolute); `None` in VMs imported before sarde recorded it.
+    pub store: Option<String>,
+}
+
 /// A libvirt domain definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainXml {
@@ -360,13 +372,18 @@ impl DomainXml {
     }
 
     /// Records in `<metadata>` which image the VM comes from (`sarde ssh` finds the image's
-    /// credentials through it; clones inherit it). Replaces an earlier record.
-    pub fn set_image_metadata(&mut self, reference: &str, image_id: &str) {
+    /// credentials through it, `sarde prune` judges imported VMs by it; clones inherit it).
+    /// Replaces an earlier record.
+    pub fn set_image_metadata(&mut self, image: &ImageMetadata) {
         let metadata = ensure_child(&mut self.root, "metadata");
         metadata.children.retain(|node| {
             !matches!(node, xmltree::XMLNode::Element(e) if e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
         });
-        let mut image = new_element("image", &[("reference", reference), ("id", image_id)]);
+        let mut attrs = vec![("reference", image.reference.as_str()), ("id", image.id.as_str())];
+        if let Some(store) = &image.store {
+            attrs.push(("store", store.as_str()));
+        }
+        let mut image = new_element("image", &attrs);
         image.prefix = Some("sardine".to_owned());
         image.namespace = Some(SARDINE_NAMESPACE.to_owned());
         let mut namespaces = xmltree::Namespace::empty();
@@ -375,15 +392,16 @@ impl DomainXml {
         metadata.children.push(xmltree::XMLNode::Element(image));
     }
 
-    /// The image the VM comes from, as `(reference, image id)`, if sarde recorded it.
-    pub fn image_metadata(&self) -> Option<(String, String)> {
+    /// The image the VM comes from, if sarde recorded it.
+    pub fn image_metadata(&self) -> Option<ImageMetadata> {
         let metadata = child(&self.root, "metadata")?;
         let image = crate::xml::elements(metadata)
             .find(|e| e.name == "image" && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))?;
-        Some((
-            attr(image, "reference")?.to_owned(),
-            attr(image, "id")?.to_owned(),
-        ))
+        Some(ImageMetadata {
+            reference: attr(image, "reference")?.to_owned(),
+            id: attr(image, "id")?.to_owned(),
+            store: attr(image, "store").map(str::to_owned),
+        })
     }
 
     fn devices(&self) -> Option<&Element> {

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{ChunkSource, unpack_file};
-use sardine_libvirt::{BootFile, DomainXml, Libvirt, sanitize};
+use sardine_libvirt::{BootFile, DomainXml, ImageMetadata, Libvirt, sanitize};
 use sardine_oci::layout::{Repo, Store};
 use sardine_oci::reference::Reference;
 
@@ -276,7 +276,11 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         check_policy(&domain, &file_names, options.allow_unsafe_xml)?;
         check_disk_files(&staging, &file_names)?;
         point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
-        domain.set_image_metadata(&options.reference.to_string(), image.id());
+        domain.set_image_metadata(&ImageMetadata {
+            reference: options.reference.to_string(),
+            id: image.id().to_owned(),
+            store: absolute_store(options.store),
+        });
         if dir.exists() {
             tracing::warn!(
                 "replacing {}, left by an import that never defined its VM",
@@ -306,6 +310,12 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             Err(e.into())
         }
     }
+}
+
+/// The store's directory as an absolute path, as the VM metadata records it.
+pub(crate) fn absolute_store(store: &Store) -> Option<String> {
+    let path = fs_err::canonicalize(store.root()).ok()?;
+    path.to_str().map(str::to_owned)
 }
 
 /// A VM name must make a plain directory name too.

@@ -111,6 +111,8 @@ pub struct VmEntry {
     pub image: String,
     /// The image ID (config digest).
     pub image_id: String,
+    /// The store it was imported from (`null` for VMs imported before sarde recorded it).
+    pub store: Option<String>,
     /// For a clone: the VM whose disks back its disks.
     pub base: Option<String>,
     /// The directory sarde made for it (`<vmdir>/<name>/`), if it has one.
@@ -168,7 +170,7 @@ pub fn list_vms(connect: Option<&str>) -> Result<Vec<VmEntry>, ImageError> {
 }
 
 fn vm_entry(domain: &Domain, owners: &HashMap<&Path, &str>) -> Option<VmEntry> {
-    let (image, image_id) = domain.xml.image_metadata()?;
+    let image = domain.xml.image_metadata()?;
     let directory = own_directory(&domain.name, &domain.disks).filter(|dir| dir.is_dir());
     Some(VmEntry {
         name: domain.name.clone(),
@@ -179,8 +181,9 @@ fn vm_entry(domain: &Domain, owners: &HashMap<&Path, &str>) -> Option<VmEntry> {
         }
         .to_owned(),
         transient: !domain.persistent,
-        image,
-        image_id,
+        image: image.reference,
+        image_id: image.id,
+        store: image.store,
         base: base_of(&domain.name, &domain.xml.all_disk_files(), owners),
         disk_usage: directory.as_deref().map(allocated_in),
         directory,

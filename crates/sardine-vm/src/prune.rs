@@ -143,7 +143,8 @@ pub fn prune(options: &PruneOptions<'_>) -> Result<PruneReport, ImageError> {
         .filter(|(i, _)| !plan.remove.contains(i))
         .map(|(_, unit)| unit.id.as_str())
         .collect();
-    // Only VMs of images this prune removes from this store: other stores' VMs (other users,
+    // Only VMs imported from this store (recorded in their metadata) or, for VMs imported
+    // before that was recorded, of images this prune removes: other stores' VMs (other users,
     // other tests) share the libvirt host, and their images are not ours to judge.
     let removed_ids: HashSet<&str> = plan
         .remove
@@ -151,8 +152,13 @@ pub fn prune(options: &PruneOptions<'_>) -> Result<PruneReport, ImageError> {
         .map(|&i| units[i].id.as_str())
         .filter(|id| !remaining_ids.contains(id))
         .collect();
+    let this_store = crate::import::absolute_store(store);
+    let orphaned = |vm: &VmEntry| match &vm.store {
+        Some(recorded) => Some(recorded) == this_store.as_ref() && !remaining_ids.contains(vm.image_id.as_str()),
+        None => removed_ids.contains(vm.image_id.as_str()),
+    };
     let vms_removed = if selective {
-        remove_base_vms(&vms, &removed_ids, options.connect, options.dry_run)?
+        remove_base_vms(&vms, &orphaned, options.connect, options.dry_run)?
     } else {
         Vec::new()
     };
@@ -221,6 +227,7 @@ fn make_room_with(
     let units = image_units(store)?;
     let eligible =
         |unit: &Unit| unit.digest != request.keep && store.remote_of(&unit.digest).is_some();
+    let this_store = crate::import::absolute_store(store);
     let mut removed: Vec<usize> = Vec::new();
     for index in lru_candidates(&units, &ids_needed_by_clones(&vms), eligible) {
         if available()? >= wanted {
@@ -244,12 +251,10 @@ fn make_room_with(
             .enumerate()
             .any(|(i, u)| !removed.contains(&i) && u.id == id)
         {
-            report.vms.extend(remove_base_vms(
-                &vms,
-                &HashSet::from([id]),
-                request.connect,
-                false,
-            )?);
+            let ours = |vm: &VmEntry| {
+                vm.image_id == id && vm.store.as_ref().is_none_or(|s| Some(s) == this_store.as_ref())
+            };
+            report.vms.extend(remove_base_vms(&vms, &ours, request.connect, false)?);
         }
         sardine_oci::layout::gc(store, false)?;
     }
@@ -545,10 +550,10 @@ fn remove_images(
     Ok(removed)
 }
 
-/// Imported base VMs that are shut off, serve no clone and whose image this prune removed.
+/// Imported base VMs that are shut off, serve no clone and are `orphaned`.
 fn remove_base_vms(
     vms: &[VmEntry],
-    removed_ids: &HashSet<&str>,
+    orphaned: &dyn Fn(&VmEntry) -> bool,
     connect: Option<&str>,
     dry_run: bool,
 ) -> Result<Vec<PrunedVm>, ImageError> {
@@ -559,7 +564,7 @@ fn remove_base_vms(
             && vm.state == "stopped"
             && !vm.transient
             && !bases.contains(vm.name.as_str())
-            && removed_ids.contains(vm.image_id.as_str());
+            && orphaned(vm);
         if !removable {
             continue;
         }

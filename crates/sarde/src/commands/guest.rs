@@ -127,7 +127,7 @@ fn ssh_target(
 
 fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
     let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
-    let Some((reference, _id)) = domain.image_metadata() else {
+    let Some(sardine_libvirt::ImageMetadata { reference, .. }) = domain.image_metadata() else {
         tracing::debug!("VM {} records no image it comes from", vm.name());
         return None;
     };

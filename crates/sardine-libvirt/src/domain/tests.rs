@@ -501,13 +501,18 @@ fn memory_and_vcpus_are_overridden() {
 fn image_metadata_round_trips_and_is_replaced() {
     let mut domain = DomainXml::parse("<domain type='qemu'><name>a</name></domain>").unwrap();
     assert_eq!(domain.image_metadata(), None);
-    domain.set_image_metadata("localhost:5000/vm:1", "sha256:aa");
-    domain.set_image_metadata("localhost:5000/vm:2", "sha256:bb");
+    let image = |reference: &str, id: &str, store: Option<&str>| ImageMetadata {
+        reference: reference.into(),
+        id: id.into(),
+        store: store.map(Into::into),
+    };
+    domain.set_image_metadata(&image("localhost:5000/vm:1", "sha256:aa", None));
+    domain.set_image_metadata(&image("localhost:5000/vm:2", "sha256:bb", Some("/var/oci")));
     let xml = domain.to_xml().unwrap();
     let again = DomainXml::parse(&xml).unwrap();
     assert_eq!(
         again.image_metadata(),
-        Some(("localhost:5000/vm:2".into(), "sha256:bb".into()))
+        Some(image("localhost:5000/vm:2", "sha256:bb", Some("/var/oci")))
     );
     assert_eq!(xml.matches("sardine:image").count(), 1, "{xml}");
 }
