@@ -702,13 +702,25 @@ source = registry.example/fetched
     #[test]
     fn no_auto_prune_on_the_command_line_beats_the_configuration() {
         let ini = "[DEFAULT]\nauto-prune = yes\nkeep-free = 5GiB\n";
-        let Sub::Pull(pull) = settings(&["pull", "x"], ini).cli.command else { panic!("not pull") };
+        let Sub::Pull(pull) = settings(&["pull", "x"], ini).cli.command else {
+            panic!("not pull")
+        };
         assert_eq!(pull.auto_prune.keep_free_if_on(), Some(5 << 30));
         let s = settings(&["fetch", "x", "--no-auto-prune"], ini);
-        let Sub::Fetch(fetch) = &s.cli.command else { panic!("not fetch") };
+        let Sub::Fetch(fetch) = &s.cli.command else {
+            panic!("not fetch")
+        };
         assert_eq!(fetch.auto_prune.keep_free_if_on(), None);
-        assert!(s.ignored.iter().any(|note| note.contains("auto_prune") || note.contains("auto-prune")), "{:?}", s.ignored);
-        let Sub::Import(import) = settings(&["import", "x"], "").cli.command else { panic!("not import") };
+        assert!(
+            s.ignored
+                .iter()
+                .any(|note| note.contains("auto_prune") || note.contains("auto-prune")),
+            "{:?}",
+            s.ignored
+        );
+        let Sub::Import(import) = settings(&["import", "x"], "").cli.command else {
+            panic!("not import")
+        };
         assert_eq!(import.auto_prune.keep_free_if_on(), None, "off by default");
     }
 

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use common::{Workdir, code};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
-use sardine_testbed::{Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, unique_name};
+use sardine_testbed::{
+    Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, unique_name,
+};
 use serde_json::{Value, json};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -268,15 +270,29 @@ fn day2_prune_with_a_space_budget_keeps_recent_images_and_what_clones_need() {
 
 /// Runs sarde with the configuration file `config`; requires success, returns stderr.
 fn ok_with_config(work: &Workdir, config: &Path, args: &[&str]) -> String {
-    let output = work.command(args).env("SARDE_CONF_FILES", config).output().unwrap();
+    let output = work
+        .command(args)
+        .env("SARDE_CONF_FILES", config)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "sarde {args:?} failed with {}:\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "sarde {args:?} failed with {}:\n{stderr}",
+        output.status
+    );
     stderr
 }
 
 /// The images of the store by short name (`old` for `<registry>/auto/old:1`).
 fn short_names(work: &Workdir) -> Vec<String> {
-    let short = |name: &str| name.rsplit('/').next().unwrap().trim_end_matches(":1").to_owned();
+    let short = |name: &str| {
+        name.rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(":1")
+            .to_owned()
+    };
     listed_images(work).iter().map(|name| short(name)).collect()
 }
 
@@ -286,7 +302,12 @@ fn day2_auto_prune_makes_room_for_fetch_and_import() {
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let name = |image: &str| format!("{}/auto/{image}:1", registry.host());
     let vm = test_vm("autoprune");
-    for (image, chunks) in [("old", "512KiB"), ("mid", "1MiB"), ("new", "2MiB"), ("exported", "4MiB")] {
+    for (image, chunks) in [
+        ("old", "512KiB"),
+        ("mid", "1MiB"),
+        ("new", "2MiB"),
+        ("exported", "4MiB"),
+    ] {
         work.ok(&["export", vm.name(), &name(image), "--chunksize", chunks]);
     }
     drop(vm);
@@ -313,9 +334,18 @@ fn day2_auto_prune_makes_room_for_fetch_and_import() {
     // Fetched (or pushed) images go, least recently used first, with the base VM only they
     // needed; the image only exported here stays, and so does the one being fetched.
     let log = ok_with_config(&work, &config, &["fetch", &name("new")]);
-    let (old_at, mid_at) = (log.find("removed image").unwrap_or(usize::MAX), log.find("/auto/mid@").unwrap());
-    assert!(old_at < mid_at && log[old_at..].contains("/auto/old@"), "old first, then mid:\n{log}");
-    assert!(log.contains(&format!("removed VM {}", mid_guard.name())), "{log}");
+    let (old_at, mid_at) = (
+        log.find("removed image").unwrap_or(usize::MAX),
+        log.find("/auto/mid@").unwrap(),
+    );
+    assert!(
+        old_at < mid_at && log[old_at..].contains("/auto/old@"),
+        "old first, then mid:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("removed VM {}", mid_guard.name())),
+        "{log}"
+    );
     assert!(log.contains("still has less than"), "{log}");
     assert_eq!(short_names(&work), ["exported", "new"]);
     assert!(!mid_guard.exists());
@@ -325,7 +355,11 @@ fn day2_auto_prune_makes_room_for_fetch_and_import() {
     work.ok(&["fetch", &name("old")]);
     let new_name = unique_name("autoprune-new");
     let new_guard = VmGuard::adopt(&new_name).unwrap();
-    let log = ok_with_config(&work, &config, &["import", &name("new"), "-n", &new_name, "-o", vmdir]);
+    let log = ok_with_config(
+        &work,
+        &config,
+        &["import", &name("new"), "-n", &new_name, "-o", vmdir],
+    );
     assert!(log.contains("/auto/old@"), "{log}");
     assert_eq!(short_names(&work), ["exported", "new"]);
     assert!(new_guard.exists());

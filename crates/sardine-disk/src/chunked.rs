@@ -14,6 +14,12 @@
 //! unchanged chunk is never stored twice. A reader must accept any valid zstd stream, including several
 //! concatenated frames.
 //!
+//! When the sink offers a blob it already holds for a chunk's uncompressed digest and length
+//! ([`BlobSink::known_chunk`]: an earlier export of the same disk), the packer uses it instead of
+//! compressing the chunk, after checking the blob's own digest and that it decompresses to exactly
+//! the chunk's bytes (decompressing is several times faster than compressing). Re-exporting a VM
+//! whose disk changed a little costs little more than reading it.
+//!
 //! Each chunk is described by:
 //! * `offset`, `length`: the byte range of the file it covers;
 //! * `digest`: `sha256:<hex>` of the *uncompressed* chunk bytes;
@@ -38,7 +44,7 @@ use fs_err::os::unix::fs::FileExt as _;
 use sha2::{Digest, Sha256};
 
 use crate::digest::{self, HashingReader};
-use crate::{BlobSink, DiskError, blob, sparse};
+use crate::{BlobSink, DiskError, KnownBlob, blob, sparse};
 
 /// The default uncompressed chunk size: 16 MiB.
 ///
@@ -53,6 +59,9 @@ pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
 
 /// The OCI media type of a chunk blob.
 pub const MEDIA_TYPE_CHUNK: &str = "application/vnd.sardinecake.disk.chunk.v1+zstd";
+
+/// Size of the pieces in which a blob offered for reuse is decompressed and compared.
+const REUSE_COMPARE_BUFFER: usize = 1 << 20;
 
 /// Size of the buffer each unpacking worker decompresses into.
 const UNPACK_BUFFER: usize = 4 << 20;
@@ -210,6 +219,8 @@ struct PackJob<'a> {
 struct PackBuffers {
     input: Vec<u8>,
     output: Vec<u8>,
+    /// Decompressed pieces of a blob offered for reuse, compared with the input.
+    scratch: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
 }
 
@@ -223,6 +234,7 @@ impl PackBuffers {
         Ok(Self {
             input: vec![0; chunk],
             output: Vec::with_capacity(zstd::zstd_safe::compress_bound(chunk)),
+            scratch: vec![0; chunk.min(REUSE_COMPARE_BUFFER)],
             compressor,
         })
     }
@@ -318,6 +330,17 @@ impl PackJob<'_> {
     ) -> Result<PackedChunk, DiskError> {
         let input = &buffers.input[..length as usize];
         let digest = digest::of(input);
+        if let Some(known) = self.sink.known_chunk(&digest, length)
+            && self.reuse(&known, input, &mut buffers.output, &mut buffers.scratch)
+        {
+            return Ok(PackedChunk {
+                offset,
+                length,
+                digest,
+                blob_digest: known.digest,
+                blob_size: known.size,
+            });
+        }
         buffers.output.clear();
         buffers
             .compressor
@@ -335,6 +358,55 @@ impl PackJob<'_> {
             blob_digest,
             blob_size,
         })
+    }
+}
+
+impl PackJob<'_> {
+    /// Whether `known` holds exactly `input` (its own digest checked, decompressed and compared
+    /// piece by piece, stopping at the first difference) and was adopted into the sink. Any
+    /// problem with it means no: the chunk is then compressed as usual.
+    fn reuse(
+        &self,
+        known: &KnownBlob,
+        input: &[u8],
+        blob: &mut Vec<u8>,
+        scratch: &mut [u8],
+    ) -> bool {
+        match holds_exactly(known, input, blob, scratch) {
+            Ok(true) => self.sink.adopt(known).unwrap_or(false),
+            Ok(false) | Err(_) => false,
+        }
+    }
+}
+
+/// Whether the blob `known` has its digest and decompresses to exactly `input`.
+fn holds_exactly(
+    known: &KnownBlob,
+    input: &[u8],
+    blob: &mut Vec<u8>,
+    scratch: &mut [u8],
+) -> std::io::Result<bool> {
+    if known.size > blob.capacity() as u64 {
+        return Ok(false);
+    }
+    blob.clear();
+    fs_err::File::open(&known.path)?
+        .take(known.size + 1)
+        .read_to_end(blob)?;
+    if blob.len() as u64 != known.size || digest::of(blob) != known.digest {
+        return Ok(false);
+    }
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(&blob[..])?;
+    let mut compared = 0;
+    loop {
+        let n = fill(&mut decoder, scratch)?;
+        if n == 0 {
+            return Ok(compared == input.len());
+        }
+        if input.get(compared..compared + n) != Some(&scratch[..n]) {
+            return Ok(false);
+        }
+        compared += n;
     }
 }
 

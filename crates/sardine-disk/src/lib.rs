@@ -26,4 +26,25 @@ pub trait BlobSink: Sync {
     fn contains(&self, digest: &str) -> bool;
     /// Takes ownership of a finished, fsynced temp file whose sha256 is `digest`, moving it into the store.
     fn commit(&self, temp: &std::path::Path, digest: &str, size: u64) -> std::io::Result<()>;
+    /// A blob an earlier export stored that is said to hold exactly the `length` bytes whose sha256
+    /// is `digest`. The packer checks that claim (the blob's own digest, and that it decompresses to
+    /// the chunk's bytes) before it uses the blob instead of compressing the chunk again.
+    fn known_chunk(&self, _digest: &str, _length: u64) -> Option<KnownBlob> {
+        None
+    }
+    /// Makes `blob`, which the store holds elsewhere, part of this sink; whether it could.
+    fn adopt(&self, _blob: &KnownBlob) -> std::io::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// A blob of the store that [`BlobSink::known_chunk`] offers for reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownBlob {
+    /// Its digest (`sha256:<hex>`).
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where to read it.
+    pub path: std::path::PathBuf,
 }

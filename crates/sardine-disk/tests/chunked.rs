@@ -359,3 +359,63 @@ fn invalid_options_are_rejected() {
         Err(DiskError::Io { .. })
     ));
 }
+
+#[test]
+fn offered_blobs_are_reused_only_when_they_hold_exactly_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("disk.img");
+    // Six chunks of data that differ from each other (zero chunks all look alike).
+    let size = 6 * CHUNK;
+    let regions: Vec<(u64, Vec<u8>)> = (0..6)
+        .map(|i| (i * CHUNK, noise(10 + i, 100_000)))
+        .collect();
+    sparse_file(&src, size, &regions);
+    let old_store = DirSink::new();
+    let old = pack(&src, &old_store, 2);
+    // The guest changed a little: chunk 1 only.
+    let file = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"changed", CHUNK + 100).unwrap();
+    drop(file);
+
+    let mut sink = DirSink::new();
+    let offer = |chunk: &sardine_disk::chunked::PackedChunk| sardine_disk::KnownBlob {
+        digest: chunk.blob_digest.clone(),
+        size: chunk.blob_size,
+        path: old_store.blob(&chunk.blob_digest),
+    };
+    for chunk in &old.chunks {
+        sink.offers
+            .insert((chunk.digest.clone(), chunk.length), offer(chunk));
+    }
+    // A lie: chunk 2's digest offered with chunk 0's blob (a valid blob, other bytes).
+    sink.offers
+        .insert((old.chunks[2].digest.clone(), CHUNK), offer(&old.chunks[0]));
+    // A damaged blob: chunk 3's blob file no longer has its digest.
+    let damaged = dir.path().join("damaged");
+    let mut bytes = std::fs::read(old_store.blob(&old.chunks[3].blob_digest)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&damaged, bytes).unwrap();
+    sink.offers
+        .get_mut(&(old.chunks[3].digest.clone(), CHUNK))
+        .unwrap()
+        .path = damaged;
+
+    let new = pack(&src, &sink, 2);
+    let adopted = sink.adopted.lock().unwrap().clone();
+    assert_ne!(new.chunks[1].digest, old.chunks[1].digest);
+    for (i, chunk) in new.chunks.iter().enumerate() {
+        let reused = adopted.contains(&chunk.blob_digest);
+        assert_eq!(
+            reused,
+            ![1, 2, 3].contains(&i),
+            "chunk {i}: adopted {adopted:?}"
+        );
+    }
+    let target = dir.path().join("out.img");
+    unpack(&target, size, &sources(&sink, &new)).unwrap();
+    assert!(
+        std::fs::read(&src).unwrap() == std::fs::read(&target).unwrap(),
+        "content differs"
+    );
+}

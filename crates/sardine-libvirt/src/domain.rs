@@ -379,7 +379,10 @@ impl DomainXml {
         metadata.children.retain(|node| {
             !matches!(node, xmltree::XMLNode::Element(e) if e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
         });
-        let mut attrs = vec![("reference", image.reference.as_str()), ("id", image.id.as_str())];
+        let mut attrs = vec![
+            ("reference", image.reference.as_str()),
+            ("id", image.id.as_str()),
+        ];
         if let Some(store) = &image.store {
             attrs.push(("store", store.as_str()));
         }

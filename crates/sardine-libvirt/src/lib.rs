@@ -17,8 +17,7 @@ mod xml;
 
 pub use connection::{AddressSource, Libvirt, LibvirtError, Vm, VmState, format_version};
 pub use domain::{
-    ImageMetadata,
-    BootFile, BootFiles, Disk, DiskDevice, DiskKind, DomainError, DomainXml, Interface,
-    MAX_DOMAIN_XML_BYTES,
+    BootFile, BootFiles, Disk, DiskDevice, DiskKind, DomainError, DomainXml, ImageMetadata,
+    Interface, MAX_DOMAIN_XML_BYTES,
 };
 pub use sanitize::{Policy, UnsafeDomain, Violation};

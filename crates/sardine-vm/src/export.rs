@@ -10,12 +10,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{PackOptions, pack_file};
+use sardine_disk::{BlobSink, KnownBlob};
 use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
 use sardine_oci::layout::{RepoSink, Store};
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
-use crate::format::{self, Descriptor, FileRole, ImageConfig, Manifest, RootFs};
+use crate::format::{
+    self, Descriptor, FileRole, ImageConfig, ImageFile, ImageLayers, Manifest, RootFs,
+};
 use crate::progress::Progress;
 
 /// How disk files are encoded.
@@ -89,7 +92,10 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     repo.init()?;
     // Held until the tag is written, so that garbage collection leaves our new blobs alone.
     let _lock = repo.lock()?;
-    let sink = RepoSink::new(&repo)?;
+    let sink = ReusingSink {
+        inner: RepoSink::new(&repo)?,
+        known: known_chunks(options.store),
+    };
 
     domain.anonymize();
     let domain_bytes = domain.to_xml()?.into_bytes();
@@ -306,7 +312,7 @@ impl FileSet {
 fn pack(
     file: &ExportFile,
     options: &ExportOptions<'_>,
-    sink: &RepoSink,
+    sink: &ReusingSink,
 ) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
     let size = fs_err::metadata(&file.path)?.len();
     options
@@ -382,6 +388,73 @@ fn chunk_layer(
 
 fn history_entry(created_by: &str) -> serde_json::Value {
     serde_json::json!({ "created": chrono::Utc::now().to_rfc3339(), "created_by": created_by })
+}
+
+/// The sink of an export: the repository's, offering the blobs of chunks that images in the
+/// store already have, so that re-exporting a VM whose disk changed a little compresses only
+/// the changed chunks. The packer checks every offered blob before it uses it.
+struct ReusingSink {
+    inner: RepoSink,
+    known: HashMap<(String, u64), KnownBlob>,
+}
+
+impl BlobSink for ReusingSink {
+    fn temp_dir(&self) -> &Path {
+        self.inner.temp_dir()
+    }
+
+    fn contains(&self, digest: &str) -> bool {
+        self.inner.contains(digest)
+    }
+
+    fn commit(&self, temp: &Path, digest: &str, size: u64) -> std::io::Result<()> {
+        self.inner.commit(temp, digest, size)
+    }
+
+    fn known_chunk(&self, digest: &str, length: u64) -> Option<KnownBlob> {
+        self.known.get(&(digest.to_owned(), length)).cloned()
+    }
+
+    fn adopt(&self, blob: &KnownBlob) -> std::io::Result<bool> {
+        self.inner.adopt(blob)
+    }
+}
+
+/// The chunks of every chunked image in the store, by (uncompressed digest, length). Images
+/// that cannot be read are skipped: this only saves work.
+fn known_chunks(store: &Store) -> HashMap<(String, u64), KnownBlob> {
+    let mut known = HashMap::new();
+    for entry in store.list().unwrap_or_default() {
+        let Ok(repo) = store.existing_repo(&entry.name) else {
+            continue;
+        };
+        let Ok(descriptor) = repo.resolve(None, Some(&entry.digest)) else {
+            continue;
+        };
+        let Ok(manifest) = repo.read_manifest(&descriptor) else {
+            continue;
+        };
+        let Ok(layers) = ImageLayers::from_manifest(&manifest) else {
+            continue;
+        };
+        for file in layers.files {
+            let ImageFile::Chunked { chunks, .. } = file else {
+                continue;
+            };
+            for chunk in chunks {
+                let Ok(path) = repo.blob_path(&chunk.blob.digest) else {
+                    continue;
+                };
+                let blob = KnownBlob {
+                    digest: chunk.blob.digest,
+                    size: chunk.blob.size,
+                    path,
+                };
+                known.entry((chunk.digest, chunk.length)).or_insert(blob);
+            }
+        }
+    }
+    known
 }
 
 #[cfg(test)]

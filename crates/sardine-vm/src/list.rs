@@ -333,16 +333,32 @@ pub fn format_text(entries: &[ListEntry], long: bool) -> String {
     let name_width = fs_tag.max(fs_digest) + fs_name + 1;
     let now = SystemTime::now();
     let size_text = |e: &ListEntry| e.size.map_or_else(|| "?".to_owned(), format_size);
-    let used_text = |e: &ListEntry| e.last_used.as_deref().map_or_else(|| "never".to_owned(), |t| ago(t, now));
-    let fs_size = entries.iter().map(|e| size_text(e).len()).chain(["SIZE".len()]).max().unwrap_or(0);
+    let used_text = |e: &ListEntry| {
+        e.last_used
+            .as_deref()
+            .map_or_else(|| "never".to_owned(), |t| ago(t, now))
+    };
+    let fs_size = entries
+        .iter()
+        .map(|e| size_text(e).len())
+        .chain(["SIZE".len()])
+        .max()
+        .unwrap_or(0);
     let row = |source: &str, name: &str, id: &str, state: &str, extra: Option<(&str, &str)>| {
-        let mut line = format!("{source:<fs_source$}\t{name:<name_width$}\t{id:<fs_id$}\t{state:<fs_state$}");
+        let mut line =
+            format!("{source:<fs_source$}\t{name:<name_width$}\t{id:<fs_id$}\t{state:<fs_state$}");
         if long && let Some((size, used)) = extra {
             line = format!("{line}\t{size:<fs_size$}\t{used}");
         }
         line + "\n"
     };
-    let mut out = row("SOURCE", "NAME", "IMAGE ID", "STATE", Some(("SIZE", "LAST USED")));
+    let mut out = row(
+        "SOURCE",
+        "NAME",
+        "IMAGE ID",
+        "STATE",
+        Some(("SIZE", "LAST USED")),
+    );
     let mut sorted: Vec<&ListEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| {
         (text(&a.id), &a.name, a.tag.clone().unwrap_or_default()).cmp(&(
@@ -379,8 +395,13 @@ pub fn format_text(entries: &[ListEntry], long: bool) -> String {
 
 /// How long ago the RFC 3339 time `time` was, roughly: `just now`, `5 minutes ago`, `3 days ago`.
 fn ago(time: &str, now: SystemTime) -> String {
-    let Ok(then) = chrono::DateTime::parse_from_rfc3339(time) else { return time.to_owned() };
-    let seconds = chrono::DateTime::<chrono::Utc>::from(now).signed_duration_since(then).num_seconds().max(0);
+    let Ok(then) = chrono::DateTime::parse_from_rfc3339(time) else {
+        return time.to_owned();
+    };
+    let seconds = chrono::DateTime::<chrono::Utc>::from(now)
+        .signed_duration_since(then)
+        .num_seconds()
+        .max(0);
     let (amount, unit) = match seconds {
         0..60 => return "just now".to_owned(),
         60..3600 => (seconds / 60, "minute"),
@@ -413,13 +434,21 @@ mod tests {
     fn long_listing_adds_size_and_last_use_on_digest_rows() {
         let mut entries = [entry("vm", Some("1"), "2", Some(false))];
         entries[0].size = Some(3 << 30);
-        entries[0].last_used = Some(rfc3339(SystemTime::now() - std::time::Duration::from_secs(7300)));
+        entries[0].last_used = Some(rfc3339(
+            SystemTime::now() - std::time::Duration::from_secs(7300),
+        ));
         let text = format_text(&entries, true);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with("STATE\tSIZE \tLAST USED"), "{text}");
         assert!(lines[1].ends_with("stopped\t3 GiB\t2 hours ago"), "{text}");
-        assert!(lines[2].ends_with("   \"   "), "tag rows stay as they were: {text}");
-        assert_eq!(format_text(&[], true), "SOURCE\tNAME \tIMAGE ID\tSTATE\tSIZE\tLAST USED\n");
+        assert!(
+            lines[2].ends_with("   \"   "),
+            "tag rows stay as they were: {text}"
+        );
+        assert_eq!(
+            format_text(&[], true),
+            "SOURCE\tNAME \tIMAGE ID\tSTATE\tSIZE\tLAST USED\n"
+        );
     }
 
     fn entry(name: &str, tag: Option<&str>, id: &str, state: Option<bool>) -> ListEntry {

@@ -154,7 +154,9 @@ pub fn prune(options: &PruneOptions<'_>) -> Result<PruneReport, ImageError> {
         .collect();
     let this_store = crate::import::absolute_store(store);
     let orphaned = |vm: &VmEntry| match &vm.store {
-        Some(recorded) => Some(recorded) == this_store.as_ref() && !remaining_ids.contains(vm.image_id.as_str()),
+        Some(recorded) => {
+            Some(recorded) == this_store.as_ref() && !remaining_ids.contains(vm.image_id.as_str())
+        }
         None => removed_ids.contains(vm.image_id.as_str()),
     };
     let vms_removed = if selective {
@@ -252,9 +254,15 @@ fn make_room_with(
             .any(|(i, u)| !removed.contains(&i) && u.id == id)
         {
             let ours = |vm: &VmEntry| {
-                vm.image_id == id && vm.store.as_ref().is_none_or(|s| Some(s) == this_store.as_ref())
+                vm.image_id == id
+                    && vm
+                        .store
+                        .as_ref()
+                        .is_none_or(|s| Some(s) == this_store.as_ref())
             };
-            report.vms.extend(remove_base_vms(&vms, &ours, request.connect, false)?);
+            report
+                .vms
+                .extend(remove_base_vms(&vms, &ours, request.connect, false)?);
         }
         sardine_oci::layout::gc(store, false)?;
     }

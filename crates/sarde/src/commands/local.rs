@@ -99,7 +99,11 @@ pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?,
-        OutputFormat::Text => write!(stdout, "{}", sardine_vm::list::format_text(&entries, args.long))?,
+        OutputFormat::Text => write!(
+            stdout,
+            "{}",
+            sardine_vm::list::format_text(&entries, args.long)
+        )?,
     }
     Ok(())
 }

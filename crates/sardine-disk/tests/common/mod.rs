@@ -2,17 +2,23 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sardine_disk::BlobSink;
+use sardine_disk::{BlobSink, KnownBlob};
 
 /// A blob store in a temp directory: `blobs/<hex>` plus a `tmp/` directory, counting commits.
 pub struct DirSink {
     pub root: tempfile::TempDir,
     temp: PathBuf,
     pub commits: AtomicUsize,
+    /// Blobs offered for reuse by (uncompressed digest, length), as an export's sink does.
+    pub offers: HashMap<(String, u64), KnownBlob>,
+    /// The digests of the offered blobs the packer adopted.
+    pub adopted: Mutex<Vec<String>>,
 }
 
 impl DirSink {
@@ -25,6 +31,8 @@ impl DirSink {
             root,
             temp,
             commits: AtomicUsize::new(0),
+            offers: HashMap::new(),
+            adopted: Mutex::new(Vec::new()),
         }
     }
 
@@ -61,6 +69,16 @@ impl BlobSink for DirSink {
     fn commit(&self, temp: &Path, digest: &str, _size: u64) -> std::io::Result<()> {
         self.commits.fetch_add(1, Ordering::SeqCst);
         std::fs::rename(temp, self.blob(digest))
+    }
+
+    fn known_chunk(&self, digest: &str, length: u64) -> Option<KnownBlob> {
+        self.offers.get(&(digest.to_owned(), length)).cloned()
+    }
+
+    fn adopt(&self, blob: &KnownBlob) -> std::io::Result<bool> {
+        std::fs::copy(&blob.path, self.blob(&blob.digest))?;
+        self.adopted.lock().unwrap().push(blob.digest.clone());
+        Ok(true)
     }
 }
 

@@ -47,4 +47,11 @@ impl sardine_disk::BlobSink for RepoSink {
             .commit_blob(temp, digest)
             .map_err(io::Error::other)
     }
+
+    /// Links the blob from the store-wide pool (where every committed blob is).
+    fn adopt(&self, blob: &sardine_disk::KnownBlob) -> io::Result<bool> {
+        self.repo
+            .link_pooled_blob(&blob.digest, blob.size)
+            .map_err(io::Error::other)
+    }
 }
