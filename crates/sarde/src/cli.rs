@@ -417,24 +417,14 @@ pub struct PushArgs {
     pub chunk_size: Option<u64>,
 }
 
-/// Arguments of `sarde pull`.
+/// Arguments of `sarde pull`: those of fetch, then those of import.
 #[derive(Debug, Clone, Args)]
 pub struct PullArgs {
-    /// The image: its name in the store and, without --source, where to fetch it from.
-    #[arg(value_name = "CONTAINER")]
-    pub container: String,
-
     #[command(flatten)]
-    pub fetch: FetchOptions,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub fetch: FetchArgs,
 
     #[command(flatten)]
     pub import: ImportOptions,
-
-    #[command(flatten)]
-    pub auto_prune: AutoPruneArgs,
 }
 
 /// How the files of a VM are stored in an image.

@@ -705,7 +705,7 @@ source = registry.example/fetched
         let Sub::Pull(pull) = settings(&["pull", "x"], ini).cli.command else {
             panic!("not pull")
         };
-        assert_eq!(pull.auto_prune.keep_free_if_on(), Some(5 << 30));
+        assert_eq!(pull.fetch.auto_prune.keep_free_if_on(), Some(5 << 30));
         let s = settings(&["fetch", "x", "--no-auto-prune"], ini);
         let Sub::Fetch(fetch) = &s.cli.command else {
             panic!("not fetch")

@@ -105,13 +105,7 @@ fn annotation_u64(layer: &Descriptor, key: &str) -> Result<u64, ImageError> {
 
 /// Checks that `digest` is `sha256:` and 64 lowercase hex digits.
 pub fn check_digest(digest: &str) -> Result<(), ImageError> {
-    let ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    });
-    if ok {
+    if sardine_oci::reference::sha256_hex(digest).is_some() {
         Ok(())
     } else {
         Err(ImageError::Malformed {

@@ -22,9 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::local::import_reference;
 use super::{connect, quiet, reference, store};
-use crate::cli::{
-    AutoPruneArgs, FetchArgs, FetchOptions, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs,
-};
+use crate::cli::{FetchArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs};
 use crate::env;
 use crate::exit_code::{self, Failure, ResultExt};
 use crate::progress::Reporter;
@@ -85,29 +83,21 @@ pub fn logout(_settings: &Settings, args: &LogoutArgs) -> anyhow::Result<()> {
 
 /// `sarde fetch`: copies an image from a registry into the local store; prints nothing.
 pub fn fetch(settings: &Settings, args: &FetchArgs) -> anyhow::Result<()> {
-    fetch_into(
-        settings,
-        &store(settings),
-        &args.container,
-        &args.fetch,
-        &args.registry,
-        &args.auto_prune,
-    )?;
+    fetch_into(settings, &store(settings), args)?;
     Ok(())
 }
 
 /// `sarde pull`: fetch, then import; prints the VM's name (or UUID).
 pub fn pull(settings: &Settings, args: &PullArgs) -> anyhow::Result<()> {
     let store = store(settings);
-    let local = fetch_into(
+    let local = fetch_into(settings, &store, &args.fetch)?;
+    import_reference(
         settings,
         &store,
-        &args.container,
-        &args.fetch,
-        &args.registry,
-        &args.auto_prune,
-    )?;
-    import_reference(settings, &store, &local, &args.import, &args.auto_prune)
+        &local,
+        &args.import,
+        &args.fetch.auto_prune,
+    )
 }
 
 /// `sarde push`: copies a local image to every target (default: its own name).
@@ -158,24 +148,17 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
 }
 
 /// Fetches CONTAINER (or `--source`) into `store` as CONTAINER; returns the local reference.
-fn fetch_into(
-    settings: &Settings,
-    store: &Store,
-    container: &str,
-    fetch: &FetchOptions,
-    registry: &RegistryArgs,
-    auto_prune: &AutoPruneArgs,
-) -> anyhow::Result<Reference> {
-    let (remote, local) = fetch_references(container, fetch.source.as_deref())?;
-    let client = registry_client(required_registry(&remote)?, registry, None)?;
+fn fetch_into(settings: &Settings, store: &Store, args: &FetchArgs) -> anyhow::Result<Reference> {
+    let (remote, local) = fetch_references(&args.container, args.fetch.source.as_deref())?;
+    let client = registry_client(required_registry(&remote)?, &args.registry, None)?;
     let reporter = Arc::new(Reporter::new(quiet(settings)));
     sardine_vm::Progress::start(reporter.as_ref(), &format!("fetch {remote}"), 0);
     let opts = TransferOptions {
-        concurrency: registry.concurrency.into(),
-        arch: fetch.arch.clone(),
+        concurrency: args.registry.concurrency.into(),
+        arch: args.fetch.arch.clone(),
         progress: reporter.clone(),
         mount_from: Vec::new(),
-        make_room: auto_prune.keep_free_if_on().map(|keep_free| {
+        make_room: args.auto_prune.keep_free_if_on().map(|keep_free| {
             Arc::new(AutoPrune {
                 store: store.clone(),
                 connect: connect(settings).map(str::to_owned),
