@@ -550,6 +550,23 @@ pull_policy = if-not-present
     }
 
     #[test]
+    fn auto_prune_is_off_by_default_and_keeps_one_gib_free_when_on() {
+        let off = resolve_with(&SharedOptions::default(), "", Some("reg.example/vm:1"));
+        assert_eq!(off.auto_prune, None);
+        let ini = "[DEFAULT]\nauto-prune = yes\n[reg.example/big*]\nkeep-free = 50GiB\n";
+        let on = resolve_with(&SharedOptions::default(), ini, Some("reg.example/vm:1"));
+        assert_eq!(on.auto_prune, Some(1 << 30));
+        let big = resolve_with(&SharedOptions::default(), ini, Some("reg.example/big:1"));
+        assert_eq!(big.auto_prune, Some(50 << 30));
+        assert!(big.warnings.is_empty(), "{:?}", big.warnings);
+        let config = Config::parse_str("[DEFAULT]\nauto-prune = maybe\n", "test.ini").unwrap();
+        let Err(error) = resolve(&SharedOptions::default(), &config, None) else {
+            panic!("auto-prune = maybe was accepted");
+        };
+        assert!(format!("{error:#}").contains("auto-prune"), "{error:#}");
+    }
+
+    #[test]
     fn command_line_beats_everything() {
         let cli = SharedOptions {
             username: Some("admin".into()),

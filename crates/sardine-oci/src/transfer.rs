@@ -70,7 +70,7 @@ pub trait MakeRoom: Send + Sync {
 impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
-            concurrency: 4,
+            concurrency: 8,
             arch: None,
             progress: Arc::new(NoProgress),
             mount_from: Vec::new(),
