@@ -730,6 +730,10 @@ const HOSTLESS_CHARACTER_TYPES: [&str; 6] =
 /// `<nvram/>` as the marker that the VM had a variable store. A variable store named plainly
 /// (a file of the image, as export writes it) is no host path and stays, so that anonymising
 /// an image's XML again (import does) keeps it.
+///
+/// With auto-selection the `<loader>` element goes: libvirt 9.0 refuses every loader attribute
+/// then (`readonly`, `type`, `secure`: the chosen firmware's descriptor implies them), and
+/// `secure='yes'` becomes the `secure-boot` firmware feature, which it accepts.
 fn anonymize_firmware(os: &mut Element) {
     if let Some(nvram) = child_mut(os, "nvram") {
         let plain = non_empty_text(nvram).filter(|path| is_plain_file_name(path));
@@ -738,19 +742,32 @@ fn anonymize_firmware(os: &mut Element) {
             set_text(nvram, &name);
         }
     }
-    let Some(loader) = child_mut(os, "loader") else {
+    let Some(loader) = child(os, "loader") else {
         return;
     };
-    if non_empty_text(loader).is_none() {
+    let has_path = non_empty_text(loader).is_some();
+    let pflash = attr(loader, "type") == Some("pflash");
+    let secure = attr(loader, "secure") == Some("yes");
+    if has_path && attr(os, "firmware").is_none() {
+        set_attr(os, "firmware", if pflash { "efi" } else { "bios" });
+    }
+    if attr(os, "firmware").is_none() {
         return;
     }
-    set_text(loader, "");
-    let firmware = if attr(loader, "type") == Some("pflash") {
-        "efi"
-    } else {
-        "bios"
-    };
-    set_attr(os, "firmware", firmware);
+    remove_children(os, "loader");
+    if secure && !has_firmware_feature(os, "secure-boot") {
+        let features = ensure_child(os, "firmware");
+        let feature = new_element("feature", &[("enabled", "yes"), ("name", "secure-boot")]);
+        features.children.push(xmltree::XMLNode::Element(feature));
+    }
+}
+
+/// Whether `<os><firmware>` names `feature`.
+fn has_firmware_feature(os: &Element, feature: &str) -> bool {
+    child(os, "firmware").is_some_and(|firmware| {
+        crate::xml::elements(firmware)
+            .any(|f| f.name == "feature" && attr(f, "name") == Some(feature))
+    })
 }
 
 /// A file name without any directory (what export makes of every file the image carries).

@@ -92,6 +92,9 @@ pub struct VmOptions {
     pub backing_chain: bool,
     /// Guest memory.
     pub memory_mib: u32,
+    /// Boot through UEFI (OVMF, a pflash loader and an `nvram.fd` variable store made from
+    /// OVMF's template at the first start) instead of SeaBIOS.
+    pub uefi: bool,
 }
 
 impl Default for VmOptions {
@@ -100,6 +103,7 @@ impl Default for VmOptions {
             label: "vm".to_owned(),
             backing_chain: false,
             memory_mib: 256,
+            uefi: false,
         }
     }
 }
@@ -148,7 +152,7 @@ impl TestVm {
         } else {
             copy_sparse(&image.data_disk(), &dir.path().join("data.qcow2"))?;
         }
-        let xml = domain_xml(&name, dir.path(), options.memory_mib);
+        let xml = domain_xml(&name, dir.path(), options);
         let conn = Connect::open(Some(&libvirt_uri())).context("connecting to libvirt")?;
         conn.define_domain_xml(&xml)
             .with_context(|| format!("defining {name}"))?;
@@ -343,7 +347,18 @@ pub fn ssh(host: &str, user: &str, password: &str, command: &str) -> anyhow::Res
     .map_err(|_| anyhow::anyhow!("the SSH thread panicked"))?
 }
 
-fn domain_xml(name: &str, dir: &Path, memory_mib: u32) -> String {
+fn domain_xml(name: &str, dir: &Path, options: &VmOptions) -> String {
+    let memory_mib = options.memory_mib;
+    let firmware = if options.uefi {
+        format!(
+            "<loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>
+    <nvram template='{OVMF_VARS}'>{}/nvram.fd</nvram>
+    ",
+            dir.display()
+        )
+    } else {
+        String::new()
+    };
     let dir = dir.display();
     format!(
         "<domain type='qemu'>
@@ -352,7 +367,7 @@ fn domain_xml(name: &str, dir: &Path, memory_mib: u32) -> String {
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{dir}/vmlinuz</kernel>
+    {firmware}<kernel>{dir}/vmlinuz</kernel>
     <initrd>{dir}/initrd.img</initrd>
     <cmdline>console=ttyS0</cmdline>
   </os>
@@ -376,6 +391,11 @@ fn domain_xml(name: &str, dir: &Path, memory_mib: u32) -> String {
 "
     )
 }
+
+/// OVMF's firmware and variable store template (Debian's `ovmf` package), for UEFI guests.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// See [`OVMF_CODE`].
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// Copies a file keeping its holes.
 fn copy_sparse(from: &Path, to: &Path) -> anyhow::Result<()> {

@@ -16,6 +16,9 @@ mod names;
 mod registry;
 
 pub use environment::{NETNS, libvirt_uri, netns_command, require, scratch_dir, workspace_root};
-pub use guest::{GuestImage, NETWORK, SshOutput, TestVm, VmGuard, VmOptions, guest_image, ssh};
+pub use guest::{
+    GuestImage, NETWORK, OVMF_CODE, OVMF_VARS, SshOutput, TestVm, VmGuard, VmOptions, guest_image,
+    ssh,
+};
 pub use names::unique_name;
 pub use registry::{Registry, RegistryAuth};

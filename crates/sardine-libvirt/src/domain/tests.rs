@@ -315,6 +315,8 @@ fn anonymize_removes_host_specific_state() {
         "127.0.0.1",
         "<redirdev",
         "index=\"2\"",
+        // libvirt 9.0 refuses loader attributes with firmware auto-selection.
+        "<loader",
     ] {
         assert!(!xml.contains(gone), "{gone} is still there:\n{xml}");
     }
@@ -322,7 +324,6 @@ fn anonymize_removes_host_specific_state() {
         "<name>debian12</name>",
         "<nvram />",
         "<os firmware=\"efi\">",
-        r#"<loader readonly="yes" type="pflash" />"#,
         r#"<source network="default" />"#,
         r#"<channel type="unix">"#,
         r#"<source mode="bind" />"#,
@@ -333,6 +334,44 @@ fn anonymize_removes_host_specific_state() {
     ] {
         assert!(xml.contains(kept), "{kept} is missing:\n{xml}");
     }
+}
+
+#[test]
+fn auto_selected_firmware_keeps_no_loader_and_secure_boot_becomes_a_feature() {
+    let mut domain = DomainXml::parse(
+        "<domain><os><type>hvm</type>\
+         <loader readonly='yes' secure='yes' type='pflash'>/fw/CODE.secboot.fd</loader></os></domain>",
+    )
+    .unwrap();
+    domain.anonymize();
+    let xml = xml_of(&domain);
+    assert!(
+        xml.contains(r#"<os firmware="efi">"#) && !xml.contains("<loader"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<feature enabled="yes" name="secure-boot" />"#),
+        "{xml}"
+    );
+    domain.anonymize();
+    assert_eq!(xml_of(&domain), xml, "anonymising twice changes nothing");
+    // Already auto-selected, with attributes that libvirt 9.0 would refuse.
+    let mut efi = DomainXml::parse(
+        "<domain><os firmware='efi'><loader readonly='yes' type='pflash'/></os></domain>",
+    )
+    .unwrap();
+    efi.anonymize();
+    assert!(!xml_of(&efi).contains("<loader"), "{}", xml_of(&efi));
+    // A BIOS loader given by path becomes auto-selected BIOS.
+    let mut bios =
+        DomainXml::parse("<domain><os><loader>/usr/share/seabios/bios.bin</loader></os></domain>")
+            .unwrap();
+    bios.anonymize();
+    assert!(
+        xml_of(&bios).contains(r#"<os firmware="bios" />"#),
+        "{}",
+        xml_of(&bios)
+    );
 }
 
 #[test]
