@@ -1,5 +1,6 @@
-//! Garbage collection of the store: unreferenced repository blobs, orphaned pool files and
-//! stale temporary files (including the partial downloads of interrupted fetches).
+//! Garbage collection of the store: unreferenced repository blobs, orphaned pool files, stale
+//! temporary files (including the partial downloads of interrupted fetches) and the use and
+//! registry records of manifests no repository lists any more.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -32,17 +33,28 @@ type InodeId = (u64, u64);
 
 /// Removes repository blobs that no manifest, config or layer of that repository's `index.json`
 /// entries references, then pool files no repository links to any more, then temp files older
-/// than an hour. Each repository is swept under its lock ([`Repo::lock`]) and the pool under the
-/// pool lock. A repository with an unreadable manifest is skipped (with a warning), since we
-/// cannot tell what it references. With `dry_run` nothing is removed.
+/// than an hour, then records (`.sardine/used`, `.sardine/remote`) of manifests that no
+/// repository lists, untouched for an hour. Each repository is swept under its lock
+/// ([`Repo::lock`]) and the pool under the pool lock. A repository with an unreadable manifest
+/// is skipped (with a warning), since we cannot tell what it references; with an unreadable
+/// `index.json` no record is removed. With `dry_run` nothing is removed.
 pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, StoreError> {
     let mut sweep = Sweep {
         dry_run,
         report: GcReport::default(),
         unlinked: HashMap::new(),
     };
+    let mut listed = Some(HashSet::new());
     for repo in store.repos()? {
         let _guard = repo.lock()?;
+        match repo.index() {
+            Ok(index) => {
+                if let Some(listed) = &mut listed {
+                    listed.extend(index.manifests.into_iter().map(|desc| desc.digest));
+                }
+            }
+            Err(_) => listed = None,
+        }
         match referenced_blobs(&repo) {
             Ok(referenced) => sweep.repo_blobs(&repo, &referenced)?,
             Err(e) => tracing::warn!("gc: skipping image `{}`: {}", repo.name(), error_chain(&e)),
@@ -54,6 +66,9 @@ pub fn gc(store: &Store, dry_run: bool) -> Result<GcReport, StoreError> {
         sweep.pool(&store.pool_dir())?;
     }
     sweep.stale_temps(&store.temp_dir()?)?;
+    if let Some(listed) = listed {
+        sweep.stale_records(store, &listed)?;
+    }
     Ok(sweep.report)
 }
 
@@ -157,6 +172,24 @@ impl Sweep {
             if meta.nlink().saturating_sub(removed_links.unwrap_or(0)) <= 1 {
                 self.report.bytes += meta.len();
                 self.remove(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records of manifests not in `listed`, untouched for an hour: a fetch or export writes its
+    /// records just after listing the manifest, so a young record may belong to an image this
+    /// sweep did not see yet.
+    fn stale_records(&mut self, store: &Store, listed: &HashSet<String>) -> Result<(), StoreError> {
+        for kind in ["used", "remote"] {
+            for (path, meta) in files_in(&store.internal_dir().join(kind))? {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !listed.contains(&format!("sha256:{name}")) && is_stale(&meta) {
+                    self.remove(&path)?;
+                }
             }
         }
         Ok(())

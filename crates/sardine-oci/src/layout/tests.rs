@@ -625,3 +625,39 @@ fn tagging_records_a_use() {
     tag(&repo, &image, Some("1"));
     assert!(store.last_used(&image.manifest).is_some());
 }
+
+#[test]
+fn gc_removes_old_records_of_manifests_no_repository_lists() {
+    let (_dir, store) = new_store();
+    let repo = store.repo("a").unwrap();
+    let kept = put_image(&repo, "kept", b"kept layer");
+    tag(&repo, &kept, Some("1"));
+    let removed = put_image(&repo, "removed", b"removed layer");
+    tag(&repo, &removed, Some("2"));
+    store.mark_remote(&removed.manifest, "registry.example/a:2");
+    let young = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    store.mark_used(young);
+    assert!(repo.remove_tag("2").unwrap());
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for kind in ["used", "remote"] {
+        for entry in fs_err::read_dir(store.root().join(".sardine").join(kind)).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.ends_with(&young[7..]) {
+                let file = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
+                file.set_modified(old).unwrap();
+            }
+        }
+    }
+
+    gc(&store, false).unwrap();
+    assert!(
+        store.last_used(&kept.manifest).is_some(),
+        "a listed image keeps its record, however old"
+    );
+    assert_eq!(store.last_used(&removed.manifest), None);
+    assert_eq!(store.remote_of(&removed.manifest), None);
+    assert!(
+        store.last_used(young).is_some(),
+        "a young record may belong to an image being tagged"
+    );
+}
