@@ -77,9 +77,17 @@ pub struct Cloned {
 }
 
 /// Makes a copy-on-write clone.
+///
+/// Clones of one name are serialised by a lock file in `clonedir` (one of at most 256, shared
+/// by names with the same hash byte, so that a CI host cloning a new name per job does not
+/// collect lock files). A clone directory without a VM of its name is what a clone that was
+/// interrupted before it defined its VM left: it is replaced.
 pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
     crate::import::check_vm_name(options.target)?;
     let libvirt = Libvirt::open(options.connect)?;
+    fs_err::create_dir_all(options.clonedir)?;
+    let _lock =
+        sardine_oci::lock::lock_exclusive(&clone_lock_path(options.clonedir, options.target))?;
     if libvirt.lookup(options.target)?.is_some() {
         return Err(ImageError::AlreadyExists {
             what: format!("VM {:?}", options.target),
@@ -90,9 +98,11 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
     let mut domain = DomainXml::parse(&base.xml(true)?)?;
     let dir = options.clonedir.join(options.target);
     if dir.exists() {
-        return Err(ImageError::AlreadyExists {
-            what: format!("clone directory {}", dir.display()),
-        });
+        tracing::warn!(
+            "replacing {}, left by a clone that never defined its VM",
+            dir.display()
+        );
+        fs_err::remove_dir_all(&dir)?;
     }
     fs_err::create_dir_all(&dir)?;
     let result = make_clone(&libvirt, &mut domain, &dir, options);
@@ -146,6 +156,14 @@ fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageE
         .ok_or(ImageError::VmNotFound {
             name: imported.name,
         })
+}
+
+/// The lock file for clones named `target` in `clonedir`: `.clone-<xx>.lock`, `xx` the first
+/// byte of the name's sha256.
+fn clone_lock_path(clonedir: &Path, target: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let stripe = sha2::Sha256::digest(target.as_bytes())[0];
+    clonedir.join(format!(".clone-{stripe:02x}.lock"))
 }
 
 fn make_clone(

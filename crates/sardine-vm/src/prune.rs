@@ -10,7 +10,8 @@
 //!    directly or through other clones) is never a candidate;
 //! 3. with either option: imported base VMs (named after their image ID by `import`) that are
 //!    shut off, serve no clone, and whose image is no longer in the store;
-//! 4. leftovers of interrupted imports (`<vmdir>/.<name>.importing/`, untouched for an hour
+//! 4. leftovers of interrupted imports and removals (`<vmdir>/.<name>.importing/`,
+//!    `<vmdir>/.<name>.removing/`, untouched for an hour
 //!    and not locked by a running import) next to the directories of known VMs.
 //!
 //! [`make_room`] is the automatic variant that fetch and import run when `--auto-prune` is on
@@ -589,7 +590,8 @@ fn remove_base_vms(
     Ok(removed)
 }
 
-/// `.<name>.importing/` directories in the VM directories of known VMs, stale and unlocked.
+/// `.<name>.importing/` (an interrupted import) and `.<name>.removing/` (an interrupted `rm`)
+/// directories in the VM directories of known VMs, stale and unlocked.
 fn remove_leftovers(vms: &[VmEntry], dry_run: bool) -> Result<Vec<PrunedLeftover>, ImageError> {
     let vmdirs: BTreeSet<&Path> = vms
         .iter()
@@ -602,10 +604,10 @@ fn remove_leftovers(vms: &[VmEntry], dry_run: bool) -> Result<Vec<PrunedLeftover
         };
         for entry in entries.flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            let Some(name) = file_name
-                .strip_prefix('.')
-                .and_then(|n| n.strip_suffix(".importing"))
-            else {
+            let Some(name) = file_name.strip_prefix('.').and_then(|n| {
+                n.strip_suffix(".importing")
+                    .or_else(|| n.strip_suffix(".removing"))
+            }) else {
                 continue;
             };
             let path = entry.path();
@@ -623,7 +625,7 @@ fn remove_leftovers(vms: &[VmEntry], dry_run: bool) -> Result<Vec<PrunedLeftover
                 fs_err::remove_dir_all(&path)?;
             }
             tracing::info!(
-                "prune: removed the leftovers of an interrupted import: {}",
+                "prune: removed the leftovers of an interrupted import or rm: {}",
                 path.display()
             );
             removed.push(PrunedLeftover { path, freed });

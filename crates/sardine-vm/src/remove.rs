@@ -65,17 +65,31 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
         }
         vm.destroy()?;
     }
-    if vm.is_persistent()? {
-        vm.undefine()?;
-    }
     let disks: Vec<PathBuf> = files
         .iter()
         .filter(|f| domain_disks.contains(f))
         .cloned()
         .collect();
     let dir = own_directory(&vm_name, &disks);
-    if let Some(dir) = &dir {
-        fs_err::remove_dir_all(dir)?;
+    // The directory moves out of the way before the VM is undefined: killed after the move,
+    // `rm` again finds the VM and the moved directory; killed after the undefine, the moved
+    // directory is a leftover that `sarde prune` removes.
+    let doomed = dir.as_deref().map(doomed_path);
+    if let (Some(dir), Some(doomed)) = (&dir, &doomed) {
+        if dir.exists() {
+            fs_err::rename(dir, doomed)?;
+            // Freshly touched, so that prune does not take it for an old leftover meanwhile.
+            fs_err::File::open(doomed)?.set_modified(std::time::SystemTime::now())?;
+        }
+    }
+    if vm.is_persistent()? {
+        vm.undefine()?;
+    }
+    if let Some(doomed) = &doomed {
+        match fs_err::remove_dir_all(doomed) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
     }
     tracing::info!("removed VM {vm_name}");
     Ok(RemovedVm {
@@ -112,6 +126,15 @@ pub(crate) fn disk_files(domain: &DomainXml) -> Vec<PathBuf> {
 
 /// The directory sarde made for the VM: `<..>/<name>/`, holding its writable disks. (Kernel
 /// and initrd of a clone stay in its base's directory: they are the base's files.)
+/// Where `remove_vm` moves a VM's directory before it deletes it: `<parent>/.<name>.removing`.
+pub(crate) fn doomed_path(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!(".{name}.removing"))
+}
+
 pub(crate) fn own_directory(name: &str, disks: &[PathBuf]) -> Option<PathBuf> {
     let first = disks.first()?.parent()?;
     let all_inside = disks.iter().all(|f| f.parent() == Some(first));
