@@ -60,6 +60,14 @@ pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
 /// The OCI media type of a chunk blob.
 pub const MEDIA_TYPE_CHUNK: &str = "application/vnd.sardinecake.disk.chunk.v1+zstd";
 
+/// The memory packing workers may hold together, so that exporting stays well under 256 MiB
+/// however many cores the machine has (more workers would not help much either: at 16 MiB
+/// chunks six of them compress faster than most disks read).
+const PACK_MEMORY_BUDGET: usize = 224 << 20;
+
+/// What a zstd compression context at the levels used here takes, roughly.
+const ZSTD_CONTEXT_ESTIMATE: usize = 4 << 20;
+
 /// Size of the pieces in which a blob offered for reuse is decompressed and compared.
 const REUSE_COMPARE_BUFFER: usize = 1 << 20;
 
@@ -119,7 +127,8 @@ pub struct PackedFile {
 /// Packs `path` into chunk blobs stored through `sink`.
 ///
 /// Chunks are read with positioned reads (holes are never read), compressed in parallel by
-/// `opts.threads` workers, each holding one chunk and its compressed form. `progress` is called with the
+/// `opts.threads` workers (at most as many as fit in the packing memory budget, see
+/// [`memory_capped_threads`]), each holding one chunk and its compressed form. `progress` is called with the
 /// number of uncompressed bytes just finished (an increment; the calls add up to the file size).
 pub fn pack_file(
     path: &Path,
@@ -149,9 +158,23 @@ pub fn pack_file(
         failed: AtomicBool::new(false),
         zero_chunks: Mutex::new(HashMap::new()),
     };
-    let mut chunks = run_workers(opts.threads.min(count), || job.worker())?;
+    let threads = opts
+        .threads
+        .min(count)
+        .min(memory_capped_threads(opts.chunk_size));
+    let mut chunks = run_workers(threads, || job.worker())?;
     chunks.sort_by_key(|chunk| chunk.offset);
     Ok(PackedFile { size, chunks })
+}
+
+/// How many packing workers fit in [`PACK_MEMORY_BUDGET`] (at least one): each holds a chunk,
+/// its compressed form, a zstd context and a comparison buffer.
+pub fn memory_capped_threads(chunk_size: u64) -> usize {
+    let chunk = usize::try_from(chunk_size).unwrap_or(usize::MAX);
+    let per_worker = chunk
+        .saturating_add(zstd::zstd_safe::compress_bound(chunk))
+        .saturating_add(REUSE_COMPARE_BUFFER + ZSTD_CONTEXT_ESTIMATE);
+    (PACK_MEMORY_BUDGET / per_worker.max(1)).max(1)
 }
 
 /// Rejects options that cannot work.
@@ -786,6 +809,17 @@ mod tests {
             check_tiling(Path::new("t"), 10, &[chunk]),
             Err(DiskError::InvalidDigest { .. })
         ));
+    }
+
+    #[test]
+    fn workers_are_capped_by_memory() {
+        assert_eq!(memory_capped_threads(16 << 20), 6);
+        assert_eq!(memory_capped_threads(4 << 20), 17);
+        assert_eq!(
+            memory_capped_threads(MAX_CHUNK_SIZE),
+            1,
+            "always at least one"
+        );
     }
 
     #[test]
