@@ -75,12 +75,12 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
     // `rm` again finds the VM and the moved directory; killed after the undefine, the moved
     // directory is a leftover that `sarde prune` removes.
     let doomed = dir.as_deref().map(doomed_path);
-    if let (Some(dir), Some(doomed)) = (&dir, &doomed) {
-        if dir.exists() {
-            fs_err::rename(dir, doomed)?;
-            // Freshly touched, so that prune does not take it for an old leftover meanwhile.
-            fs_err::File::open(doomed)?.set_modified(std::time::SystemTime::now())?;
-        }
+    if let (Some(dir), Some(doomed)) = (&dir, &doomed)
+        && dir.exists()
+    {
+        fs_err::rename(dir, doomed)?;
+        // Freshly touched, so that prune does not take it for an old leftover meanwhile.
+        fs_err::File::open(doomed)?.set_modified(std::time::SystemTime::now())?;
     }
     if vm.is_persistent()? {
         vm.undefine()?;
