@@ -2,12 +2,16 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{FakeRegistry, FakeRequest, Registry, digest_of, random_bytes, random_file, response};
-use sardine_oci::registry::{Credentials, RegistryError};
+use common::{
+    FakeRegistry, FakeRequest, Registry, client, digest_of, random_bytes, random_file, response,
+    start_registry, start_registry_with_auth,
+};
+use sardine_oci::registry::{Credentials, RegistryClient, RegistryError};
 
 const MIB: usize = 1024 * 1024;
 
@@ -18,22 +22,52 @@ fn creds(user: &str, password: &str) -> Option<Credentials> {
     })
 }
 
+/// Pushes `len` random bytes as a blob of `repo`; returns them and their digest.
+async fn push_random(client: &RegistryClient, repo: &str, len: usize) -> (Vec<u8>, String) {
+    let data = random_bytes(len);
+    let digest = digest_of(&data);
+    client
+        .push_blob_bytes(repo, &digest, Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    (data, digest)
+}
+
+/// A blob fetch into `blob.partial` of a new temporary directory.
+struct TempFetch {
+    _dir: tempfile::TempDir,
+    partial: PathBuf,
+    result: Result<(), RegistryError>,
+}
+
+/// Fetches blob `digest` (`size` bytes) of `repo` into a new temporary directory.
+async fn fetch_to_temp(client: &RegistryClient, repo: &str, digest: &str, size: u64) -> TempFetch {
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("blob.partial");
+    let result = client
+        .fetch_blob(repo, digest, size, &partial, &|_| {})
+        .await;
+    TempFetch {
+        _dir: dir,
+        partial,
+        result,
+    }
+}
+
 #[tokio::test]
 async fn ping_anonymous() {
-    let registry = Registry::start();
-    registry.client(None, None).ping().await.unwrap();
+    let registry = start_registry();
+    client(&registry, None, None).ping().await.unwrap();
 }
 
 #[tokio::test]
 async fn ping_checks_credentials() {
-    let registry = Registry::start_with_auth("user", "secret-pass");
-    registry
-        .client(creds("user", "secret-pass"), None)
+    let registry = start_registry_with_auth("user", "secret-pass");
+    client(&registry, creds("user", "secret-pass"), None)
         .ping()
         .await
         .unwrap();
-    let err = registry
-        .client(creds("user", "wrong-pass"), None)
+    let err = client(&registry, creds("user", "wrong-pass"), None)
         .ping()
         .await
         .unwrap_err();
@@ -45,7 +79,7 @@ async fn ping_checks_credentials() {
         !format!("{err} {err:?}").contains("wrong-pass"),
         "no secret in the error: {err:?}"
     );
-    let err = registry.client(None, None).ping().await.unwrap_err();
+    let err = client(&registry, None, None).ping().await.unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
 }
 
@@ -55,7 +89,7 @@ async fn roundtrip(registry: &Registry, chunk: Option<u64>, creds: Option<Creden
     let source = dir.path().join("blob");
     let (data, digest) = random_file(&source, 5 * MIB + 123);
     let size = data.len() as u64;
-    let client = registry.client(creds, chunk);
+    let client = client(registry, creds, chunk);
 
     assert_eq!(
         client.blob_exists("test/blob", &digest).await.unwrap(),
@@ -95,30 +129,29 @@ async fn roundtrip(registry: &Registry, chunk: Option<u64>, creds: Option<Creden
 
 #[tokio::test]
 async fn push_and_fetch_monolithic() {
-    let registry = Registry::start();
+    let registry = start_registry();
     roundtrip(&registry, None, None).await;
 }
 
 #[tokio::test]
 async fn push_and_fetch_chunked() {
-    let registry = Registry::start();
+    let registry = start_registry();
     roundtrip(&registry, Some(MIB as u64), None).await;
 }
 
 #[tokio::test]
 async fn push_and_fetch_with_basic_auth() {
-    let registry = Registry::start_with_auth("user", "pass");
+    let registry = start_registry_with_auth("user", "pass");
     roundtrip(&registry, Some(2 * MIB as u64), creds("user", "pass")).await;
 }
 
 #[tokio::test]
 async fn push_rejects_a_file_of_the_wrong_size() {
-    let registry = Registry::start();
+    let registry = start_registry();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
     let (data, digest) = random_file(&path, 1000);
-    let err = registry
-        .client(None, None)
+    let err = client(&registry, None, None)
         .push_blob_file("a", &digest, data.len() as u64 + 1, &path, &|_| {})
         .await
         .unwrap_err();
@@ -127,10 +160,9 @@ async fn push_rejects_a_file_of_the_wrong_size() {
 
 #[tokio::test]
 async fn push_with_wrong_digest_fails() {
-    let registry = Registry::start();
+    let registry = start_registry();
     let wrong = digest_of(b"something else");
-    let err = registry
-        .client(None, None)
+    let err = client(&registry, None, None)
         .push_blob_bytes("a", &wrong, Bytes::from_static(b"data"))
         .await
         .unwrap_err();
@@ -143,14 +175,9 @@ async fn push_with_wrong_digest_fails() {
 
 #[tokio::test]
 async fn mount_between_repositories() {
-    let registry = Registry::start();
-    let client = registry.client(None, None);
-    let data = random_bytes(4096);
-    let digest = digest_of(&data);
-    client
-        .push_blob_bytes("src/repo", &digest, Bytes::from(data.clone()))
-        .await
-        .unwrap();
+    let registry = start_registry();
+    let client = client(&registry, None, None);
+    let (data, digest) = push_random(&client, "src/repo", 4096).await;
     assert!(
         client
             .mount_blob("dst/repo", &digest, "src/repo")
@@ -176,8 +203,8 @@ async fn mount_between_repositories() {
 
 #[tokio::test]
 async fn manifests_put_and_get() {
-    let registry = Registry::start();
-    let client = registry.client(None, None);
+    let registry = start_registry();
+    let client = client(&registry, None, None);
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     let config_digest = digest_of(config);
     client
@@ -209,14 +236,9 @@ async fn manifests_put_and_get() {
 
 #[tokio::test]
 async fn fetch_resumes_a_partial_download() {
-    let registry = Registry::start();
-    let client = registry.client(None, None);
-    let data = random_bytes(3 * MIB + 7);
-    let digest = digest_of(&data);
-    client
-        .push_blob_bytes("resume", &digest, Bytes::from(data.clone()))
-        .await
-        .unwrap();
+    let registry = start_registry();
+    let client = client(&registry, None, None);
+    let (data, digest) = push_random(&client, "resume", 3 * MIB + 7).await;
 
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
@@ -245,14 +267,9 @@ async fn fetch_resumes_a_partial_download() {
 
 #[tokio::test]
 async fn fetch_with_a_corrupt_partial_fails_and_discards_it() {
-    let registry = Registry::start();
-    let client = registry.client(None, None);
-    let data = random_bytes(2 * MIB);
-    let digest = digest_of(&data);
-    client
-        .push_blob_bytes("corrupt", &digest, Bytes::from(data.clone()))
-        .await
-        .unwrap();
+    let registry = start_registry();
+    let client = client(&registry, None, None);
+    let (data, digest) = push_random(&client, "corrupt", 2 * MIB).await;
 
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
@@ -277,13 +294,11 @@ async fn fetch_with_a_corrupt_partial_fails_and_discards_it() {
 
 #[tokio::test]
 async fn fetch_of_a_missing_blob_is_not_found() {
-    let registry = Registry::start();
-    let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("x.partial");
-    let err = registry
-        .client(None, None)
-        .fetch_blob("none", &digest_of(b"x"), 1, &partial, &|_| {})
+    let registry = start_registry();
+    let client = client(&registry, None, None);
+    let err = fetch_to_temp(&client, "none", &digest_of(b"x"), 1)
         .await
+        .result
         .unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
 }
@@ -306,18 +321,13 @@ async fn hostile_registry_serving_wrong_bytes() {
     let data = random_bytes(100_000);
     let digest = digest_of(&data);
     let fake = serving(random_bytes(data.len()), true).await;
-    let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
-    let err = fake
-        .client()
-        .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
-        .await
-        .unwrap_err();
+    let fetch = fetch_to_temp(&fake.client(), "repo", &digest, data.len() as u64).await;
+    let err = fetch.result.unwrap_err();
     assert!(
         matches!(err, RegistryError::DigestMismatch { .. }),
         "{err:?}"
     );
-    assert!(!partial.exists());
+    assert!(!fetch.partial.exists());
 }
 
 #[tokio::test]
@@ -328,18 +338,13 @@ async fn hostile_registry_sending_too_much() {
         let mut body = data.clone();
         body.extend_from_slice(&random_bytes(100_000));
         let fake = serving(body, announce).await;
-        let dir = tempfile::tempdir().unwrap();
-        let partial = dir.path().join("blob.partial");
-        let err = fake
-            .client()
-            .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
-            .await
-            .unwrap_err();
+        let fetch = fetch_to_temp(&fake.client(), "repo", &digest, data.len() as u64).await;
+        let err = fetch.result.unwrap_err();
         assert!(
             matches!(err, RegistryError::TooLarge { .. }),
             "announce={announce}: {err:?}"
         );
-        assert!(!partial.exists(), "announce={announce}");
+        assert!(!fetch.partial.exists(), "announce={announce}");
         assert!(fake.requests() <= 1, "not retried");
     }
 }
@@ -365,14 +370,10 @@ async fn transient_failures_are_retried() {
         }
     }))
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
-    fake.client()
-        .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
-        .await
-        .unwrap();
+    let fetch = fetch_to_temp(&fake.client(), "repo", &digest, data.len() as u64).await;
+    fetch.result.unwrap();
     assert_eq!(fake.requests(), 3);
-    assert!(fs_err::read(&partial).unwrap() == data);
+    assert!(fs_err::read(&fetch.partial).unwrap() == data);
 }
 
 #[tokio::test]
@@ -435,13 +436,9 @@ async fn truncated_download_resumes_with_range() {
         }
     }))
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let partial = dir.path().join("blob.partial");
-    fake.client()
-        .fetch_blob("repo", &digest, data.len() as u64, &partial, &|_| {})
-        .await
-        .unwrap();
-    assert!(fs_err::read(&partial).unwrap() == data);
+    let fetch = fetch_to_temp(&fake.client(), "repo", &digest, data.len() as u64).await;
+    fetch.result.unwrap();
+    assert!(fs_err::read(&fetch.partial).unwrap() == data);
     assert_eq!(
         *ranges.lock().unwrap(),
         vec![None, Some("bytes=30000-".to_owned())]
@@ -483,11 +480,7 @@ async fn bearer_token_flow() {
     }))
     .await;
     *addr_cell.lock().unwrap() = fake.addr.clone();
-    let client = sardine_oci::registry::RegistryClient::new(
-        &fake.addr,
-        common::options(creds("u", "p"), None),
-    )
-    .unwrap();
+    let client = RegistryClient::new(&fake.addr, common::options(creds("u", "p"), None)).unwrap();
     assert_eq!(
         client
             .blob_exists("team/repo", &digest_of(b"x"))
@@ -538,11 +531,7 @@ async fn chunked_upload_falls_back_to_one_put() {
         }
     }))
     .await;
-    let client = sardine_oci::registry::RegistryClient::new(
-        &fake.addr,
-        common::options(None, Some(100_000)),
-    )
-    .unwrap();
+    let client = RegistryClient::new(&fake.addr, common::options(None, Some(100_000))).unwrap();
     client
         .push_blob_bytes("repo", &digest, Bytes::from(data.clone()))
         .await

@@ -5,12 +5,15 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use common::{Registry, random_bytes};
+use common::{client, random_bytes, start_registry};
 use sardine_oci::layout::Store;
 use sardine_oci::manifest::{Descriptor, Manifest};
 use sardine_oci::media_types;
 use sardine_oci::reference::Reference;
-use sardine_oci::transfer::{self, TransferError, TransferOptions, TransferProgress};
+use sardine_oci::registry::RegistryClient;
+use sardine_oci::transfer::{
+    self, FetchReport, PushReport, TransferError, TransferOptions, TransferProgress,
+};
 
 /// Counts what the transfer reports.
 #[derive(Default)]
@@ -64,6 +67,30 @@ fn make_image(store: &Store, name: &str, tag: &str) -> (String, Vec<Vec<u8>>) {
     (digest, layers)
 }
 
+/// A store in a new temporary directory (kept as long as the store is used).
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    (dir, store)
+}
+
+/// A store in a new temporary directory holding the image `local/vm:v1` (see [`make_image`]).
+fn source_store() -> (tempfile::TempDir, Store, String, Vec<Vec<u8>>) {
+    let (dir, store) = temp_store();
+    let (manifest_digest, layers) = make_image(&store, "local/vm", "v1");
+    (dir, store, manifest_digest, layers)
+}
+
+/// Pushes `local/vm:v1` of `source` to `remote`.
+async fn push(
+    client: &RegistryClient,
+    source: &Store,
+    remote: &Reference,
+    options: &TransferOptions,
+) -> Result<PushReport, TransferError> {
+    transfer::push_image(client, source, &reference("local/vm:v1"), remote, options).await
+}
+
 fn options(progress: Arc<Counter>) -> TransferOptions {
     TransferOptions {
         progress,
@@ -71,25 +98,31 @@ fn options(progress: Arc<Counter>) -> TransferOptions {
     }
 }
 
+/// Fetches `remote` into `target` as `local`; returns the report and what progress counted.
+async fn fetch_counted(
+    client: &RegistryClient,
+    remote: &Reference,
+    target: &Store,
+    local: &Reference,
+) -> (FetchReport, Arc<Counter>) {
+    let progress = Arc::new(Counter::default());
+    let report = transfer::fetch_image(client, remote, target, local, &options(progress.clone()))
+        .await
+        .unwrap();
+    (report, progress)
+}
+
 #[tokio::test]
 async fn push_then_fetch_into_an_empty_store() {
-    let registry = Registry::start();
-    let client = registry.client(None, Some(1024 * 1024));
-    let source_dir = tempfile::tempdir().unwrap();
-    let source = Store::new(source_dir.path());
-    let (manifest_digest, layers) = make_image(&source, "local/vm", "v1");
-    let remote = reference(&format!("{}/test/vm:v1", registry.addr));
+    let registry = start_registry();
+    let client = client(&registry, None, Some(1024 * 1024));
+    let (_source_dir, source, manifest_digest, layers) = source_store();
+    let remote = reference(&format!("{}/test/vm:v1", registry.host()));
 
     let progress = Arc::new(Counter::default());
-    let report = transfer::push_image(
-        &client,
-        &source,
-        &reference("local/vm:v1"),
-        &remote,
-        &options(progress.clone()),
-    )
-    .await
-    .unwrap();
+    let report = push(&client, &source, &remote, &options(progress.clone()))
+        .await
+        .unwrap();
     assert_eq!(
         (report.uploaded, report.skipped, report.mounted),
         (3, 0, 0),
@@ -99,19 +132,9 @@ async fn push_then_fetch_into_an_empty_store() {
     assert_eq!(progress.bytes.load(Ordering::SeqCst), report.bytes);
     assert_eq!(progress.started.load(Ordering::SeqCst), 3);
 
-    let target_dir = tempfile::tempdir().unwrap();
-    let target = Store::new(target_dir.path());
-    let local = reference(&format!("{}/test/vm:v1", registry.addr));
-    let progress = Arc::new(Counter::default());
-    let fetched = transfer::fetch_image(
-        &client,
-        &remote,
-        &target,
-        &local,
-        &options(progress.clone()),
-    )
-    .await
-    .unwrap();
+    let (_target_dir, target) = temp_store();
+    let local = reference(&format!("{}/test/vm:v1", registry.host()));
+    let (fetched, progress) = fetch_counted(&client, &remote, &target, &local).await;
     assert_eq!(fetched.manifest_digest, manifest_digest);
     assert_eq!((fetched.downloaded, fetched.skipped), (3, 0));
     assert_eq!(progress.bytes.load(Ordering::SeqCst), fetched.bytes);
@@ -134,62 +157,37 @@ async fn push_then_fetch_into_an_empty_store() {
     );
 
     // Nothing is transferred a second time.
-    let again = transfer::push_image(
-        &client,
-        &source,
-        &reference("local/vm:v1"),
-        &remote,
-        &TransferOptions::default(),
-    )
-    .await
-    .unwrap();
+    let again = push(&client, &source, &remote, &TransferOptions::default())
+        .await
+        .unwrap();
     assert_eq!(
         (again.uploaded, again.skipped, again.bytes),
         (0, 3, 0),
         "{again:?}"
     );
-    let progress = Arc::new(Counter::default());
-    let again = transfer::fetch_image(
-        &client,
-        &remote,
-        &target,
-        &local,
-        &options(progress.clone()),
-    )
-    .await
-    .unwrap();
+    let (again, progress) = fetch_counted(&client, &remote, &target, &local).await;
     assert_eq!((again.downloaded, again.skipped), (0, 3));
     assert_eq!(progress.skipped.load(Ordering::SeqCst), 3);
 
     // Another repository of the same registry gets the blobs by mounting.
-    let other = reference(&format!("{}/test/copy:v1", registry.addr));
+    let other = reference(&format!("{}/test/copy:v1", registry.host()));
     let opts = TransferOptions {
         mount_from: vec!["test/vm".into()],
         ..TransferOptions::default()
     };
-    let mounted = transfer::push_image(&client, &source, &reference("local/vm:v1"), &other, &opts)
-        .await
-        .unwrap();
+    let mounted = push(&client, &source, &other, &opts).await.unwrap();
     assert_eq!((mounted.uploaded, mounted.mounted), (0, 3), "{mounted:?}");
 }
 
 #[tokio::test]
 async fn fetch_picks_the_architecture_from_an_index() {
-    let registry = Registry::start();
-    let client = registry.client(None, None);
-    let source_dir = tempfile::tempdir().unwrap();
-    let source = Store::new(source_dir.path());
-    let (manifest_digest, _) = make_image(&source, "local/vm", "v1");
-    let remote = reference(&format!("{}/multi/vm:v1", registry.addr));
-    let pushed = transfer::push_image(
-        &client,
-        &source,
-        &reference("local/vm:v1"),
-        &remote,
-        &TransferOptions::default(),
-    )
-    .await
-    .unwrap();
+    let registry = start_registry();
+    let client = client(&registry, None, None);
+    let (_source_dir, source, manifest_digest, _) = source_store();
+    let remote = reference(&format!("{}/multi/vm:v1", registry.host()));
+    let pushed = push(&client, &source, &remote, &TransferOptions::default())
+        .await
+        .unwrap();
     let size = fs_err::metadata(
         source
             .repo("local/vm")
@@ -215,9 +213,8 @@ async fn fetch_picks_the_architecture_from_an_index() {
         .await
         .unwrap();
 
-    let target_dir = tempfile::tempdir().unwrap();
-    let target = Store::new(target_dir.path());
-    let remote = reference(&format!("{}/multi/vm:multi", registry.addr));
+    let (_target_dir, target) = temp_store();
+    let remote = reference(&format!("{}/multi/vm:multi", registry.host()));
     let local = reference("fetched/vm:multi");
     let arm = TransferOptions {
         arch: Some("arm64".into()),
@@ -240,21 +237,13 @@ async fn fetch_picks_the_architecture_from_an_index() {
 
 #[tokio::test]
 async fn failed_fetch_writes_no_tag() {
-    let registry = Registry::start();
-    let client = registry.client(None, None);
-    let source_dir = tempfile::tempdir().unwrap();
-    let source = Store::new(source_dir.path());
-    make_image(&source, "local/vm", "v1");
-    let remote = reference(&format!("{}/broken/vm:v1", registry.addr));
-    transfer::push_image(
-        &client,
-        &source,
-        &reference("local/vm:v1"),
-        &remote,
-        &TransferOptions::default(),
-    )
-    .await
-    .unwrap();
+    let registry = start_registry();
+    let client = client(&registry, None, None);
+    let (_source_dir, source, _, _) = source_store();
+    let remote = reference(&format!("{}/broken/vm:v1", registry.host()));
+    push(&client, &source, &remote, &TransferOptions::default())
+        .await
+        .unwrap();
 
     // Delete the big layer on the registry.
     let repo = source.repo("local/vm").unwrap();
@@ -264,7 +253,7 @@ async fn failed_fetch_writes_no_tag() {
         .layers[0]
         .digest
         .clone();
-    let url = format!("http://{}/v2/broken/vm/blobs/{layer}", registry.addr);
+    let url = format!("http://{}/v2/broken/vm/blobs/{layer}", registry.host());
     let status = reqwest::Client::new()
         .delete(url)
         .send()
@@ -273,8 +262,7 @@ async fn failed_fetch_writes_no_tag() {
         .status();
     assert_eq!(status.as_u16(), 202);
 
-    let target_dir = tempfile::tempdir().unwrap();
-    let target = Store::new(target_dir.path());
+    let (_target_dir, target) = temp_store();
     let local = reference("fetched/vm:v1");
     let err = transfer::fetch_image(
         &client,

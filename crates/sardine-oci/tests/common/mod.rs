@@ -1,118 +1,41 @@
-//! Test helpers: a real `docker-registry` on 127.0.0.1, a scripted fake registry, random blobs.
+//! Test helpers: a real `docker-registry` on 127.0.0.1 (the test bed's), a scripted fake
+//! registry, random blobs.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::RngCore as _;
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
+pub use sardine_testbed::Registry;
+use sardine_testbed::RegistryAuth;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// A `docker-registry serve` process on a free loopback port, killed on drop.
-pub struct Registry {
-    child: Child,
-    /// "127.0.0.1:PORT".
-    pub addr: String,
-    dir: tempfile::TempDir,
+/// A real registry without authentication (the test bed's, on 127.0.0.1).
+pub fn start_registry() -> Registry {
+    Registry::start(RegistryAuth::Anonymous).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-impl Registry {
-    /// A registry without authentication.
-    pub fn start() -> Registry {
-        Registry::spawn(None)
-    }
-
-    /// A registry with htpasswd (Basic) authentication for one user.
-    pub fn start_with_auth(user: &str, password: &str) -> Registry {
-        Registry::spawn(Some((user, password)))
-    }
-
-    fn spawn(auth: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let storage = dir.path().join("storage");
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-            storage.display()
-        );
-        if let Some((user, password)) = auth {
-            let htpasswd = dir.path().join("htpasswd");
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "htpasswd failed");
-            fs_err::write(&htpasswd, out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        fs_err::write(&config_path, config).unwrap();
-        let log = fs_err::File::create(dir.path().join("registry.log"))
-            .unwrap()
-            .into_file();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry is installed (scripts/setup-testbed)");
-        let registry = Registry { child, addr, dir };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(mut stream) = TcpStream::connect(&self.addr) {
-                let _ = stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
-                let mut answer = String::new();
-                let _ = stream.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.") {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "docker-registry on {} did not start; log:\n{}",
-            self.addr,
-            self.log()
-        );
-    }
-
-    pub fn log(&self) -> String {
-        fs_err::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// A client with fast retries.
-    pub fn client(&self, credentials: Option<Credentials>, chunk: Option<u64>) -> RegistryClient {
-        RegistryClient::new(&self.addr, options(credentials, chunk)).unwrap()
-    }
+/// A real registry with htpasswd (Basic) authentication for one user.
+pub fn start_registry_with_auth(user: &str, password: &str) -> Registry {
+    Registry::start(RegistryAuth::Htpasswd {
+        user: user.into(),
+        password: password.into(),
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A client of `registry` with fast retries.
+pub fn client(
+    registry: &Registry,
+    credentials: Option<Credentials>,
+    chunk: Option<u64>,
+) -> RegistryClient {
+    RegistryClient::new(&registry.host(), options(credentials, chunk)).unwrap()
 }
 
 /// Client options with short retry delays.
