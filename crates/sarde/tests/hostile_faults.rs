@@ -4,12 +4,14 @@
 //! a manifest whose blobs are all there, every blob's content matches its name), and the re-run
 //! must produce the complete, correct result. Runs against the test bed.
 
+mod common;
 mod hostile_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{expect_ok, output_of};
 use hostile_support::{Env, IMAGE, REPO, domain_xml, random_file, sha256_file};
 
 const MIB: u64 = 1 << 20;
@@ -22,7 +24,7 @@ struct Source {
 }
 
 fn source(env: &Env, size: u64) -> Source {
-    let dir = env.dir.path().join("src");
+    let dir = env.path().join("src");
     fs_err::create_dir_all(&dir).unwrap();
     let disk = dir.join("disk.img");
     random_file(&disk, size, 42);
@@ -47,7 +49,7 @@ fn export_command(env: &Env, source: &Source) -> Command {
 }
 
 fn import_command(env: &Env, name: Option<&str>) -> Command {
-    let vmdir = env.vmdir.to_string_lossy().into_owned();
+    let vmdir = env.vmdir().to_string_lossy().into_owned();
     let mut args = vec!["-q", "import", IMAGE, "-o", &vmdir];
     if let Some(name) = name {
         args.extend(["--name", name]);
@@ -55,15 +57,12 @@ fn import_command(env: &Env, name: Option<&str>) -> Command {
     env.command(&args)
 }
 
-/// Runs `command` to completion; fails the test unless it succeeds; returns stdout.
+/// Runs `command` to completion; fails the test unless it succeeds; returns stdout, trimmed.
 fn succeed(mut command: Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    let output = output_of(&mut command);
+    expect_ok(&output, command.get_args().collect::<Vec<_>>())
+        .trim()
+        .to_owned()
 }
 
 /// Starts `command`, waits `delay`, kills it with SIGKILL; whether it was still running.
@@ -139,10 +138,10 @@ fn check_imported(env: &Env, name: &str, source: &Source) {
         "{name} is not defined"
     );
     assert_eq!(
-        sha256_file(&env.vmdir.join(name).join("disk.img")),
+        sha256_file(&env.vmdir().join(name).join("disk.img")),
         source.digest
     );
-    assert!(!env.vmdir.join(format!(".{name}.importing")).exists());
+    assert!(!env.vmdir().join(format!(".{name}.importing")).exists());
 }
 
 #[test]
@@ -155,14 +154,14 @@ fn hostile_kill_export_at_several_points_then_rerun() {
             export_command(&env, &source),
             Duration::from_millis(delay),
         ));
-        check_store(&env.ocidir);
+        check_store(&env.ocidir());
     }
     assert!(
         killed_while_running >= 3,
         "exports finished too fast to be interrupted"
     );
     succeed(export_command(&env, &source));
-    check_store(&env.ocidir);
+    check_store(&env.ocidir());
 
     let name = sardine_testbed::unique_name("hostile-export-killed");
     let _guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
@@ -188,7 +187,7 @@ fn hostile_kill_import_at_several_points_then_rerun() {
         if guard.exists() {
             check_imported(&env, &name, &source);
         }
-        check_store(&env.ocidir);
+        check_store(&env.ocidir());
     }
     assert!(
         killed_while_running >= 3,
@@ -196,7 +195,7 @@ fn hostile_kill_import_at_several_points_then_rerun() {
     );
     assert_eq!(succeed(import_command(&env, Some(&name))), name);
     check_imported(&env, &name, &source);
-    let vm_dirs: Vec<_> = fs_err::read_dir(&env.vmdir)
+    let vm_dirs: Vec<_> = fs_err::read_dir(env.vmdir())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .filter(|n| !n.to_string_lossy().ends_with(".lock"))
@@ -237,7 +236,7 @@ fn hostile_three_concurrent_imports_define_one_vm() {
     assert!(names[0].starts_with("sha256:"), "{names:?}");
     assert!(names.iter().all(|n| *n == names[0]), "{names:?}");
     check_imported(&env, &names[0], &source);
-    let dirs = fs_err::read_dir(&env.vmdir)
+    let dirs = fs_err::read_dir(env.vmdir())
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();
@@ -258,7 +257,7 @@ fn hostile_lock_of_a_killed_import_does_not_block() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let staging = env.vmdir.join(format!(".{name}.importing"));
+    let staging = env.vmdir().join(format!(".{name}.importing"));
     let start = Instant::now();
     while !staging.exists() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(5));
@@ -269,7 +268,7 @@ fn hostile_lock_of_a_killed_import_does_not_block() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(env.vmdir.join(format!(".{name}.lock")).exists());
+    assert!(env.vmdir().join(format!(".{name}.lock")).exists());
 
     let mut rerun = import_command(&env, Some(&name))
         .stdout(Stdio::piped())
@@ -324,7 +323,7 @@ fn hostile_disk_full_is_refused_early() {
     let env = Env::new();
     let source = source(&env, 32 * MIB);
     succeed(export_command(&env, &source));
-    let small = Tmpfs::mount(&env.dir.path().join("small"), "20m");
+    let small = Tmpfs::mount(&env.path().join("small"), "20m");
     let vmdir = small.0.join("vms");
     let name = sardine_testbed::unique_name("hostile-full");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();

@@ -3,6 +3,7 @@
 //! in libvirt and leave no file outside the store (the VM directory keeps only its lock files).
 //! Runs against the test bed (libvirt in the namespace `sarde-test`).
 
+mod common;
 mod hostile_support;
 
 use hostile_support::{
@@ -14,7 +15,7 @@ use hostile_support::{
 fn hostile_control_an_ordinary_hand_built_image_imports() {
     // The corpus means something only if the untampered image imports.
     let env = Env::new();
-    Image::ordinary().write(&env.ocidir);
+    Image::ordinary().write(&env.ocidir());
     let name = sardine_testbed::unique_name("hostile-control");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
     let output = env.import(&name, &[]);
@@ -25,7 +26,7 @@ fn hostile_control_an_ordinary_hand_built_image_imports() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), name);
     assert!(guard.exists());
-    let disk = env.vmdir.join(&name).join("disk.img");
+    let disk = env.vmdir().join(&name).join("disk.img");
     assert_eq!(
         hostile_support::sha256_file(&disk),
         sha256(&Noise::new(7).bytes(10_000))
@@ -35,7 +36,7 @@ fn hostile_control_an_ordinary_hand_built_image_imports() {
 #[test]
 fn hostile_malformed_manifest_json() {
     let env = Env::new();
-    Image::ordinary().write_edited(&env.ocidir, |_| {
+    Image::ordinary().write_edited(&env.ocidir(), |_| {
         br#"{"schemaVersion": 2, "config": {"#.to_vec()
     });
     env.assert_import_refused(&["manifest"]);
@@ -44,7 +45,7 @@ fn hostile_malformed_manifest_json() {
 #[test]
 fn hostile_manifest_with_wrong_schema() {
     let env = Env::new();
-    Image::ordinary().write_edited(&env.ocidir, |mut manifest| {
+    Image::ordinary().write_edited(&env.ocidir(), |mut manifest| {
         manifest["layers"] = serde_json::json!("not a list");
         serde_json::to_vec(&manifest).unwrap()
     });
@@ -62,7 +63,7 @@ fn hostile_index_entry_is_an_image_index() {
 #[test]
 fn hostile_manifest_blob_is_an_image_index() {
     let env = Env::new();
-    Image::ordinary().write_edited(&env.ocidir, |_| {
+    Image::ordinary().write_edited(&env.ocidir(), |_| {
         let index =
             serde_json::json!({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": []});
         serde_json::to_vec(&index).unwrap()
@@ -102,7 +103,7 @@ fn hostile_missing_domain_blob() {
 fn hostile_flipped_byte_in_a_chunk_blob() {
     let env = Env::new();
     let image = Image::ordinary();
-    let written = image.write(&env.ocidir);
+    let written = image.write(&env.ocidir());
     let blob = written.blob(&image.layers[2].digest());
     let mut bytes = fs_err::read(&blob).unwrap();
     let middle = bytes.len() / 2;
@@ -248,7 +249,7 @@ fn hostile_domain_with_serial_to_a_host_file_is_refused() {
     // Import removes the exporting host's live state first (images of sardinecake 0.4.2 carry
     // it), but a character device that writes to a host file is refused by name.
     let env = Env::new();
-    let target = env.dir.path().join("x");
+    let target = env.path().join("x");
     let serial = format!(
         "<serial type='file'><source path='{}'/><target port='0'/></serial>",
         target.display()
@@ -283,7 +284,7 @@ fn hostile_domain(devices: &str) -> Image {
 
 /// A qcow2 image made by `qemu-img create` with `options`, read back as bytes.
 fn qcow2(env: &Env, options: &[&str]) -> Vec<u8> {
-    let path = env.dir.path().join("made.qcow2");
+    let path = env.path().join("made.qcow2");
     let output = std::process::Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
         .args(options)
@@ -318,7 +319,7 @@ fn hostile_qcow2_backing_file_on_the_host() {
 #[test]
 fn hostile_qcow2_external_data_file() {
     let env = Env::new();
-    let data = env.dir.path().join("data.raw");
+    let data = env.path().join("data.raw");
     let option = format!("data_file={},data_file_raw=on", data.display());
     let bytes = qcow2(&env, &["-o", &option]);
     fs_err::remove_file(&data).unwrap();
@@ -335,7 +336,7 @@ fn hostile_unsafe_xml_is_defined_unchanged_with_allow_unsafe_xml() {
     // A trusted image may log to a host file and pass QEMU options: --allow-unsafe-xml defines it
     // as it is, with a warning. (Only defined, never started.)
     let env = Env::new();
-    let log = env.dir.path().join("serial.log");
+    let log = env.path().join("serial.log");
     let serial = format!(
         "<serial type='file'><source path='{}'/><target port='0'/></serial>",
         log.display()
@@ -346,7 +347,7 @@ fn hostile_unsafe_xml_is_defined_unchanged_with_allow_unsafe_xml() {
     );
     let mut image = Image::ordinary();
     image.layers[0] = Layer::new(hostile_support::DOMAIN_TYPE, xml.into_bytes());
-    image.write(&env.ocidir);
+    image.write(&env.ocidir());
 
     let name = sardine_testbed::unique_name("hostile-allowed");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();

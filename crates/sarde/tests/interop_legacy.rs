@@ -8,13 +8,14 @@
 //!
 //! Run inside the test bed's namespace (`scripts/test`), like the other end-to-end tests.
 
-use std::os::unix::fs::PermissionsExt as _;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::{Workdir, expect_ok, file_sha256, output_of, text};
 use sardine_testbed::{TestVm, VmGuard, VmOptions, unique_name};
-use sha2::Digest as _;
 
 /// The `sarde` of sardinecake 0.4.2, as `scripts/setup-testbed` installs it.
 const LEGACY_SARDE: &str = "/opt/sardinecake-0.4.2/bin/sarde";
@@ -31,73 +32,72 @@ enum Tool {
     Legacy,
 }
 
-/// A test's directory: stores and VM directories below it.
+/// A test's directory ([`Workdir`]: stores and VM directories below it) and a way to run
+/// either tool in it.
 struct Env {
-    dir: tempfile::TempDir,
+    work: Workdir,
 }
 
 impl Env {
     fn new() -> Env {
-        sardine_testbed::require();
         assert!(
             Path::new(LEGACY_SARDE).is_file(),
             "{LEGACY_SARDE} is missing: the interoperability tests need sardinecake 0.4.2.\n\
              hint: run scripts/setup-testbed as root (it installs it into a venv)"
         );
-        let dir = tempfile::Builder::new()
-            .prefix("sarde-interop-test-")
-            .tempdir_in(sardine_testbed::scratch_dir())
-            .unwrap();
-        // QEMU must reach the VM files below it.
-        fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Env { dir }
+        Env {
+            work: Workdir::new("interop-test"),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.work.path().join(name)
     }
 
-    /// Runs `tool` with `args`, the store `ocidir`, the test bed's libvirt and no configuration.
+    /// Runs `tool` with `args`, the store `ocidir`, the test bed's libvirt, no configuration
+    /// and the test's own credentials.
     fn run(&self, tool: Tool, ocidir: &Path, args: &[&str]) -> Output {
-        let program = match tool {
-            Tool::Ours => PathBuf::from(env!("CARGO_BIN_EXE_sarde")),
-            Tool::Legacy => PathBuf::from(LEGACY_SARDE),
+        let mut command = match tool {
+            Tool::Ours => self.work.command_in(ocidir, args),
+            Tool::Legacy => {
+                // 0.4.2 takes --connect before the subcommand only, --ocidir after it only.
+                let mut command = Command::new(LEGACY_SARDE);
+                command
+                    .arg("--connect")
+                    .arg(sardine_testbed::libvirt_uri())
+                    .args(args)
+                    .arg("--ocidir")
+                    .arg(ocidir);
+                self.work.isolate(&mut command);
+                command
+            }
         };
-        // 0.4.2 takes --connect before the subcommand only; ours takes it anywhere.
-        Command::new(&program)
-            .arg("--connect")
-            .arg(sardine_testbed::libvirt_uri())
-            .args(args)
-            .arg("--ocidir")
-            .arg(ocidir)
-            .env("SARDE_CONF_FILES", "")
-            .env("NO_COLOR", "1")
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+        output_of(command.current_dir(self.work.path()))
     }
 
     /// Like [`Env::run`], but fails the test unless the command succeeds; returns stdout.
     fn ok(&self, tool: Tool, ocidir: &Path, args: &[&str]) -> String {
         let output = self.run(tool, ocidir, args);
+        let stdout = expect_ok(&output, (tool, args));
         let stderr = text(&output.stderr);
-        assert!(
-            output.status.success(),
-            "{tool:?} sarde {args:?} failed ({}):\n{}{stderr}",
-            output.status,
-            text(&output.stdout),
-        );
         assert!(
             !stderr.contains("Traceback"),
             "{tool:?} sarde {args:?} crashed:\n{stderr}"
         );
-        text(&output.stdout)
+        stdout
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// `import IMAGE -n NAME -o VMDIR`, then `extra`.
+fn import_args<'a>(
+    image: &'a str,
+    name: &'a str,
+    vmdir: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["import", image, "-n", name, "-o", vmdir];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// A VM with a 2-image backing chain whose data disk holds `marker` in `/data/marker`, shut off.
@@ -121,13 +121,6 @@ fn prepared_vm(label: &str, marker: &str) -> TestVm {
     );
     vm.shutdown(SHUTDOWN).unwrap();
     vm
-}
-
-fn file_sha256(path: &Path) -> String {
-    let mut file = fs_err::File::open(path).unwrap();
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher).unwrap();
-    hex::encode(hasher.finalize())
 }
 
 /// Asserts that `copy/<name>` has the bytes of `original/<name>`, for each name.
@@ -307,7 +300,7 @@ fn interop_roundtrip_from_sardinecake_0_4_2() {
     let refused = env.run(
         Tool::Ours,
         &store,
-        &["import", image, "-n", &name, "-o", vmdir_arg],
+        &import_args(image, &name, vmdir_arg, &[]),
     );
     let stderr = text(&refused.stderr);
     assert!(
@@ -331,15 +324,7 @@ fn interop_roundtrip_from_sardinecake_0_4_2() {
     let printed = env.ok(
         Tool::Ours,
         &store,
-        &[
-            "import",
-            image,
-            "-n",
-            &name,
-            "-o",
-            vmdir_arg,
-            "--allow-unsafe-xml",
-        ],
+        &import_args(image, &name, vmdir_arg, &["--allow-unsafe-xml"]),
     );
     assert_eq!(printed.trim(), name);
     assert!(guard.exists(), "import did not define {name}");
@@ -395,17 +380,11 @@ fn interop_roundtrip_to_sardinecake_0_4_2() {
     let name = unique_name("to-legacy");
     let guard = VmGuard::adopt(&name).unwrap();
     let vmdir = env.path("vms");
+    let vmdir_arg = format!("{}/", vmdir.display());
     let printed = env.ok(
         Tool::Legacy,
         &store,
-        &[
-            "import",
-            image,
-            "-n",
-            &name,
-            "-o",
-            &format!("{}/", vmdir.display()),
-        ],
+        &import_args(image, &name, &vmdir_arg, &[]),
     );
     assert_eq!(printed.trim(), name);
     assert!(guard.exists(), "0.4.2 did not define {name}");

@@ -364,27 +364,12 @@ fn local_export_refuses_backing_files_elsewhere_with_the_fixing_commands() {
     let vm_dir = work.path().join("vm");
     fs_err::create_dir_all(&base_dir).unwrap();
     fs_err::create_dir_all(&vm_dir).unwrap();
-    let qemu_img = |args: &[&str]| {
-        let status = std::process::Command::new("qemu-img")
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(status.success(), "qemu-img {args:?}");
-    };
+    let qemu_img = |args: &[&str]| sardine_testbed::qemu_img(&vm_dir, args).unwrap();
     let base = base_dir.join("base.qcow2");
     let top = vm_dir.join("top.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "16M"]);
-    qemu_img(&[
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-F",
-        "qcow2",
-        "-b",
-        base.to_str().unwrap(),
-        top.to_str().unwrap(),
-    ]);
+    sardine_testbed::create_overlay(&vm_dir, base.to_str().unwrap(), top.to_str().unwrap())
+        .unwrap();
     let xml = vm_dir.join("domain.xml");
     fs_err::write(
         &xml,

@@ -5,157 +5,61 @@
 //! auth files are never read or written (REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR and DOCKER_CONFIG
 //! point into the test's directory).
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Workdir, expect_code, expect_ok, text};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_testbed::{Registry, RegistryAuth, TestVm, VmGuard, VmOptions};
 
 const SHUTDOWN: Duration = Duration::from_secs(60);
 
-/// A test's directories and a way to run sarde with them.
-struct Env {
-    dir: tempfile::TempDir,
-    ocidir: PathBuf,
+/// A test's directory (its own store, VM directory and credentials).
+fn workdir() -> Workdir {
+    Workdir::new("registry-test")
 }
 
-impl Env {
-    fn new() -> Env {
-        sardine_testbed::require();
-        let dir = tempfile::Builder::new()
-            .prefix("sarde-registry-test-")
-            .tempdir_in(sardine_testbed::scratch_dir())
-            .unwrap_or_else(|e| panic!("temp dir: {e}"));
-        // QEMU (another user) must reach the VM files below it.
-        fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        for sub in ["runtime", "docker", "vms"] {
-            fs_err::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        let ocidir = dir.path().join("oci");
-        Env { dir, ocidir }
-    }
-
-    /// Another, empty store sharing this test's credentials.
-    fn other_store(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn auth_file(&self) -> PathBuf {
-        self.dir.path().join("auth.json")
-    }
-
-    fn vmdir(&self) -> PathBuf {
-        self.dir.path().join("vms")
-    }
-
-    /// sarde with `args`, the test's store and isolated credentials.
-    fn command(&self, ocidir: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sarde"));
-        command
-            .args(args)
-            .arg("--ocidir")
-            .arg(ocidir)
-            .arg("--connect")
-            .arg(sardine_testbed::libvirt_uri())
-            .env("SARDE_CONF_FILES", "")
-            .env("NO_COLOR", "1")
-            .env("REGISTRY_AUTH_FILE", self.auth_file())
-            .env("XDG_RUNTIME_DIR", self.dir.path().join("runtime"))
-            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
-            .env_remove("SARDE_REGISTRY_USERNAME")
-            .env_remove("SARDE_REGISTRY_PASSWORD")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn run_in(&self, ocidir: &Path, args: &[&str]) -> Output {
-        self.command(ocidir, args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run sarde: {e}"))
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_in(&self.ocidir, args)
-    }
-
-    /// Runs sarde in `ocidir`, fails the test unless it succeeds; returns stdout.
-    fn ok_in(&self, ocidir: &Path, args: &[&str]) -> String {
-        expect_ok(&self.run_in(ocidir, args), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        self.ok_in(&self.ocidir, args)
-    }
-
-    /// `sarde login REGISTRY -u USER --password-stdin` with `password` on stdin.
-    fn login(&self, registry: &str, user: &str, password: &str) -> Output {
-        let mut child = self
-            .command(
-                &self.ocidir,
-                &["login", registry, "-u", user, "--password-stdin"],
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run sarde: {e}"));
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{password}").unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    }
-
-    /// Imports `image` from `ocidir` under a unique name; the guard removes the VM.
-    fn import(&self, ocidir: &Path, image: &str) -> VmGuard {
-        let name = sardine_testbed::unique_name("imported");
-        let guard = VmGuard::adopt(&name).unwrap();
-        let vmdir = self.vmdir().join(&name);
-        let printed = self.ok_in(
-            ocidir,
-            &[
-                "import",
-                image,
-                "--name",
-                &name,
-                "-o",
-                vmdir.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(printed.trim(), name);
-        assert!(guard.exists(), "import did not define {name}");
-        guard
-    }
+/// `sarde login REGISTRY -u USER --password-stdin` with `password` on stdin.
+fn login(env: &Workdir, registry: &str, user: &str, password: &str) -> Output {
+    let mut child = env
+        .command(&["login", registry, "-u", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sarde: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{password}").unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn expect_ok(output: &Output, args: &[&str]) -> String {
-    assert!(
-        output.status.success(),
-        "sarde {args:?} failed ({}):\n{}{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
+/// Imports `image` from `ocidir` under a unique name; the guard removes the VM.
+fn import(env: &Workdir, ocidir: &Path, image: &str) -> VmGuard {
+    let name = sardine_testbed::unique_name("imported");
+    let guard = VmGuard::adopt(&name).unwrap();
+    let vmdir = env.vmdir().join(&name);
+    let printed = env.ok_in(
+        ocidir,
+        &[
+            "import",
+            image,
+            "--name",
+            &name,
+            "-o",
+            vmdir.to_str().unwrap(),
+        ],
     );
-    text(&output.stdout)
-}
-
-fn expect_code(output: &Output, code: i32, what: &str) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "{what}: expected exit status {code}, got {}:\n{}{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    );
+    assert_eq!(printed.trim(), name);
+    assert!(guard.exists(), "import did not define {name}");
+    guard
 }
 
 /// Boots `vm`, runs `script` in the guest (failing the test if it fails), powers it off.
@@ -214,20 +118,20 @@ fn present_blobs(ocidir: &Path, image: &str, digests: &[String]) -> usize {
 }
 
 /// Push, fetch into an empty store, import, boot: the file written before export is there.
-fn roundtrip(registry: &Registry, env: &Env, vm: &TestVm, marker: &str) {
+fn roundtrip(registry: &Registry, env: &Workdir, vm: &TestVm, marker: &str) {
     let image = format!("{}/test/roundtrip:1", registry.host());
     env.ok(&["export", vm.name(), &image]);
     env.ok(&["push", &image]);
     let empty = env.other_store("fetched");
-    let printed = env.ok_in(&empty, &["fetch", &image]);
+    let printed = expect_ok(&env.run_in(&empty, &["fetch", &image]), ["fetch"]);
     assert!(printed.is_empty(), "fetch printed {printed:?}");
-    let guard = env.import(&empty, &image);
+    let guard = import(env, &empty, &image);
     assert_eq!(read_in_guest(&guard, "cat /data/marker").trim(), marker);
 }
 
 #[test]
 fn registry_roundtrip_anonymous() {
-    let env = Env::new();
+    let env = workdir();
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let vm = TestVm::create(&VmOptions {
         label: "reg-anon".into(),
@@ -260,7 +164,7 @@ fn registry_roundtrip_anonymous() {
 
 #[test]
 fn registry_roundtrip_htpasswd_with_login() {
-    let env = Env::new();
+    let env = workdir();
     let (user, password) = ("fish", "Sardine-Secret-42");
     let registry = Registry::start(RegistryAuth::Htpasswd {
         user: user.into(),
@@ -270,7 +174,7 @@ fn registry_roundtrip_htpasswd_with_login() {
     let host = registry.host();
 
     let wrong = "Wrong-Password-17";
-    let failed = env.login(&host, user, wrong);
+    let failed = login(&env, &host, user, wrong);
     expect_code(&failed, 4, "login with a wrong password");
     let all = format!("{}{}", text(&failed.stdout), text(&failed.stderr));
     assert!(!all.contains(wrong), "the password was printed: {all}");
@@ -297,8 +201,8 @@ fn registry_roundtrip_htpasswd_with_login() {
         text(&anonymous.stderr)
     );
 
-    let login = env.login(&host, user, password);
-    expect_ok(&login, &["login"]);
+    let login = login(&env, &host, user, password);
+    expect_ok(&login, ["login"]);
     assert!(
         text(&login.stderr).contains("Login Succeeded"),
         "{}",
@@ -333,7 +237,7 @@ fn registry_roundtrip_htpasswd_with_login() {
 
 #[test]
 fn registry_skopeo_interop() {
-    let env = Env::new();
+    let env = workdir();
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let host = registry.host();
     let vm = TestVm::create(&VmOptions {
@@ -366,7 +270,7 @@ fn registry_skopeo_interop() {
         .iter()
         .filter_map(|l| l["digest"].as_str())
         .collect();
-    let blobs = local_blobs(&env.ocidir, &ours);
+    let blobs = local_blobs(&env.ocidir(), &ours);
     assert_eq!(
         theirs,
         blobs[1..].iter().map(String::as_str).collect::<Vec<_>>()
@@ -378,7 +282,7 @@ fn registry_skopeo_interop() {
     ]);
 
     // skopeo pushes from sarde's store (cut at the first ':', hence the cd), sarde fetches.
-    let repo_dir = env.ocidir.join(&host).join("test/a");
+    let repo_dir = env.ocidir().join(&host).join("test/a");
     let output = Command::new("skopeo")
         .current_dir(&repo_dir)
         .args([
@@ -389,13 +293,13 @@ fn registry_skopeo_interop() {
         ])
         .output()
         .unwrap();
-    expect_ok(&output, &["(skopeo copy oci:.:1)"]);
+    expect_ok(&output, ["(skopeo copy oci:.:1)"]);
     for copy in ["b", "c"] {
         let image = format!("{host}/test/{copy}:1");
         let store = env.other_store(&format!("store-{copy}"));
         env.ok_in(&store, &["fetch", &image]);
         assert_eq!(local_blobs(&store, &image), blobs);
-        env.import(&store, &image);
+        import(&env, &store, &image);
     }
 }
 
@@ -411,7 +315,7 @@ fn skopeo(args: &[&str]) -> String {
 
 #[test]
 fn registry_guest_push_uploads_only_new_blobs() {
-    let env = Env::new();
+    let env = workdir();
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let host = registry.host();
     let vm = TestVm::create(&VmOptions {
@@ -427,10 +331,10 @@ fn registry_guest_push_uploads_only_new_blobs() {
     env.ok(&["export", vm.name(), &one, "--chunksize", "4MiB"]);
     env.ok(&["push", &one]);
     let after_first = registry.completed_uploads();
-    assert_eq!(after_first, unique(&local_blobs(&env.ocidir, &one)));
+    assert_eq!(after_first, unique(&local_blobs(&env.ocidir(), &one)));
 
     let again = env.run(&["push", &one]);
-    expect_ok(&again, &["push (again)"]);
+    expect_ok(&again, ["push (again)"]);
     assert_eq!(
         registry.completed_uploads(),
         after_first,
@@ -442,8 +346,8 @@ fn registry_guest_push_uploads_only_new_blobs() {
     let two = format!("{host}/test/two:1");
     env.ok(&["export", vm.name(), &two, "--chunksize", "4MiB"]);
     let pushed = env.run(&["push", &two]);
-    expect_ok(&pushed, &["push two"]);
-    let blobs = unique(&local_blobs(&env.ocidir, &two));
+    expect_ok(&pushed, ["push two"]);
+    let blobs = unique(&local_blobs(&env.ocidir(), &two));
     let uploads = registry.completed_uploads() - after_first;
     let mounts = registry
         .log()
@@ -463,7 +367,7 @@ fn registry_guest_push_uploads_only_new_blobs() {
 
 #[test]
 fn registry_guest_fetch_resumes_after_kill() {
-    let env = Env::new();
+    let env = workdir();
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let vm = TestVm::create(&VmOptions {
         label: "reg-resume".into(),
@@ -477,7 +381,7 @@ fn registry_guest_fetch_resumes_after_kill() {
     let image = format!("{}/test/big:1", registry.host());
     env.ok(&["export", vm.name(), &image, "--chunksize", "8MiB"]);
     env.ok(&["push", &image]);
-    let mut blobs = local_blobs(&env.ocidir, &image);
+    let mut blobs = local_blobs(&env.ocidir(), &image);
     blobs.sort();
     blobs.dedup();
     assert!(blobs.len() > 10, "only {} blobs", blobs.len());
@@ -485,7 +389,7 @@ fn registry_guest_fetch_resumes_after_kill() {
     let store = env.other_store("resumed");
     let before = registry.blob_downloads();
     let mut child = env
-        .command(&store, &["fetch", &image, "--concurrency", "1"])
+        .command_in(&store, &["fetch", &image, "--concurrency", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -521,12 +425,12 @@ fn registry_guest_fetch_resumes_after_kill() {
         "{second_run} blob downloads for {missing} missing blobs"
     );
     assert_eq!(present_blobs(&store, &image, &blobs), blobs.len());
-    env.import(&store, &image);
+    import(&env, &store, &image);
 }
 
 #[test]
 fn registry_corrupt_blob_is_refused() {
-    let env = Env::new();
+    let env = workdir();
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let vm = TestVm::create(&VmOptions {
         label: "reg-corrupt".into(),
@@ -536,7 +440,7 @@ fn registry_corrupt_blob_is_refused() {
     let image = format!("{}/test/corrupt:1", registry.host());
     env.ok(&["export", vm.name(), &image]);
     env.ok(&["push", &image]);
-    let blobs = local_blobs(&env.ocidir, &image);
+    let blobs = local_blobs(&env.ocidir(), &image);
     let victim = blobs.last().unwrap().clone();
 
     let proxy = corrupting_proxy::start(registry.addr(), registry.storage_dir(), victim.clone());

@@ -135,20 +135,7 @@ impl TestVm {
         }
         if options.backing_chain {
             copy_sparse(&image.data_disk(), &dir.path().join("base.qcow2"))?;
-            qemu_img(
-                dir.path(),
-                &[
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    "-F",
-                    "qcow2",
-                    "-b",
-                    "base.qcow2",
-                    "data.qcow2",
-                ],
-            )?;
+            create_overlay(dir.path(), "base.qcow2", "data.qcow2")?;
         } else {
             copy_sparse(&image.data_disk(), &dir.path().join("data.qcow2"))?;
         }
@@ -410,7 +397,19 @@ fn copy_sparse(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn qemu_img(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+/// Creates the qcow2 image `overlay` on top of the qcow2 image `backing` (both paths as
+/// `qemu-img` takes them, relative to `dir`, where it runs; `backing` is recorded as given).
+pub fn create_overlay(dir: &Path, backing: &str, overlay: &str) -> anyhow::Result<()> {
+    qemu_img(
+        dir,
+        &[
+            "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, overlay,
+        ],
+    )
+}
+
+/// Runs `qemu-img ARGS` in `dir`; fails with its stderr unless it succeeds.
+pub fn qemu_img(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let output = Command::new("qemu-img")
         .args(args)
         .current_dir(dir)

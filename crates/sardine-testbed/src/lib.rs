@@ -17,8 +17,8 @@ mod registry;
 
 pub use environment::{NETNS, libvirt_uri, netns_command, require, scratch_dir, workspace_root};
 pub use guest::{
-    GuestImage, NETWORK, OVMF_CODE, OVMF_VARS, SshOutput, TestVm, VmGuard, VmOptions, guest_image,
-    ssh,
+    GuestImage, NETWORK, OVMF_CODE, OVMF_VARS, SshOutput, TestVm, VmGuard, VmOptions,
+    create_overlay, guest_image, qemu_img, ssh,
 };
 pub use names::unique_name;
 pub use registry::{Registry, RegistryAuth};

@@ -7,11 +7,14 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
 use sha2::Digest as _;
+
+use crate::common::Workdir;
 
 /// The repository every test image is written to (each test has its own store).
 pub const REPO: &str = "hostile";
@@ -299,65 +302,34 @@ impl Image {
     }
 }
 
-/// A test's directory: `oci/` (the store), `vms/` (the VM directory) and a canary file next to
-/// them that nothing may touch.
+/// A test's directory ([`Workdir`]: `oci/` the store, `vms/` the VM directory) and a canary
+/// file next to them that nothing may touch.
 pub struct Env {
-    pub dir: tempfile::TempDir,
-    pub ocidir: PathBuf,
-    pub vmdir: PathBuf,
+    work: Workdir,
     pub canary: PathBuf,
 }
 
 const CANARY_TEXT: &str = "canary: sarde must never write here\n";
 
+impl Deref for Env {
+    type Target = Workdir;
+
+    fn deref(&self) -> &Workdir {
+        &self.work
+    }
+}
+
 impl Env {
     pub fn new() -> Env {
-        sardine_testbed::require();
-        let dir = tempfile::Builder::new()
-            .prefix("sarde-hostile-")
-            .tempdir_in(sardine_testbed::scratch_dir())
-            .unwrap_or_else(|e| panic!("temp dir: {e}"));
-        use std::os::unix::fs::PermissionsExt as _;
-        // QEMU (another user) must reach the VM files below it.
-        fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let ocidir = dir.path().join("oci");
-        let vmdir = dir.path().join("vms");
-        let canary = dir.path().join("canary.txt");
-        fs_err::create_dir_all(&vmdir).unwrap_or_else(|e| panic!("{e}"));
+        let work = Workdir::new("hostile");
+        let canary = work.path().join("canary.txt");
         fs_err::write(&canary, CANARY_TEXT).unwrap_or_else(|e| panic!("{e}"));
-        Env {
-            dir,
-            ocidir,
-            vmdir,
-            canary,
-        }
-    }
-
-    /// sarde with `args`, this test's store, the test bed's libvirt and no configuration files.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sarde"));
-        command
-            .args(args)
-            .arg("--ocidir")
-            .arg(&self.ocidir)
-            .arg("--connect")
-            .arg(sardine_testbed::libvirt_uri())
-            .env("SARDE_CONF_FILES", "")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        command
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run sarde: {e}"))
+        Env { work, canary }
     }
 
     /// `sarde import IMAGE --name NAME -o VMDIR` plus `extra`.
     pub fn import(&self, name: &str, extra: &[&str]) -> Output {
-        let vmdir = self.vmdir.to_string_lossy().into_owned();
+        let vmdir = self.vmdir().to_string_lossy().into_owned();
         let mut args = vec!["import", IMAGE, "--name", name, "-o", &vmdir];
         args.extend_from_slice(extra);
         self.run(&args)
@@ -366,7 +338,7 @@ impl Env {
     /// Every path below the test directory, except inside the store (relative, sorted).
     pub fn snapshot(&self) -> BTreeSet<PathBuf> {
         let mut paths = BTreeSet::new();
-        walk(self.dir.path(), self.dir.path(), &self.ocidir, &mut paths);
+        walk(self.path(), self.path(), &self.ocidir(), &mut paths);
         paths
     }
 
@@ -374,7 +346,7 @@ impl Env {
     /// each of `expected` (case-insensitive), no VM defined, no file left in the VM directory but
     /// lock files, no new file anywhere else, the canary untouched. Returns stderr.
     pub fn assert_refused(&self, image: &Image, expected: &[&str]) -> String {
-        image.write(&self.ocidir);
+        image.write(&self.ocidir());
         self.assert_import_refused(expected)
     }
 
