@@ -120,7 +120,11 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
             })
         }
         Err(e) => {
-            let _ = fs_err::remove_dir_all(&dir);
+            // A VM of this name that appeared meanwhile (the define of an interrupted earlier
+            // clone, still on its way through libvirtd) uses this directory's files: they stay.
+            if !matches!(libvirt.lookup(options.target), Ok(Some(_))) {
+                let _ = fs_err::remove_dir_all(&dir);
+            }
             Err(e)
         }
     }
