@@ -195,14 +195,16 @@ pub async fn run_script(
 /// The POSIX shell command that runs the uploaded script at `path` (a shell word) in a session
 /// and process group of its own (`setsid`, where the guest has it: shells without a terminal
 /// have no job control), forwards SIGTERM/SIGHUP/SIGINT to that whole group, deletes the script
-/// and exits with the script's status.
+/// and exits with the script's status. A `wait` that a forwarded signal interrupted (status
+/// above 128, `hit` set) is repeated, so the status is the script's, not the interruption's,
+/// even when the script ends at once.
 fn wrapper(path: &str) -> String {
     format!(
-        "f={path}; pid=\n\
-         trap '[ -n \"$pid\" ] && {{ kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null; }}' TERM HUP INT\n\
+        "f={path}; pid=; hit=\n\
+         trap 'hit=1; [ -n \"$pid\" ] && {{ kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null; }}' TERM HUP INT\n\
          if command -v setsid >/dev/null 2>&1; then setsid bash \"$f\" </dev/null & else bash \"$f\" </dev/null & fi\n\
          pid=$!\n\
-         while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n\
+         while :; do hit=; wait \"$pid\"; rc=$?; [ -n \"$hit\" ] && [ \"$rc\" -gt 128 ] || break; done\n\
          rm -f \"$f\"\n\
          exit \"$rc\"\n"
     )
