@@ -736,6 +736,11 @@ mod tests {
         names
     }
 
+    /// The names of the images a report says were removed, in order.
+    fn removed(report: &PruneReport) -> Vec<&str> {
+        report.images.iter().map(|i| i.name.as_str()).collect()
+    }
+
     #[test]
     fn make_room_removes_lru_fetched_images_until_enough_is_free() {
         let dir = tempfile::tempdir().unwrap();
@@ -765,14 +770,7 @@ mod tests {
 
         // 3400 needed: removing "old" (3000 bytes and its small blobs) is enough.
         let report = make_room_with(&request(3300), &available).unwrap();
-        assert_eq!(
-            report
-                .images
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["old"]
-        );
+        assert_eq!(removed(&report), ["old"]);
         assert!(!report.over_budget && report.freed > 3000, "{report:?}");
         assert_eq!(names(&store), ["kept", "mid", "new", "oldest-exported"]);
         assert_eq!(
@@ -783,14 +781,7 @@ mod tests {
 
         // More than can be freed: every fetched image goes but the one at hand; exported ones stay.
         let report = make_room_with(&request(1 << 40), &available).unwrap();
-        assert_eq!(
-            report
-                .images
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["mid", "new"]
-        );
+        assert_eq!(removed(&report), ["mid", "new"]);
         assert!(report.over_budget, "{report:?}");
         assert_eq!(names(&store), ["kept", "oldest-exported"]);
     }
