@@ -62,7 +62,7 @@ pub struct GlobalArgs {
     /// libvirt connection URI, such as qemu:///system.
     ///
     /// Without it, libvirt chooses (it honours LIBVIRT_DEFAULT_URI, then its own default).
-    #[arg(long, global = true, value_name = "URI")]
+    #[arg(short = 'c', long, global = true, value_name = "URI")]
     pub connect: Option<String>,
 
     /// Log more: -v shows debug messages, -vv also trace messages.
@@ -79,16 +79,17 @@ pub struct GlobalArgs {
 
     /// Directory of the local image store.
     ///
-    /// The default is relative to the current directory, as in sardinecake 0.4.2, so existing
-    /// stores and scripts keep working. There is no single right per-user place: with
-    /// qemu:///system, libvirt's QEMU user usually cannot read the home directory. Set `ocidir`
-    /// once in the [DEFAULT] section of a configuration file to use one store everywhere.
+    /// The default is the same wherever sarde runs, as for podman: /var/lib/sardinecake/oci for
+    /// root (also the GitLab executor's store), $XDG_DATA_HOME/sardinecake/oci
+    /// (~/.local/share/sardinecake/oci) for other users. sardinecake 0.4.2 used ./oci: pass
+    /// `--ocidir oci`, or set `ocidir` in the [DEFAULT] section of a configuration file, to keep
+    /// using such a store.
     #[arg(
         short = 'd',
         long,
         global = true,
         value_name = "DIR",
-        default_value = "./oci",
+        default_value_os_t = sardine_config::data_dir().join("oci"),
         value_hint = ValueHint::DirPath
     )]
     pub ocidir: PathBuf,
@@ -120,14 +121,14 @@ pub enum Command {
     /// Copy an image from the local store to registries.
     #[command(after_help = "Examples:
   sarde push registry.example.org/vms/debian:12
-  sarde push debian:12 -t registry.example.org/vms/debian:12 -t registry.example.org/vms/debian:latest
-  sarde push localhost:5000/vms/debian:12 --insecure --chunk-size 4MiB")]
+  sarde push debian:12 -t reg.example.org/vms/debian:12 -t reg.example.org/vms/debian:latest
+  sarde push localhost:5000/vms/debian:12 --insecure --upload-chunk-size 4MiB")]
     Push(PushArgs),
 
     /// Fetch an image and import it as a VM (fetch, then import).
     #[command(after_help = "Examples:
   sarde pull registry.example.org/vms/debian:12
-  sarde pull registry.example.org/vms/debian:12 --name debian12 --vmdir /var/lib/libvirt/images/sarde")]
+  sarde pull registry.example.org/vms/debian:12 --name debian12 --vmdir /srv/vms")]
     Pull(PullArgs),
 
     /// Turn a libvirt VM into an image in the local store.
@@ -145,7 +146,7 @@ pub enum Command {
     /// Prints the name of the VM (or its UUID with --print-uuid).
     #[command(after_help = "Examples:
   sarde import registry.example.org/vms/debian:12
-  sarde import debian:12 --name debian12 --vmdir /var/lib/libvirt/images/sarde
+  sarde import debian:12 --name debian12 --vmdir /srv/vms
   sarde import --raw ./oci/debian:12")]
     Import(ImportArgs),
 
@@ -163,10 +164,35 @@ pub enum Command {
   sarde getconfig --raw ./oci/debian:12")]
     Getconfig(GetconfigArgs),
 
+    /// Show what an image is: digests, architecture, files and sizes, configurations.
+    #[command(after_help = "Examples:
+  sarde inspect registry.example.org/vms/debian:12
+  sarde inspect debian:12 --format json")]
+    Inspect(InspectArgs),
+
+    /// Give an image of the local store another name (the same manifest, no copy).
+    #[command(after_help = "Examples:
+  sarde tag debian:12 registry.example.org/vms/debian:12
+  sarde tag registry.example.org/vms/debian:12 debian:stable")]
+    Tag(TagArgs),
+
+    /// Start VMs.
+    #[command(after_help = "Examples:
+  sarde start job-42
+  sarde start job-42 job-43")]
+    Start(StartArgs),
+
+    /// Shut VMs down: ask the guest (ACPI), power off after --timeout.
+    #[command(after_help = "Examples:
+  sarde stop job-42
+  sarde stop --timeout 5m job-42
+  sarde stop --force job-42 job-43     # power off at once")]
+    Stop(StopArgs),
+
     /// Make a copy-on-write clone of an image's VM.
     ///
     /// Imports the image first if needed (from the local store; it does not fetch). Prints the
-    /// image's sardine configuration as JSON, with the clone's name added.
+    /// clone's name.
     #[command(after_help = "Examples:
   sarde clone registry.example.org/vms/debian:12 job-42
   sarde clone debian:12 scratch --start --ephemeral")]
@@ -273,12 +299,13 @@ impl AutoPruneArgs {
 /// Where the files of imported or cloned VMs go.
 #[derive(Debug, Clone, Args)]
 pub struct VmdirArg {
-    /// Directory for the disks and other files of the VM.
+    /// Directory for the disks and other files of the VM (in a subdirectory named after it).
     ///
-    /// The default is the current directory, as in sardinecake 0.4.2. With qemu:///system it
-    /// must be a directory libvirt's QEMU user can read, such as /var/lib/libvirt/images/…;
-    /// set `vmdir` in the [DEFAULT] section of a configuration file.
-    #[arg(short = 'o', long, alias = "outdir", value_name = "DIR", default_value = ".", value_hint = ValueHint::DirPath)]
+    /// The default is /var/lib/sardinecake/vms for root, $XDG_DATA_HOME/sardinecake/vms
+    /// (~/.local/share/sardinecake/vms) for other users; sardinecake 0.4.2 used the current
+    /// directory. A relative directory is made absolute: libvirt gets absolute paths only. With
+    /// qemu:///system it must be a directory libvirt's QEMU user can read.
+    #[arg(short = 'o', long, alias = "outdir", value_name = "DIR", default_value_os_t = sardine_config::data_dir().join("vms"), value_hint = ValueHint::DirPath)]
     pub vmdir: PathBuf,
 }
 
@@ -412,8 +439,8 @@ pub struct PushArgs {
     pub registry: RegistryArgs,
 
     /// Upload blobs in parts of this size instead of in one request. Some registries need parts
-    /// above 5 MB, others below 4 MB. Not to be confused with export's --chunksize.
-    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size)]
+    /// above 5 MB, others below 4 MB. (Disks are cut into chunks at export: --chunksize there.)
+    #[arg(long = "upload-chunk-size", alias = "chunk-size", value_name = "SIZE", value_parser = sardine_config::parse_size)]
     pub chunk_size: Option<u64>,
 }
 
@@ -614,6 +641,57 @@ pub struct PruneArgs {
     /// Output format.
     #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// Arguments of `sarde inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// The image in the store.
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+
+    /// Output format (JSON has the whole manifest and configurations).
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    #[command(flatten)]
+    pub raw: RawArg,
+}
+
+/// Arguments of `sarde tag`.
+#[derive(Debug, Clone, Args)]
+pub struct TagArgs {
+    /// The image in the store.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+
+    /// Its new name, REPOSITORY[:TAG] (default tag: latest).
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+}
+
+/// Arguments of `sarde start`.
+#[derive(Debug, Clone, Args)]
+pub struct StartArgs {
+    /// The VMs (names or UUIDs).
+    #[arg(value_name = "VM", required = true, num_args = 1..)]
+    pub vms: Vec<String>,
+}
+
+/// Arguments of `sarde stop`.
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// The VMs (names or UUIDs).
+    #[arg(value_name = "VM", required = true, num_args = 1..)]
+    pub vms: Vec<String>,
+
+    /// How long the guest may take to shut down before it is powered off ('60', '2m').
+    #[arg(long, value_name = "DURATION", value_parser = sardine_config::parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+
+    /// Power off at once, without asking the guest.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where to look for a VM's address.

@@ -6,11 +6,13 @@
 
 pub use sardine_config::env::{HOME, SARDE_CONF_FILES, XDG_CONFIG_HOME};
 
-/// User name for `sarde login` when -u/--username is not given.
+/// Registry user name for every command that talks to a registry (fetch, push, pull, the
+/// default of `sarde login -u`); with SARDE_REGISTRY_PASSWORD it beats stored credentials.
 pub const SARDE_REGISTRY_USERNAME: &str = "SARDE_REGISTRY_USERNAME";
 
-/// Password or token for `sarde login` when -p/--password is not given. Safer than -p, which
-/// other users can see in the process list.
+/// Registry password or token for every command that talks to a registry (with
+/// SARDE_REGISTRY_USERNAME), and the default of `sarde login -p`. Safer than -p, which other
+/// users can see in the process list.
 pub const SARDE_REGISTRY_PASSWORD: &str = "SARDE_REGISTRY_PASSWORD";
 
 /// The registry credentials file (containers-auth.json format, shared with podman and skopeo).
@@ -40,10 +42,13 @@ const VARIABLES: [(&str, &str); 10] = [
         XDG_CONFIG_HOME,
         "if set, $XDG_CONFIG_HOME/sardinecake/sarde.ini is read last",
     ),
-    (SARDE_REGISTRY_USERNAME, "user name for `sarde login`"),
+    (
+        SARDE_REGISTRY_USERNAME,
+        "registry user name (all registry commands)",
+    ),
     (
         SARDE_REGISTRY_PASSWORD,
-        "password or token for `sarde login`",
+        "registry password or token (all registry commands)",
     ),
     (
         REGISTRY_AUTH_FILE,

@@ -42,14 +42,42 @@ pub fn run() -> anyhow::Result<ExitCode> {
     commands::dispatch(&settings)
 }
 
-/// Prints a command-line error (or the help or version clap produced) the way clap does.
+/// Prints a command-line error (or the help or version clap produced) the way clap does, with a
+/// hint when an unknown subcommand is another tool's name for one of sarde's.
 fn print_clap_error(error: &clap::Error) -> anyhow::Result<ExitCode> {
     error.print()?;
+    if let Some(hint) = foreign_verb_hint(error) {
+        eprintln!("hint: {hint}");
+    }
     Ok(if error.use_stderr() {
         exit_code::to_exit_code(exit_code::USAGE)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What docker, podman and tart users type, and sarde's command for it.
+const FOREIGN_VERBS: [(&str, &str); 7] = [
+    ("images", "sarde list"),
+    ("ls", "sarde list"),
+    ("ps", "sarde list --vms"),
+    ("rmi", "sarde rm --image"),
+    ("run", "sarde clone IMAGE NAME --start (or --ephemeral)"),
+    ("exec", "sarde ssh VM -- COMMAND"),
+    ("create", "sarde clone IMAGE NAME"),
+];
+
+/// The hint for an unknown subcommand that another tool has, e.g. `images` → `sarde list`.
+fn foreign_verb_hint(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if error.kind() != clap::error::ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let (_, ours) = FOREIGN_VERBS.iter().find(|(verb, _)| verb == word)?;
+    Some(format!("sarde's command for `{word}` is `{ours}`"))
 }
 
 /// Prints an error of the command line combined with configuration values.

@@ -18,6 +18,9 @@ pub mod env {
     /// Base directory for per-user configuration (XDG base directory specification); when set,
     /// `$XDG_CONFIG_HOME/sardinecake/sarde.ini` is read after `~/.config/sardinecake/sarde.ini`.
     pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+    /// Base directory for per-user data (XDG base directory specification): non-root users'
+    /// default store and VM directories are in `$XDG_DATA_HOME/sardinecake`.
+    pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
 }
 
 /// System-wide sarde configuration file.

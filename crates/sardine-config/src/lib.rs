@@ -7,7 +7,9 @@
 //! * [`parse_size`], [`format_size`] and [`parse_duration`] convert values, also for command-line
 //!   options.
 //! * [`best_matching_section`] picks the executor's per-image section.
+//! * [`data_dir`] is where images and VMs go when no directory is configured.
 
+mod dirs;
 mod duration;
 mod error;
 mod files;
@@ -15,6 +17,7 @@ mod ini;
 mod pattern;
 mod size;
 
+pub use dirs::{SYSTEM_DATA_DIR, data_dir};
 pub use duration::parse_duration;
 pub use error::{ConfigError, SyntaxProblem, ValueError};
 pub use files::{

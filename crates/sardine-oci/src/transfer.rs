@@ -8,8 +8,8 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use tracing::debug;
@@ -278,8 +278,11 @@ async fn fetch_blob(
     let partial = temp_dir.join(format!("{hex}.partial"));
     // Another process fetching the same blob into this store uses the same partial file. The
     // lock files are never deleted (that would race), so they are shared by blobs with the same
-    // first two hex digits: 256 files at most.
-    let stripe = temp_dir.join(format!("fetch-{}.lock", hex.get(..2).unwrap_or("00")));
+    // first two hex digits: 256 files at most. Blobs of this process that share a stripe wait
+    // for each other in memory first, so the file lock only ever waits for other processes.
+    let stripe_hex = hex.get(..2).unwrap_or("00");
+    let _in_process = process_stripe(stripe_hex).lock().await;
+    let stripe = temp_dir.join(format!("fetch-{stripe_hex}.lock"));
     let _blob_lock = lock_partial(stripe, ctx).await?;
     if ctx.store(repo.link_pooled_blob(&desc.digest, desc.size))? {
         progress.finish_blob(&desc.digest, true);
@@ -296,6 +299,13 @@ async fn fetch_blob(
     ctx.store(repo.commit_blob(&partial, &desc.digest))?;
     progress.finish_blob(&desc.digest, false);
     Ok(Some(desc.size))
+}
+
+/// The in-process lock of the fetch stripe `stripe_hex` (two hex digits).
+fn process_stripe(stripe_hex: &str) -> &'static tokio::sync::Mutex<()> {
+    static STRIPES: OnceLock<Vec<tokio::sync::Mutex<()>>> = OnceLock::new();
+    let stripes = STRIPES.get_or_init(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
+    &stripes[usize::from(u8::from_str_radix(stripe_hex, 16).unwrap_or(0))]
 }
 
 async fn lock_partial(path: PathBuf, ctx: &Ctx<'_>) -> Result<LockGuard, TransferError> {

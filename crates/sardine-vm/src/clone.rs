@@ -85,9 +85,8 @@ pub struct Cloned {
 pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
     crate::import::check_vm_name(options.target)?;
     let libvirt = Libvirt::open(options.connect)?;
-    fs_err::create_dir_all(options.clonedir)?;
-    let _lock =
-        sardine_oci::lock::lock_exclusive(&clone_lock_path(options.clonedir, options.target))?;
+    let clonedir = crate::paths::canonical_dir(options.clonedir)?;
+    let _lock = sardine_oci::lock::lock_exclusive(&clone_lock_path(&clonedir, options.target))?;
     if libvirt.lookup(options.target)?.is_some() {
         return Err(ImageError::AlreadyExists {
             what: format!("VM {:?}", options.target),
@@ -96,7 +95,7 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
     let base = source_vm(&libvirt, options)?;
     let base_name = base.name().to_owned();
     let mut domain = DomainXml::parse(&base.xml(true)?)?;
-    let dir = options.clonedir.join(options.target);
+    let dir = clonedir.join(options.target);
     if dir.exists() {
         tracing::warn!(
             "replacing {}, left by a clone that never defined its VM",
@@ -215,6 +214,15 @@ fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
             .target
             .clone()
             .unwrap_or_else(|| format!("disk{}", disk.index));
+        if disk.kind == DiskKind::File && !Path::new(&source).is_absolute() {
+            // Defined so by sarde before 0.1 (relative --vmdir): libvirtd cannot open it either.
+            return Err(ImageError::Unsupported {
+                what: format!(
+                    "disk {target} of the source VM has the relative path {source:?}, which \
+                     libvirtd resolves against its own working directory; import the image again"
+                ),
+            });
+        }
         if disk.device != DiskDevice::Disk || disk.readonly {
             continue;
         }

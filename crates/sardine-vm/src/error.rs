@@ -54,6 +54,17 @@ pub enum ImageError {
         /// The VMs whose disks are overlays on it.
         dependents: Vec<String>,
     },
+    /// A VM refers to files by relative paths, so sarde cannot tell which files to delete.
+    #[error(
+        "VM {name:?} refers to files by relative paths, which sarde cannot locate: {}; nothing was removed",
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    UnlocatedFiles {
+        /// The VM.
+        name: String,
+        /// The relative paths of its definition.
+        files: Vec<PathBuf>,
+    },
     /// A disk's backing chain cannot be exported as it is.
     #[error(
         "{image}: backing file {backing:?} must be a plain file name in the image's own directory"
@@ -142,6 +153,10 @@ impl ImageError {
                 backing_path,
                 ..
             } => Some(backing_hint(image, backing_path)),
+            ImageError::UnlocatedFiles { .. } => Some(
+                "delete those files yourself, then remove the VM with --force (which only undefines it)"
+                    .into(),
+            ),
             ImageError::NoSpace { .. } => {
                 Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into())
             }

@@ -147,10 +147,13 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
         format::MANIFEST_MEDIA_TYPE,
         Some(&tag),
     )?;
+    // Two digests users meet: the image ID (what export prints, names base VMs, `list` shows)
+    // and the manifest digest (what registries and `NAME@sha256:…` references use).
     tracing::info!(
-        "exported {} as {}:{tag} ({manifest_digest})",
+        "exported {} as {}:{tag}: image ID {}, manifest digest {manifest_digest}",
         options.vm,
-        options.reference.name()
+        options.reference.name(),
+        config_digest.trim_start_matches("sha256:")
     );
     Ok(ExportReport {
         manifest_digest,

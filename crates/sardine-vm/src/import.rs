@@ -235,9 +235,11 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         )?;
     }
 
-    fs_err::create_dir_all(options.vmdir)?;
-    let dir = options.vmdir.join(&name);
-    let _lock = sardine_oci::lock::lock_exclusive(&options.vmdir.join(format!(".{name}.lock")))?;
+    // libvirtd resolves relative paths against its own working directory, not the user's:
+    // every path the domain gets is absolute and canonical.
+    let vmdir = crate::paths::canonical_dir(options.vmdir)?;
+    let dir = vmdir.join(&name);
+    let _lock = sardine_oci::lock::lock_exclusive(&vmdir.join(format!(".{name}.lock")))?;
 
     let libvirt = Libvirt::open(options.connect)?;
     if let Some(vm) = libvirt.lookup(&name)? {
@@ -254,15 +256,15 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         crate::prune::make_room_and_log(&crate::prune::RoomRequest {
             store: options.store,
             connect: options.connect,
-            dir: options.vmdir,
+            dir: &vmdir,
             needed,
             keep_free,
             keep: &image.manifest_digest,
         });
     }
-    check_space(options.vmdir, needed)?;
+    check_space(&vmdir, needed)?;
 
-    let staging = options.vmdir.join(format!(".{name}.importing"));
+    let staging = vmdir.join(format!(".{name}.importing"));
     if staging.exists() {
         tracing::info!(
             "removing the leftovers of an interrupted import in {}",

@@ -9,10 +9,14 @@ mod error;
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod inspect;
 pub mod list;
+mod paths;
+pub mod power;
 mod progress;
 pub mod prune;
 pub mod remove;
+pub mod tag;
 pub mod vmconfig;
 
 pub use error::ImageError;

@@ -546,7 +546,12 @@ fn remove_images(
                 tracing::warn!("cannot remove the use record of {}: {e}", unit.digest);
             }
         }
-        tracing::info!("prune: removed image {}@{}", unit.name, unit.digest);
+        tracing::info!(
+            "prune: {} image {}@{}",
+            verb(dry_run),
+            unit.name,
+            unit.digest
+        );
         removed.push(PrunedImage {
             name: unit.name.clone(),
             tags: unit.tags.clone(),
@@ -580,7 +585,7 @@ fn remove_base_vms(
         if !dry_run {
             crate::remove::remove_vm(connect, &vm.name, false)?;
         }
-        tracing::info!("prune: removed VM {}", vm.name);
+        tracing::info!("prune: {} VM {}", verb(dry_run), vm.name);
         removed.push(PrunedVm {
             name: vm.name.clone(),
             directory: vm.directory.clone(),
@@ -625,13 +630,19 @@ fn remove_leftovers(vms: &[VmEntry], dry_run: bool) -> Result<Vec<PrunedLeftover
                 fs_err::remove_dir_all(&path)?;
             }
             tracing::info!(
-                "prune: removed the leftovers of an interrupted import or rm: {}",
+                "prune: {} the leftovers of an interrupted import or rm: {}",
+                verb(dry_run),
                 path.display()
             );
             removed.push(PrunedLeftover { path, freed });
         }
     }
     Ok(removed)
+}
+
+/// What the log says prune did to something: only "would remove" with `--dry-run`.
+fn verb(dry_run: bool) -> &'static str {
+    if dry_run { "would remove" } else { "removed" }
 }
 
 fn is_stale(path: &Path) -> bool {

@@ -47,7 +47,23 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
         })?;
     let vm_name = vm.name().to_owned();
     let domain = DomainXml::parse(&vm.xml(true)?)?;
-    let files = owned_files(&domain);
+    let (files, unlocated): (Vec<PathBuf>, Vec<PathBuf>) = owned_files(&domain)
+        .into_iter()
+        .partition(|p| p.is_absolute());
+    if !unlocated.is_empty() {
+        // libvirtd resolved them against its own working directory: sarde cannot know where
+        // they are, and must not report a removal it did not do.
+        if !force {
+            return Err(ImageError::UnlocatedFiles {
+                name: vm_name,
+                files: unlocated,
+            });
+        }
+        tracing::warn!(
+            "VM {vm_name}: not deleting {}: relative paths, which sarde cannot locate",
+            list_paths(&unlocated)
+        );
+    }
     let domain_disks = disk_files(&domain);
     let dependents = dependents(&libvirt, &vm_name, &files)?;
     if !dependents.is_empty() && !force {
@@ -71,6 +87,12 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
         .cloned()
         .collect();
     let dir = own_directory(&vm_name, &disks);
+    if dir.is_none() && !files.is_empty() {
+        tracing::info!(
+            "VM {vm_name}: keeping {}: not in a directory sarde made for it",
+            list_paths(&files)
+        );
+    }
     // The directory moves out of the way before the VM is undefined: killed after the move,
     // `rm` again finds the VM and the moved directory; killed after the undefine, the moved
     // directory is a leftover that `sarde prune` removes.
@@ -106,11 +128,13 @@ fn owned_files(domain: &DomainXml) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .map(PathBuf::from);
-    disk_files(domain)
-        .into_iter()
-        .chain(boot_files)
-        .filter(|p| p.is_absolute())
-        .collect()
+    disk_files(domain).into_iter().chain(boot_files).collect()
+}
+
+/// `a, b, c` for a log line.
+fn list_paths(paths: &[PathBuf]) -> String {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(", ")
 }
 
 /// The files of a VM's writable file disks.

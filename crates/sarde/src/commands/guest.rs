@@ -16,12 +16,12 @@ use crate::settings::Settings;
 
 /// `sarde ip`: prints the VM's IPv4 address.
 pub fn ip(settings: &Settings, args: &IpArgs) -> anyhow::Result<()> {
-    let vm = find_vm(settings, &args.vm)?;
     let source = match args.source {
         cli::AddressSource::Lease => AddressSource::Lease,
         cli::AddressSource::Arp => AddressSource::Arp,
         cli::AddressSource::Agent => AddressSource::Agent,
     };
+    let vm = find_vm(settings, &args.vm, &[source])?;
     let address = address(&vm, args.wait.unwrap_or_default(), &[source])?;
     writeln!(std::io::stdout(), "{address}")?;
     Ok(())
@@ -29,16 +29,13 @@ pub fn ip(settings: &Settings, args: &IpArgs) -> anyhow::Result<()> {
 
 /// `sarde ssh`: runs COMMAND in the VM (or a login shell) and exits with its status.
 pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
-    let vm = find_vm(settings, &args.vm)?;
-    let host = address(
-        &vm,
-        Duration::from_secs(60),
-        &[
-            AddressSource::Lease,
-            AddressSource::Arp,
-            AddressSource::Agent,
-        ],
-    )?;
+    let sources = [
+        AddressSource::Lease,
+        AddressSource::Arp,
+        AddressSource::Agent,
+    ];
+    let vm = find_vm(settings, &args.vm, &sources)?;
+    let host = address(&vm, Duration::from_secs(60), &sources)?;
     let target = ssh_target(settings, &vm, host, args)?;
     // Like OpenSSH: the words are joined with spaces and the remote shell parses the result.
     let command = if args.command.is_empty() {
@@ -65,8 +62,24 @@ pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
-fn find_vm(settings: &Settings, name: &str) -> anyhow::Result<Vm> {
-    let libvirt = Libvirt::open_read_only(connect(settings)).exit_code(exit_code::LIBVIRT)?;
+/// The VM `name`, on a connection that can ask `sources`: libvirt answers guest-agent queries
+/// on read-write connections only, so those open one (read-only if that is refused and other
+/// sources are left).
+fn find_vm(settings: &Settings, name: &str, sources: &[AddressSource]) -> anyhow::Result<Vm> {
+    let uri = connect(settings);
+    let libvirt = if sources.contains(&AddressSource::Agent) {
+        match Libvirt::open(uri) {
+            Err(e) if sources.len() == 1 => Err(e),
+            Err(e) => {
+                tracing::debug!("read-write connection refused ({e}); not asking the guest agent");
+                Libvirt::open_read_only(uri)
+            }
+            ok => ok,
+        }
+    } else {
+        Libvirt::open_read_only(uri)
+    }
+    .exit_code(exit_code::LIBVIRT)?;
     libvirt
         .lookup(name)
         .exit_code(exit_code::LIBVIRT)?
@@ -127,13 +140,20 @@ fn ssh_target(
 
 fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
     let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
-    let Some(sardine_libvirt::ImageMetadata { reference, .. }) = domain.image_metadata() else {
+    let Some(sardine_libvirt::ImageMetadata {
+        reference,
+        store: recorded,
+        ..
+    }) = domain.image_metadata()
+    else {
         tracing::debug!("VM {} records no image it comes from", vm.name());
         return None;
     };
+    // The store the VM was imported from, else this command's.
+    let store = recorded.map_or_else(|| store(settings), sardine_oci::layout::Store::new);
     let image = sardine_oci::reference::Reference::parse(&reference)
         .ok()
-        .and_then(|reference| LocalImage::open(&store(settings), &reference).ok());
+        .and_then(|reference| LocalImage::open(&store, &reference).ok());
     let Some(image) = image else {
         tracing::debug!("image {reference} of VM {} is not in the store", vm.name());
         return None;

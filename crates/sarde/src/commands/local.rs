@@ -94,8 +94,15 @@ pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
     if args.vms {
         return list_vms(settings, args);
     }
-    let entries =
-        sardine_vm::list::list(&store(settings), connect(settings)).map_err(image_failure)?;
+    let store = store(settings);
+    let root = store.root();
+    tracing::info!(
+        "images in {}",
+        std::path::absolute(root)
+            .unwrap_or_else(|_| root.to_path_buf())
+            .display()
+    );
+    let entries = sardine_vm::list::list(&store, connect(settings)).map_err(image_failure)?;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?,

@@ -1,11 +1,14 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
-//! One module per area: `local` (export, import, list, getconfig, clone, rm), `prune`, `registry`
-//! (login, logout, fetch, push, pull) and `guest` (ip, ssh). Library errors become exit
+//! One module per area: `local` (export, import, list, getconfig, clone, rm), `images`
+//! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh) and
+//! `power` (start, stop). Library errors become exit
 //! statuses and hints here ([`image_failure`]).
 
 mod guest;
+mod images;
 mod local;
+mod power;
 mod prune;
 mod registry;
 
@@ -37,6 +40,10 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Import(args) => local::import(settings, args)?,
         Command::List(args) => local::list(settings, args)?,
         Command::Getconfig(args) => local::getconfig(settings, args)?,
+        Command::Inspect(args) => images::inspect(settings, args)?,
+        Command::Tag(args) => images::tag(settings, args)?,
+        Command::Start(args) => power::start(settings, args)?,
+        Command::Stop(args) => power::stop(settings, args)?,
         Command::Clone(args) => local::clone(settings, args)?,
         Command::Rm(args) => local::rm(settings, args)?,
         Command::Prune(args) => prune::prune(settings, args)?,
