@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The subcommands sarde has.
-const SUBCOMMANDS: [&str; 16] = [
+const SUBCOMMANDS: [&str; 20] = [
     "login",
     "logout",
     "fetch",
@@ -16,6 +16,10 @@ const SUBCOMMANDS: [&str; 16] = [
     "import",
     "list",
     "getconfig",
+    "inspect",
+    "tag",
+    "start",
+    "stop",
     "clone",
     "rm",
     "prune",
@@ -293,4 +297,27 @@ fn errors_are_printed_with_their_cause() {
         message.contains("No such file or directory"),
         "with its cause: {message}"
     );
+}
+
+#[test]
+fn other_tools_verbs_get_a_hint() {
+    let output = sarde(&["images"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("hint: sarde's command for `images` is `sarde list`"),
+        "{}",
+        stderr(&output)
+    );
+    let output = sarde(&["frobnicate"]);
+    assert!(
+        !stderr(&output).contains("hint: sarde's command"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn connect_has_a_short_option() {
+    let output = sarde(&["-c", "test:///default", "--no-run", "list"]);
+    assert!(output.status.success(), "{}", stderr(&output));
 }
