@@ -2,7 +2,8 @@
 //! (config, cleanup); and timing of the steps prepare takes.
 //!
 //! Levels: info by default, `-v` debug, `-vv` trace (also for the libraries below ours), `-q`
-//! warnings only, `-qq` errors only. Colours unless `NO_COLOR` is set.
+//! warnings only, `-qq` errors only. Colours on a terminal, or with `CLICOLOR_FORCE=1` (GitLab's
+//! job log shows them); never with `NO_COLOR`.
 
 use std::time::Instant;
 
@@ -22,7 +23,7 @@ pub fn init(verbose: u8, quiet: u8) {
         "{others},gitlab_sardinecake_executor={level},sardine_config={level},sardine_oci={level},\
          sardine_vm={level},sardine_libvirt={level},sardine_ssh={level},sardine_disk={level}"
     ));
-    let ansi = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let ansi = sardine_config::stderr_color();
     // A second initialisation (tests calling into the library) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -332,6 +332,11 @@ pub struct ImportOptions {
     #[arg(long)]
     pub print_uuid: bool,
 
+    /// Output format: the VM's name (or UUID), or JSON with name, UUID, directory and whether
+    /// it existed already.
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
 }
@@ -599,8 +604,25 @@ pub struct CloneArgs {
     #[arg(long)]
     pub ephemeral: bool,
 
+    /// Virtual CPUs of the clone (default: the image's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cpus: Option<u32>,
+
+    /// Memory of the clone ('4GiB', '512MiB'; default: the image's).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
+}
+
+/// A memory size in whole MiB, at least 1 MiB.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let bytes = sardine_config::parse_size(text).map_err(|e| e.to_string())?;
+    match bytes / (1 << 20) {
+        0 => Err(format!("{text} is less than 1 MiB")),
+        mib => Ok(mib),
+    }
 }
 
 /// Arguments of `sarde rm`.
@@ -719,6 +741,10 @@ pub struct IpArgs {
     /// Where to look for the address.
     #[arg(long, value_enum, value_name = "SOURCE", default_value_t = AddressSource::Lease)]
     pub source: AddressSource,
+
+    /// Output format: the address, or JSON (`{"vm": NAME, "address": ADDRESS}`).
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// Arguments of `sarde ssh`.

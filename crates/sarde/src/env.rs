@@ -4,7 +4,9 @@
 //! Some are read by the programs and libraries sarde uses rather than by sarde itself (libvirt
 //! reads `LIBVIRT_DEFAULT_URI`); they are listed because they change what sarde does.
 
-pub use sardine_config::env::{HOME, SARDE_CONF_FILES, XDG_CONFIG_HOME};
+pub use sardine_config::env::{
+    CLICOLOR_FORCE, HOME, NO_COLOR, SARDE_CONF_FILES, XDG_CONFIG_HOME, XDG_DATA_HOME,
+};
 
 /// Registry user name for every command that talks to a registry (fetch, push, pull, the
 /// default of `sarde login -u`); with SARDE_REGISTRY_PASSWORD it beats stored credentials.
@@ -21,15 +23,11 @@ pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// Directory of per-session runtime files, where the default credentials file lives.
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
-/// When set to a non-empty value, log messages are printed without colours
-/// (<https://no-color.org>).
-pub const NO_COLOR: &str = "NO_COLOR";
-
 /// Read by libvirt, not by sarde: the connection URI used when --connect is not given.
 pub const LIBVIRT_DEFAULT_URI: &str = "LIBVIRT_DEFAULT_URI";
 
 /// Every variable with a one-line description, for the help text.
-const VARIABLES: [(&str, &str); 10] = [
+const VARIABLES: [(&str, &str); 12] = [
     (
         SARDE_CONF_FILES,
         "config files instead of the default ones (colon-separated; empty: none)",
@@ -55,7 +53,15 @@ const VARIABLES: [(&str, &str); 10] = [
         "registry credentials (default: $XDG_RUNTIME_DIR/containers/auth.json)",
     ),
     (XDG_RUNTIME_DIR, "where the default credentials file lives"),
+    (
+        XDG_DATA_HOME,
+        "non-root default store and VMs: $XDG_DATA_HOME/sardinecake",
+    ),
     (NO_COLOR, "if not empty: no colours in log messages"),
+    (
+        CLICOLOR_FORCE,
+        "if not empty: colours also when stderr is no terminal",
+    ),
     (
         LIBVIRT_DEFAULT_URI,
         "libvirt's URI without --connect (read by libvirt)",

@@ -1,12 +1,9 @@
-//! Log messages to stderr with `tracing`: the level comes from `-v`/`-q`, colours only on a
-//! terminal and without `NO_COLOR`.
+//! Log messages to stderr with `tracing`: the level comes from `-v`/`-q`, colours from
+//! [`sardine_config::stderr_color`] (a terminal, no `NO_COLOR`; or `CLICOLOR_FORCE`).
 //!
 //! Levels: `error` for failures of the operation the user asked for (main prints those), `warn`
 //! for problems sarde works around, `info` for progress a user wants to see by default, `debug`
 //! for decisions and settings (`-v`), `trace` for protocol details (`-vv`).
-
-use std::ffi::OsString;
-use std::io::IsTerminal;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -46,18 +43,9 @@ fn foreign_level(verbosity: i16) -> LevelFilter {
     }
 }
 
-/// Whether to colour output: not when `NO_COLOR` is set to a non-empty value, and only on a
-/// terminal.
-pub fn use_color(no_color: Option<OsString>, is_terminal: bool) -> bool {
-    is_terminal && no_color.is_none_or(|value| value.is_empty())
-}
-
 /// Installs the stderr logger. Calling it twice leaves the first logger in place.
 pub fn init(verbosity: i16) {
-    let color = use_color(
-        std::env::var_os(crate::env::NO_COLOR),
-        std::io::stderr().is_terminal(),
-    );
+    let color = sardine_config::stderr_color();
     let filter = OWN_CRATES.iter().fold(
         Targets::new().with_default(foreign_level(verbosity)),
         |targets, name| targets.with_target(*name, level(verbosity)),
@@ -95,16 +83,5 @@ mod tests {
         assert_eq!(foreign_level(1), LevelFilter::WARN);
         assert_eq!(foreign_level(-2), LevelFilter::ERROR);
         assert_eq!(foreign_level(2), LevelFilter::DEBUG);
-    }
-
-    #[test]
-    fn color_only_on_terminals_without_no_color() {
-        assert!(use_color(None, true));
-        assert!(!use_color(None, false));
-        assert!(!use_color(Some(OsString::from("1")), true));
-        assert!(
-            use_color(Some(OsString::new()), true),
-            "an empty NO_COLOR does not count"
-        );
     }
 }

@@ -21,6 +21,11 @@ pub mod env {
     /// Base directory for per-user data (XDG base directory specification): non-root users'
     /// default store and VM directories are in `$XDG_DATA_HOME/sardinecake`.
     pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
+    /// When set to a non-empty value, log messages have no colours (<https://no-color.org>).
+    pub const NO_COLOR: &str = "NO_COLOR";
+    /// When set to a non-empty value (and `NO_COLOR` is not), log messages have colours even
+    /// when stderr is no terminal, e.g. in GitLab's job log.
+    pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
 }
 
 /// System-wide sarde configuration file.

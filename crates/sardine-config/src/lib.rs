@@ -9,6 +9,7 @@
 //! * [`best_matching_section`] picks the executor's per-image section.
 //! * [`data_dir`] is where images and VMs go when no directory is configured.
 
+mod color;
 mod dirs;
 mod duration;
 mod error;
@@ -17,6 +18,7 @@ mod ini;
 mod pattern;
 mod size;
 
+pub use color::stderr_color;
 pub use dirs::{SYSTEM_DATA_DIR, data_dir};
 pub use duration::parse_duration;
 pub use error::{ConfigError, SyntaxProblem, ValueError};

@@ -233,3 +233,29 @@ fn harness_scripts_behave_like_the_runners() {
     assert!(!stdout.contains("\nnever\n"), "{stdout}");
     assert!(project.is_dir());
 }
+
+#[test]
+fn logs_have_colours_only_on_a_terminal_or_when_forced() {
+    let (_dir, config) = config_dir(TEST_DRIVER);
+    let job = Job::new(Some("registry.example/vm:1"), &config);
+    let log = |force: Option<&str>| {
+        let mut command = job.command(&["-v", "config"]);
+        command.env_remove("NO_COLOR");
+        if let Some(value) = force {
+            command.env("CLICOLOR_FORCE", value);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let piped = log(None);
+    assert!(!piped.is_empty(), "-v config logs its settings");
+    assert!(
+        !piped.contains('\u{1b}'),
+        "colour codes in a pipe: {piped:?}"
+    );
+    assert!(
+        log(Some("1")).contains('\u{1b}'),
+        "CLICOLOR_FORCE=1 gives colours"
+    );
+}

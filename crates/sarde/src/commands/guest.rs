@@ -23,7 +23,13 @@ pub fn ip(settings: &Settings, args: &IpArgs) -> anyhow::Result<()> {
     };
     let vm = find_vm(settings, &args.vm, &[source])?;
     let address = address(&vm, args.wait.unwrap_or_default(), &[source])?;
-    writeln!(std::io::stdout(), "{address}")?;
+    let line = match args.format {
+        cli::OutputFormat::Json => {
+            serde_json::json!({"vm": vm.name(), "address": address.to_string()}).to_string()
+        }
+        cli::OutputFormat::Text => address.to_string(),
+    };
+    writeln!(std::io::stdout(), "{line}")?;
     Ok(())
 }
 

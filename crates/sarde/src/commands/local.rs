@@ -80,12 +80,21 @@ pub(crate) fn import_reference(
         progress: &progress,
     })
     .map_err(image_failure)?;
-    let shown = if options.print_uuid {
-        &imported.uuid
-    } else {
-        &imported.name
-    };
-    writeln!(std::io::stdout(), "{shown}")?;
+    let mut stdout = std::io::stdout().lock();
+    match options.format {
+        OutputFormat::Json => {
+            let summary = serde_json::json!({
+                "name": imported.name,
+                "uuid": imported.uuid,
+                "directory": imported.dir,
+                "existed": imported.existed,
+                "reference": reference.to_string(),
+            });
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+        }
+        OutputFormat::Text if options.print_uuid => writeln!(stdout, "{}", imported.uuid)?,
+        OutputFormat::Text => writeln!(stdout, "{}", imported.name)?,
+    }
     Ok(())
 }
 
@@ -162,8 +171,8 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
             progress: &progress,
         }),
         allow_unsafe_xml: args.unsafe_xml.allow_unsafe_xml,
-        memory_mib: None,
-        vcpus: None,
+        memory_mib: args.memory,
+        vcpus: args.cpus,
     })
     .map_err(image_failure)?;
     writeln!(std::io::stdout(), "{}", cloned.name)?;
