@@ -166,26 +166,43 @@ impl ImageError {
 }
 
 /// The commands that make a backing chain exportable: the backing file next to the overlay,
-/// referred to by its plain name.
+/// referred to by its plain name. A backing file elsewhere is *copied* (`cp -n` never
+/// overwrites) under a name that is free in the overlay's directory, so the VM it belongs to
+/// (for a clone: the base VM) keeps its disk.
 fn backing_hint(image: &std::path::Path, backing_path: &std::path::Path) -> String {
     let image_dir = image.parent().unwrap_or(std::path::Path::new("/"));
     let name = backing_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let rebase = format!(
-        "qemu-img rebase -F qcow2 -u -b '{name}' '{}'",
-        image.display()
-    );
     if backing_path.parent() == Some(image_dir) {
-        format!("run: {rebase}")
-    } else {
-        format!(
-            "run: mv '{}' '{}/' && {rebase}",
-            backing_path.display(),
-            image_dir.display()
-        )
+        return format!("run: {}", rebase(image, &name));
     }
+    let free = free_name(image_dir, &name);
+    format!(
+        "copy the backing file next to the overlay and point the overlay at the copy: cp -n --sparse=always '{}' '{}' && {}",
+        backing_path.display(),
+        image_dir.join(&free).display(),
+        rebase(image, &free)
+    )
+}
+
+fn rebase(image: &std::path::Path, backing_name: &str) -> String {
+    format!(
+        "qemu-img rebase -F qcow2 -u -b '{backing_name}' '{}'",
+        image.display()
+    )
+}
+
+/// `name`, or `base-<name>`, `base-2-<name>`, … : the first that no file in `dir` has.
+fn free_name(dir: &std::path::Path, name: &str) -> String {
+    std::iter::once(name.to_owned())
+        .chain((1..).map(|n| match n {
+            1 => format!("base-{name}"),
+            n => format!("base-{n}-{name}"),
+        }))
+        .find(|candidate| !dir.join(candidate).exists())
+        .unwrap_or_else(|| name.to_owned())
 }
 
 #[cfg(test)]
@@ -193,7 +210,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backing_hint_rebases_or_moves_the_file_not_the_directory() {
+    fn backing_hint_rebases_or_copies_under_a_free_name() {
         let same = backing_hint(
             std::path::Path::new("/vms/top.qcow2"),
             std::path::Path::new("/vms/base.qcow2"),
@@ -203,12 +220,34 @@ mod tests {
             "run: qemu-img rebase -F qcow2 -u -b 'base.qcow2' '/vms/top.qcow2'"
         );
         let other = backing_hint(
-            std::path::Path::new("/vms/top.qcow2"),
+            std::path::Path::new("/nonexistent-dir/top.qcow2"),
             std::path::Path::new("/b/base.qcow2"),
         );
         assert!(
-            other.starts_with("run: mv '/b/base.qcow2' '/vms/' && qemu-img rebase"),
+            other.contains("cp -n --sparse=always '/b/base.qcow2' '/nonexistent-dir/base.qcow2' && qemu-img rebase"),
             "{other}"
         );
+        assert!(!other.contains("mv "), "{other}");
+    }
+
+    #[test]
+    fn a_clone_s_own_disk_is_never_the_copy_target() {
+        // A clone's overlay `disk.qcow2` on its base's `disk.qcow2`: the same name.
+        let clone = tempfile::tempdir().unwrap();
+        fs_err::write(clone.path().join("disk.qcow2"), b"overlay").unwrap();
+        fs_err::write(clone.path().join("base-disk.qcow2"), b"taken").unwrap();
+        let hint = backing_hint(
+            &clone.path().join("disk.qcow2"),
+            std::path::Path::new("/vms/base/disk.qcow2"),
+        );
+        let target = clone.path().join("base-2-disk.qcow2");
+        assert!(
+            hint.contains(&format!("'/vms/base/disk.qcow2' '{}'", target.display())),
+            "{hint}"
+        );
+        assert!(hint.ends_with(&format!(
+            "-b 'base-2-disk.qcow2' '{}'",
+            clone.path().join("disk.qcow2").display()
+        )));
     }
 }
