@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong exporting, importing, cloning, listing or removing VM images.
+/// What can go wrong exporting, importing, cloning, listing, removing, fetching or pushing VM
+/// images.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The image's manifest, config or layers are not what an image of a VM must be.
@@ -104,6 +105,21 @@ pub enum ImageError {
         /// Bytes free.
         available: u64,
     },
+    /// The stored credentials for a registry cannot be read.
+    #[error("cannot read the credentials for {registry}")]
+    Credentials {
+        /// The registry.
+        registry: String,
+        /// Why.
+        #[source]
+        source: sardine_oci::credentials::CredentialsError,
+    },
+    /// No client for a registry can be made (an invalid registry name, a TLS setup failure).
+    #[error(transparent)]
+    Registry(#[from] sardine_oci::registry::RegistryError),
+    /// A fetch or push failed.
+    #[error(transparent)]
+    Transfer(#[from] sardine_oci::transfer::TransferError),
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] sardine_oci::layout::StoreError),
@@ -144,6 +160,12 @@ impl ImageError {
             } => Some(backing_hint(image, backing_path)),
             ImageError::NoSpace { .. } => {
                 Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into())
+            }
+            ImageError::Transfer(sardine_oci::transfer::TransferError::Registry {
+                source: sardine_oci::registry::RegistryError::NotFound { .. },
+                ..
+            }) => {
+                Some("check the repository and tag; private images need `sarde login` first".into())
             }
             _ => None,
         }

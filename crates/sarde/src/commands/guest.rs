@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sardine_libvirt::{AddressSource, DomainXml, Libvirt, Vm};
 use sardine_ssh::{Auth, Session, Target};
-use sardine_vm::import::LocalImage;
+use sardine_vm::store::LocalImage;
+use sardine_vm::{AddressSource, DomainXml, Libvirt, Vm};
 
 use super::{connect, store};
 use crate::cli::{self, IpArgs, SshArgs};
@@ -127,11 +127,11 @@ fn ssh_target(
 
 fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
     let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
-    let Some(sardine_libvirt::ImageMetadata { reference, .. }) = domain.image_metadata() else {
+    let Some(sardine_vm::ImageMetadata { reference, .. }) = domain.image_metadata() else {
         tracing::debug!("VM {} records no image it comes from", vm.name());
         return None;
     };
-    let image = sardine_oci::reference::Reference::parse(&reference)
+    let image = sardine_vm::Reference::parse(&reference)
         .ok()
         .and_then(|reference| LocalImage::open(&store(settings), &reference).ok());
     let Some(image) = image else {

@@ -1,10 +1,11 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
-//! One module per area: `local` (export, import, list, getconfig, clone, rm), `prune`, `registry`
-//! (login, logout, fetch, push, pull) and `guest` (ip, ssh). Library errors become exit
+//! One module per area: `local` (export, import, getconfig, clone, rm), `list`, `prune`,
+//! `registry` (login, logout, fetch, push, pull) and `guest` (ip, ssh). Library errors become exit
 //! statuses and hints here ([`image_failure`]).
 
 mod guest;
+mod list;
 mod local;
 mod prune;
 mod registry;
@@ -12,9 +13,7 @@ mod registry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sardine_oci::layout::Store;
-use sardine_oci::reference::Reference;
-use sardine_vm::ImageError;
+use sardine_vm::{ImageError, Reference, Store, StoreError};
 
 use crate::cli::Command;
 use crate::exit_code::{self, Failure};
@@ -35,7 +34,7 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => registry::pull(settings, args)?,
         Command::Export(args) => local::export(settings, args)?,
         Command::Import(args) => local::import(settings, args)?,
-        Command::List(args) => local::list(settings, args)?,
+        Command::List(args) => list::list(settings, args)?,
         Command::Getconfig(args) => local::getconfig(settings, args)?,
         Command::Clone(args) => local::clone(settings, args)?,
         Command::Rm(args) => local::rm(settings, args)?,
@@ -125,6 +124,8 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
         }
         ImageError::Store(e) if is_integrity(e) => exit_code::INTEGRITY,
         ImageError::Libvirt(_) => exit_code::LIBVIRT,
+        ImageError::Registry(e) => registry::registry_code(e),
+        ImageError::Transfer(e) => registry::transfer_code(e),
         _ => exit_code::GENERAL,
     };
     let hint = error.hint();
@@ -135,7 +136,7 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
     })
 }
 
-fn is_integrity(error: &sardine_oci::layout::StoreError) -> bool {
+fn is_integrity(error: &StoreError) -> bool {
     let text = error.to_string();
     text.contains("digest") || text.contains("size")
 }
