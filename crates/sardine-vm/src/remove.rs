@@ -108,6 +108,8 @@ pub fn discard_vm(connect: Option<&str>, name: &str, dir: &Path) -> Result<bool,
     let vm = match remove_vm(connect, name, true) {
         Ok(_) => true,
         Err(ImageError::VmNotFound { .. }) => false,
+        // It went away while it was being removed (a transient VM that shut down).
+        Err(ImageError::Libvirt(e)) if e.is_no_domain() => true,
         Err(e) => return Err(e),
     };
     let dir = dir.join(name);
@@ -181,7 +183,11 @@ fn dependents(libvirt: &Libvirt, name: &str, files: &[PathBuf]) -> Result<Vec<St
         if other == name {
             continue;
         }
-        let Ok(domain) = DomainXml::parse(&vm.xml(false)?) else {
+        // A VM that went away meanwhile (another job's ephemeral clone) uses nothing.
+        let Some(xml) = gone_is_fine(vm.xml(false))? else {
+            continue;
+        };
+        let Ok(domain) = DomainXml::parse(&xml) else {
             continue;
         };
         if uses_any(&domain, files) {
