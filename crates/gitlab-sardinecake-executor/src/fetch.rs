@@ -14,6 +14,7 @@ use sardine_vm::remote::{DEFAULT_REGISTRY, RegistryAccess};
 use sardine_vm::store::LocalImage;
 use sardine_vm::{Credentials, NoProgress, Reference, Store};
 
+use crate::Hinted;
 use crate::env::JobEnv;
 use crate::logging::Step;
 use crate::settings::{PullPolicy, Settings};
@@ -70,11 +71,12 @@ pub async fn ensure_image(
 
 /// Opens the image in the local store, with a hint when it is not there.
 fn open_local(store: &Store, reference: &Reference) -> anyhow::Result<LocalImage> {
-    LocalImage::open(store, reference).with_context(|| {
-        format!(
-            "image {reference} is not in the local store {}; fetch it (`sarde fetch {reference}`) or use another pull-policy",
+    LocalImage::open(store, reference).with_context(|| Hinted {
+        message: format!(
+            "image {reference} is not in the local store {}",
             store.root().display()
-        )
+        ),
+        hint: format!("fetch it (`sarde fetch {reference}`) or use another pull-policy"),
     })
 }
 

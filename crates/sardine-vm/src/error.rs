@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+use sardine_oci::credentials::CredentialsError;
+use sardine_oci::layout::StoreError;
+use sardine_oci::registry::RegistryError;
+use sardine_oci::transfer::TransferError;
+
 /// What can go wrong exporting, importing, cloning, listing, removing, fetching or pushing VM
 /// images.
 #[derive(Debug, thiserror::Error)]
@@ -138,20 +143,19 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    /// What the user can do about it, when there is something.
+    /// What the user can do about it, when there is something (in words of no particular
+    /// program: the binaries say it with their own flags where they have one).
     pub fn hint(&self) -> Option<String> {
         match self {
             ImageError::ImageNotFound { .. } => {
-                Some("see `sarde list` for the local images, or `sarde fetch` it".into())
+                Some("fetch it, or see the listing of the local images".into())
             }
-            ImageError::VmRunning { name } => Some(format!(
-                "shut it down first (`virsh shutdown '{name}'`), or pass --force"
-            )),
-            ImageError::InUse { .. } => {
-                Some("remove those VMs first, or pass --force to remove them too".into())
+            ImageError::VmRunning { name } => {
+                Some(format!("shut it down first (`virsh shutdown '{name}'`)"))
             }
+            ImageError::InUse { .. } => Some("remove those VMs first".into()),
             ImageError::UnsafeDomain { .. } => {
-                Some("if you trust this image, import it with --allow-unsafe-xml".into())
+                Some("only an image you trust may be imported without the policy".into())
             }
             ImageError::BackingChain {
                 image,
@@ -159,17 +163,35 @@ impl ImageError {
                 ..
             } => Some(backing_hint(image, backing_path)),
             ImageError::NoSpace { .. } => {
-                Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into())
+                Some("free some space (prune the store) or choose another directory".into())
             }
-            ImageError::Transfer(sardine_oci::transfer::TransferError::Registry {
-                source: sardine_oci::registry::RegistryError::NotFound { .. },
-                ..
-            }) => {
-                Some("check the repository and tag; private images need `sarde login` first".into())
-            }
+            ImageError::Credentials { source, .. } => source.hint().map(str::to_owned),
+            ImageError::Registry(e) => e.hint().map(str::to_owned),
+            ImageError::Transfer(e) => e.hint().map(str::to_owned),
+            ImageError::Store(e) => e.hint().map(str::to_owned),
             _ => None,
         }
     }
+}
+
+/// The hint of `error` if it is an error of this crate or of the crates below it that has one:
+/// what the binaries look for along an error's chain of causes.
+pub fn hint_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = error.downcast_ref::<ImageError>() {
+        return e.hint();
+    }
+    let hint = if let Some(e) = error.downcast_ref::<StoreError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<RegistryError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<TransferError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<CredentialsError>() {
+        e.hint()
+    } else {
+        None
+    };
+    hint.map(str::to_owned)
 }
 
 /// The commands that make a backing chain exportable: the backing file next to the overlay,
@@ -198,6 +220,19 @@ fn backing_hint(image: &std::path::Path, backing_path: &std::path::Path) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_come_from_the_error_that_has_one() {
+        let missing = StoreError::BlobMissing {
+            repo: "vm".into(),
+            digest: "sha256:a".into(),
+        };
+        assert_eq!(hint_of(&missing).as_deref(), Some("fetch the image again"));
+        let image = ImageError::Store(missing);
+        assert_eq!(image.hint().as_deref(), Some("fetch the image again"));
+        assert!(!image.to_string().contains("hint"), "{image}");
+        assert_eq!(hint_of(&std::io::Error::other("x")), None);
+    }
 
     #[test]
     fn backing_hint_rebases_or_moves_the_file_not_the_directory() {

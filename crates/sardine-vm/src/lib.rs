@@ -21,12 +21,12 @@ pub mod remove;
 pub mod store;
 pub mod vmconfig;
 
-pub use error::ImageError;
+pub use error::{ImageError, hint_of};
 pub use progress::{NoProgress, Progress, RegistryProgress};
 
 pub use sardine_disk::chunked::DEFAULT_CHUNK_SIZE;
 pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, Vm};
-pub use sardine_oci::credentials;
+pub use sardine_oci::credentials::{self, CredentialsError};
 pub use sardine_oci::layout::{Store, StoreError};
 pub use sardine_oci::lock;
 pub use sardine_oci::reference::Reference;

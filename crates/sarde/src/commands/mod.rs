@@ -13,7 +13,9 @@ mod registry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sardine_vm::{ImageError, Reference, Store, StoreError};
+use sardine_vm::{
+    CredentialsError, ImageError, Reference, RegistryError, Store, StoreError, TransferError,
+};
 
 use crate::cli::Command;
 use crate::exit_code::{self, Failure};
@@ -128,7 +130,7 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
         ImageError::Transfer(e) => registry::transfer_code(e),
         _ => exit_code::GENERAL,
     };
-    let hint = error.hint();
+    let hint = sarde_hint(&error);
     let failure = Failure::new(code, error);
     anyhow::Error::new(match hint {
         Some(hint) => failure.with_hint(hint),
@@ -136,7 +138,74 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
     })
 }
 
+/// The hint for an image error in sarde's words (with its commands and flags), where the
+/// library's own hint ([`ImageError::hint`]) names none.
+fn sarde_hint(error: &ImageError) -> Option<String> {
+    let hint = match error {
+        ImageError::ImageNotFound { .. } => {
+            "see `sarde list` for the local images, or `sarde fetch` it".to_owned()
+        }
+        ImageError::VmRunning { name } => {
+            format!("shut it down first (`virsh shutdown '{name}'`), or pass --force")
+        }
+        ImageError::InUse { .. } => {
+            "remove those VMs first, or pass --force to remove them too".to_owned()
+        }
+        ImageError::UnsafeDomain { .. } => {
+            "if you trust this image, import it with --allow-unsafe-xml".to_owned()
+        }
+        ImageError::NoSpace { .. } => {
+            "free some space (e.g. `sarde prune`) or choose another --vmdir".to_owned()
+        }
+        ImageError::Store(StoreError::TagNotFound { .. } | StoreError::DigestNotFound { .. }) => {
+            "`sarde list` shows the local images".to_owned()
+        }
+        ImageError::Credentials {
+            registry,
+            source: CredentialsError::BadAuthEntry { .. },
+        } => format!("run `sarde login {registry}` again"),
+        ImageError::Transfer(TransferError::Registry {
+            source: RegistryError::NotFound { .. },
+            ..
+        }) => "check the repository and tag; private images need `sarde login` first".to_owned(),
+        ImageError::Registry(RegistryError::Unauthorized { registry, .. })
+        | ImageError::Transfer(TransferError::Registry {
+            source: RegistryError::Unauthorized { registry, .. },
+            ..
+        }) => registry::unauthorized_hint(registry),
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// Whether a store error is about damaged or mismatching content. (An image index where an
+/// image was asked for counts as one, as it did when its message still carried a hint about
+/// digests.)
 fn is_integrity(error: &StoreError) -> bool {
     let text = error.to_string();
-    text.contains("digest") || text.contains("size")
+    matches!(error, StoreError::IsIndex { .. }) || text.contains("digest") || text.contains("size")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_error_has_one_hint_in_sardes_words() {
+        let error = image_failure(ImageError::ImageNotFound {
+            reference: "vm:1".into(),
+            ocidir: "/o".into(),
+            source: Some(StoreError::TagNotFound {
+                repo: "vm".into(),
+                tag: "1".into(),
+            }),
+        });
+        let text = format!("{error:#}");
+        assert!(!text.contains("hint"), "{text}");
+        assert_eq!(exit_code::code_of(&error), exit_code::NOT_FOUND);
+        assert_eq!(
+            exit_code::hint_of(&error),
+            Some("see `sarde list` for the local images, or `sarde fetch` it")
+        );
+    }
 }

@@ -425,6 +425,16 @@ fn login_failure(registry: &str, username: &str, error: RegistryError) -> anyhow
     registry_failure(error).context(format!("cannot log in to {registry}; nothing was saved"))
 }
 
+/// The hint for a registry that refused the credentials, in sarde's words: its `login` command
+/// and variables.
+pub(super) fn unauthorized_hint(registry: &str) -> String {
+    format!(
+        "check the credentials with `sarde login {registry}`, or {}/{}",
+        env::SARDE_REGISTRY_USERNAME,
+        env::SARDE_REGISTRY_PASSWORD
+    )
+}
+
 /// A registry error with its exit status.
 fn registry_failure(error: RegistryError) -> anyhow::Error {
     Failure::new(registry_code(&error), error).into()
