@@ -9,14 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sardine_oci::credentials;
-use sardine_oci::layout::Store;
-use sardine_oci::reference::Reference;
-use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
-use sardine_oci::transfer::{self, MakeRoom, TransferOptions};
-use sardine_vm::import::LocalImage;
-use sardine_vm::prune::AutoPrune;
+use sardine_vm::fetch::FetchOptions;
+use sardine_vm::remote::{DEFAULT_REGISTRY, RegistryAccess};
+use sardine_vm::store::LocalImage;
+use sardine_vm::{Credentials, NoProgress, Reference, Store};
 
+use crate::Hinted;
 use crate::env::JobEnv;
 use crate::logging::Step;
 use crate::settings::{PullPolicy, Settings};
@@ -41,28 +39,27 @@ pub async fn ensure_image(
         PullPolicy::IfNotPresent | PullPolicy::Always => {}
     }
     let lock_path = fetch_lock_path(&store, reference);
-    let _lock = tokio::task::spawn_blocking(move || sardine_oci::lock::lock_exclusive(&lock_path))
+    let _lock = tokio::task::spawn_blocking(move || sardine_vm::lock::lock_exclusive(&lock_path))
         .await
         .context("the task waiting for the fetch lock died")?
         .context("cannot take the fetch lock of the image")?;
     let step = Step::start(format!("fetching {reference}"));
-    let client = client_for(settings, job, reference)?;
-    let report = transfer::fetch_image(
-        &client,
-        reference,
-        &store,
-        reference,
-        &TransferOptions {
-            make_room: settings.auto_prune.map(|keep_free| {
-                Arc::new(AutoPrune {
-                    store: store.clone(),
-                    connect: settings.connect.clone(),
-                    keep_free,
-                }) as Arc<dyn MakeRoom>
-            }),
-            ..TransferOptions::default()
-        },
-    )
+    let registry = reference.registry().unwrap_or(DEFAULT_REGISTRY);
+    let access = RegistryAccess {
+        insecure: settings.is_insecure(registry),
+        credentials: job_credentials(job, registry),
+        ..RegistryAccess::default()
+    };
+    let report = sardine_vm::fetch::fetch(&FetchOptions {
+        store: &store,
+        remote: reference,
+        local: reference,
+        access: &access,
+        arch: None,
+        auto_prune: settings.auto_prune,
+        connect: settings.connect.as_deref(),
+        progress: Arc::new(NoProgress),
+    })
     .await
     .with_context(|| format!("cannot fetch {reference} into {}", store.root().display()))?;
     step.done_with(&format!(
@@ -74,11 +71,12 @@ pub async fn ensure_image(
 
 /// Opens the image in the local store, with a hint when it is not there.
 fn open_local(store: &Store, reference: &Reference) -> anyhow::Result<LocalImage> {
-    LocalImage::open(store, reference).with_context(|| {
-        format!(
-            "image {reference} is not in the local store {}; fetch it (`sarde fetch {reference}`) or use another pull-policy",
+    LocalImage::open(store, reference).with_context(|| Hinted {
+        message: format!(
+            "image {reference} is not in the local store {}",
             store.root().display()
-        )
+        ),
+        hint: format!("fetch it (`sarde fetch {reference}`) or use another pull-policy"),
     })
 }
 
@@ -95,36 +93,20 @@ fn fetch_lock_path(store: &Store, reference: &Reference) -> PathBuf {
     store.root().join(".sardine").join("locks").join(name)
 }
 
-/// A registry client for the image's registry, with the right credentials.
-fn client_for(
-    settings: &Settings,
-    job: &JobEnv,
-    reference: &Reference,
-) -> anyhow::Result<RegistryClient> {
-    let registry = reference.registry().unwrap_or("docker.io");
-    let options = ClientOptions {
-        insecure: settings.is_insecure(registry),
-        credentials: registry_credentials(job, registry)?,
-        ..ClientOptions::default()
-    };
-    RegistryClient::new(registry, options)
-        .with_context(|| format!("cannot talk to registry {registry}"))
-}
-
 /// The job's own registry credentials (`CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD`, valid for this
-/// job only) for the project's registry; for other registries, the runner host's stored ones.
-fn registry_credentials(job: &JobEnv, registry: &str) -> anyhow::Result<Option<Credentials>> {
+/// job only) for the project's registry; `None` for other registries, which get the runner
+/// host's stored ones.
+fn job_credentials(job: &JobEnv, registry: &str) -> Option<Credentials> {
     if job.registry.as_deref() == Some(registry)
         && let (Some(username), Some(password)) = (&job.registry_user, &job.registry_password)
     {
         tracing::debug!("using the job's CI_REGISTRY credentials for {registry}");
-        return Ok(Some(Credentials {
+        return Some(Credentials {
             username: username.clone(),
             password: password.clone(),
-        }));
+        });
     }
-    credentials::lookup(registry)
-        .with_context(|| format!("cannot read the stored credentials for {registry}"))
+    None
 }
 
 #[cfg(test)]
@@ -156,9 +138,7 @@ mod tests {
             registry_password: Some("job-token".into()),
             ..JobEnv::default()
         };
-        let creds = registry_credentials(&job, "registry.example:5050")
-            .unwrap()
-            .unwrap();
+        let creds = job_credentials(&job, "registry.example:5050").unwrap();
         assert_eq!(creds.username, "gitlab-ci-token");
         assert_eq!(creds.password, "job-token");
     }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sardine_libvirt::{AddressSource, Libvirt};
 use sardine_ssh::{Auth, ExitStatus, Session, SshError, Target};
+use sardine_vm::{AddressSource, Libvirt};
 use serde_json::Value;
 
 use crate::settings::Settings;

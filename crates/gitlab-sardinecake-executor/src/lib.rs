@@ -88,13 +88,38 @@ fn run(cli: Cli) -> anyhow::Result<exit::Outcome> {
     })
 }
 
-/// Logs an infrastructure failure with its chain of causes.
-fn report(error: &anyhow::Error) {
-    let mut text = format!("{error}");
-    for cause in error.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+/// A failure with the executor's own hint, which replaces the libraries' (attach it with
+/// `anyhow::Context::context`).
+#[derive(Debug)]
+pub(crate) struct Hinted {
+    /// What failed.
+    pub message: String,
+    /// What to do about it.
+    pub hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
-    tracing::error!("{text}");
+}
+
+/// Logs an infrastructure failure as sarde prints one: the chain of causes on one line, then
+/// the executor's hint, else that of the first cause that a library has one for.
+fn report(error: &anyhow::Error) {
+    let own = error.downcast_ref::<Hinted>().map(|h| h.hint.clone());
+    let hint = own.or_else(|| {
+        error.chain().find_map(|cause| {
+            sardine_vm::hint_of(cause).or_else(|| {
+                let ssh = cause.downcast_ref::<sardine_ssh::SshError>()?;
+                ssh.hint().map(str::to_owned)
+            })
+        })
+    });
+    match hint {
+        Some(hint) => tracing::error!("{error:#}\nhint: {hint}"),
+        None => tracing::error!("{error:#}"),
+    }
 }
 
 #[cfg(test)]

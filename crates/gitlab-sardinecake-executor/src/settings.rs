@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sardine_config::{Config, DEFAULT_SECTION, Entry};
-use sardine_oci::reference::Reference;
+use sardine_vm::Reference;
 
 use crate::cli::SharedOptions;
 

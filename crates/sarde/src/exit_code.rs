@@ -19,7 +19,8 @@ pub const INTEGRITY: u8 = 5;
 pub const LIBVIRT: u8 = 6;
 
 /// An error with the exit status sarde should end with and, optionally, a hint telling the user
-/// what to do. Displays as the error it wraps; attach it with [`ResultExt`].
+/// what to do (by default the libraries' hint for the error, see [`library_hint`]). Displays as
+/// the error it wraps; attach it with [`ResultExt`].
 #[derive(Debug)]
 pub struct Failure {
     code: u8,
@@ -30,14 +31,15 @@ pub struct Failure {
 impl Failure {
     /// Wraps `error` with the exit status `code`.
     pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
         Self {
             code,
-            hint: None,
-            error: error.into().into(),
+            hint: library_hint(&error),
+            error: error.into(),
         }
     }
 
-    /// Adds a hint, shown as `hint: …` after the error.
+    /// Sets the hint, shown as `hint: …` after the error (instead of the libraries' hint).
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -107,6 +109,16 @@ pub fn code_of(error: &anyhow::Error) -> u8 {
 /// The hint of an error's outermost [`Failure`], if any.
 pub fn hint_of(error: &anyhow::Error) -> Option<&str> {
     error.downcast_ref::<Failure>().and_then(Failure::hint)
+}
+
+/// The hint of the first error along `error`'s chain of causes for which a library has one.
+pub fn library_hint(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        sardine_vm::hint_of(cause).or_else(|| {
+            let ssh = cause.downcast_ref::<sardine_ssh::SshError>()?;
+            ssh.hint().map(str::to_owned)
+        })
+    })
 }
 
 /// Converts a status to an [`ExitCode`].

@@ -99,7 +99,8 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
     let mut stderr = std::io::stderr().lock();
     // Nothing sensible is left to do if stderr cannot be written to.
     let _ = writeln!(stderr, "error: {error:#}");
-    if let Some(hint) = exit_code::hint_of(error) {
+    let hint = exit_code::hint_of(error).map(str::to_owned);
+    if let Some(hint) = hint.or_else(|| exit_code::library_hint(error)) {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     exit_code::to_exit_code(exit_code::code_of(error))

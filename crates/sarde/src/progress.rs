@@ -52,7 +52,7 @@ impl sardine_vm::Progress for Reporter {
     }
 }
 
-impl sardine_oci::transfer::TransferProgress for Reporter {
+impl sardine_vm::TransferProgress for Reporter {
     fn start_blob(&self, digest: &str, size: u64) {
         if let Ok(mut blobs) = self.blobs.lock() {
             blobs.insert(digest.to_owned(), size);

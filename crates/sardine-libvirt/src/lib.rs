@@ -6,8 +6,8 @@
 //! * [`Libvirt`] and [`Vm`] (module `connection`): talk to the libvirt daemon.
 //!
 //! Import order: [`DomainXml::parse`] the image's XML, optionally [`DomainXml::anonymize`] it
-//! (neutralises host state in images exported by sardinecake 0.4.2), [`Policy::enforce`] with the
-//! image's plain file names, then `set_name`/`set_disk_source`/`set_boot_file` with absolute
+//! (neutralises host state in images exported by sardinecake 0.4.2), [`sanitize::check`] it with
+//! the image's plain file names, then `set_name`/`set_disk_source`/`set_boot_file` with absolute
 //! paths, and define [`DomainXml::to_xml`] of that same value.
 
 mod connection;
@@ -20,4 +20,4 @@ pub use domain::{
     BootFile, BootFiles, Disk, DiskDevice, DiskKind, DomainError, DomainXml, ImageMetadata,
     Interface, MAX_DOMAIN_XML_BYTES,
 };
-pub use sanitize::{Policy, UnsafeDomain, Violation};
+pub use sanitize::Violation;

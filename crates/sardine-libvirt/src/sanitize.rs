@@ -34,45 +34,6 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The domain XML of an image asks for things that could reach the host.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the VM definition asks for {} thing(s) that could reach outside the VM:\n{}\nhint: only use images you trust with --allow-unsafe",
-    violations.len(),
-    violations.iter().map(|v| format!("  {v}")).collect::<Vec<_>>().join("\n")
-)]
-pub struct UnsafeDomain {
-    /// Everything that was refused.
-    pub violations: Vec<Violation>,
-}
-
-/// How strictly untrusted domain XML is handled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Policy {
-    /// Accept violations (logging each as a warning) instead of refusing the domain.
-    pub allow_unsafe: bool,
-}
-
-impl Policy {
-    /// Checks `xml` (see [`check`]). Violations are an error, or with `allow_unsafe` warnings
-    /// that are logged and returned.
-    pub fn enforce(
-        &self,
-        xml: &DomainXml,
-        image_files: &[String],
-    ) -> Result<Vec<Violation>, UnsafeDomain> {
-        let violations = check(xml, image_files);
-        if violations.is_empty() || self.allow_unsafe {
-            for violation in &violations {
-                tracing::warn!(%violation, "allowing unsafe domain XML because unsafe images are allowed");
-            }
-            Ok(violations)
-        } else {
-            Err(UnsafeDomain { violations })
-        }
-    }
-}
-
 /// Returns everything in `xml` the policy refuses; empty means the domain is safe to define.
 /// `image_files` are the plain file names the image provides (disks, kernels, firmware).
 pub fn check(xml: &DomainXml, image_files: &[String]) -> Vec<Violation> {

@@ -40,17 +40,15 @@ pub enum CredentialsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("credentials file {path} is not valid JSON; fix or delete it")]
+    #[error("credentials file {path} is not valid JSON")]
     Json {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("credentials file {path} has an unexpected structure: {reason}; fix or delete it")]
+    #[error("credentials file {path} has an unexpected structure: {reason}")]
     Malformed { path: PathBuf, reason: String },
-    #[error(
-        "the entry for {registry} in {path} is not base64 \"user:password\"; run `sarde login {registry}` again"
-    )]
+    #[error("the entry for {registry} in {path} is not base64 \"user:password\"")]
     BadAuthEntry { path: PathBuf, registry: String },
     #[error("could not run credential helper docker-credential-{helper} for {registry}")]
     HelperSpawn {
@@ -65,6 +63,19 @@ pub enum CredentialsError {
         registry: String,
         message: String,
     },
+}
+
+impl CredentialsError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CredentialsError::Json { .. } | CredentialsError::Malformed { .. } => {
+                Some("fix or delete the file")
+            }
+            CredentialsError::BadAuthEntry { .. } => Some("log in to the registry again"),
+            _ => None,
+        }
+    }
 }
 
 /// Finds the credentials for `registry` ("host[:port]"); `None` means anonymous access.

@@ -138,9 +138,7 @@ pub enum TransferError {
     #[error("{image} is not on registry {registry}")]
     WrongRegistry { image: String, registry: String },
     /// An image index has no manifest for the wanted architecture.
-    #[error(
-        "{image} has no image for architecture {arch} (it has: {available}); hint: choose another architecture"
-    )]
+    #[error("{image} has no image for architecture {arch} (it has: {available})")]
     NoPlatform {
         image: String,
         arch: String,
@@ -166,6 +164,22 @@ pub enum TransferError {
         #[source]
         source: tokio::task::JoinError,
     },
+}
+
+impl TransferError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            TransferError::Registry {
+                source: RegistryError::NotFound { .. },
+                ..
+            } => Some("check the repository and tag; private images need credentials"),
+            TransferError::Registry { source, .. } => source.hint(),
+            TransferError::Store { source, .. } => source.hint(),
+            TransferError::NoPlatform { .. } => Some("choose another architecture"),
+            _ => None,
+        }
+    }
 }
 
 /// The host's architecture in Go naming, as image indexes use it.

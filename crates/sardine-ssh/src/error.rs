@@ -26,10 +26,7 @@ pub enum SshError {
     },
 
     /// `connect_with_retry` kept failing with retryable errors until its deadline.
-    #[error(
-        "no SSH login to {host}:{port} after {attempts} attempts in {waited:?}; \
-         hint: check that the guest booted, got an address and runs an SSH server"
-    )]
+    #[error("no SSH login to {host}:{port} after {attempts} attempts in {waited:?}")]
     GaveUp {
         host: String,
         port: u16,
@@ -49,10 +46,7 @@ pub enum SshError {
     },
 
     /// The server rejected every authentication method we were given.
-    #[error(
-        "SSH authentication as '{user}' on {host} failed; \
-         hint: check the configured user name, password or key file"
-    )]
+    #[error("SSH authentication as '{user}' on {host} failed")]
     AuthFailed { user: String, host: String },
 
     /// The target lists no authentication method at all.
@@ -99,6 +93,19 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            SshError::GaveUp { .. } => {
+                Some("check that the guest booted, got an address and runs an SSH server")
+            }
+            SshError::AuthFailed { .. } => {
+                Some("check the configured user name, password or key file")
+            }
+            _ => None,
+        }
+    }
+
     /// True for errors that are expected while a guest is still booting (nothing listens yet,
     /// the network is not up, sshd closes the connection during start-up) and that are
     /// therefore worth another attempt. Authentication and key errors are never retryable.

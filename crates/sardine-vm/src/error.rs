@@ -2,7 +2,13 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong exporting, importing, cloning, listing or removing VM images.
+use sardine_oci::credentials::CredentialsError;
+use sardine_oci::layout::StoreError;
+use sardine_oci::registry::RegistryError;
+use sardine_oci::transfer::TransferError;
+
+/// What can go wrong exporting, importing, cloning, listing, removing, fetching or pushing VM
+/// images.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The image's manifest, config or layers are not what an image of a VM must be.
@@ -115,6 +121,21 @@ pub enum ImageError {
         /// Bytes free.
         available: u64,
     },
+    /// The stored credentials for a registry cannot be read.
+    #[error("cannot read the credentials for {registry}")]
+    Credentials {
+        /// The registry.
+        registry: String,
+        /// Why.
+        #[source]
+        source: sardine_oci::credentials::CredentialsError,
+    },
+    /// No client for a registry can be made (an invalid registry name, a TLS setup failure).
+    #[error(transparent)]
+    Registry(#[from] sardine_oci::registry::RegistryError),
+    /// A fetch or push failed.
+    #[error(transparent)]
+    Transfer(#[from] sardine_oci::transfer::TransferError),
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] sardine_oci::layout::StoreError),
@@ -133,36 +154,55 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    /// What the user can do about it, when there is something.
+    /// What the user can do about it, when there is something (in words of no particular
+    /// program: the binaries say it with their own flags where they have one).
     pub fn hint(&self) -> Option<String> {
         match self {
             ImageError::ImageNotFound { .. } => {
-                Some("see `sarde list` for the local images, or `sarde fetch` it".into())
+                Some("fetch it, or see the listing of the local images".into())
             }
-            ImageError::VmRunning { name } => Some(format!(
-                "shut it down first (`virsh shutdown '{name}'`), or pass --force"
-            )),
-            ImageError::InUse { .. } => {
-                Some("remove those VMs first, or pass --force to remove them too".into())
+            ImageError::VmRunning { name } => {
+                Some(format!("shut it down first (`virsh shutdown '{name}'`)"))
             }
+            ImageError::InUse { .. } => Some("remove those VMs first".into()),
             ImageError::UnsafeDomain { .. } => {
-                Some("if you trust this image, import it with --allow-unsafe-xml".into())
+                Some("only an image you trust may be imported without the policy".into())
             }
             ImageError::BackingChain {
                 image,
                 backing_path,
                 ..
             } => Some(backing_hint(image, backing_path)),
-            ImageError::UnlocatedFiles { .. } => Some(
-                "delete those files yourself, then remove the VM with --force (which only undefines it)"
-                    .into(),
-            ),
             ImageError::NoSpace { .. } => {
-                Some("free some space (e.g. `sarde prune`) or choose another --vmdir".into())
+                Some("free some space (prune the store) or choose another directory".into())
             }
+            ImageError::Credentials { source, .. } => source.hint().map(str::to_owned),
+            ImageError::Registry(e) => e.hint().map(str::to_owned),
+            ImageError::Transfer(e) => e.hint().map(str::to_owned),
+            ImageError::Store(e) => e.hint().map(str::to_owned),
             _ => None,
         }
     }
+}
+
+/// The hint of `error` if it is an error of this crate or of the crates below it that has one:
+/// what the binaries look for along an error's chain of causes.
+pub fn hint_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = error.downcast_ref::<ImageError>() {
+        return e.hint();
+    }
+    let hint = if let Some(e) = error.downcast_ref::<StoreError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<RegistryError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<TransferError>() {
+        e.hint()
+    } else if let Some(e) = error.downcast_ref::<CredentialsError>() {
+        e.hint()
+    } else {
+        None
+    };
+    hint.map(str::to_owned)
 }
 
 /// The commands that make a backing chain exportable: the backing file next to the overlay,
@@ -208,6 +248,19 @@ fn free_name(dir: &std::path::Path, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_come_from_the_error_that_has_one() {
+        let missing = StoreError::BlobMissing {
+            repo: "vm".into(),
+            digest: "sha256:a".into(),
+        };
+        assert_eq!(hint_of(&missing).as_deref(), Some("fetch the image again"));
+        let image = ImageError::Store(missing);
+        assert_eq!(image.hint().as_deref(), Some("fetch the image again"));
+        assert!(!image.to_string().contains("hint"), "{image}");
+        assert_eq!(hint_of(&std::io::Error::other("x")), None);
+    }
 
     #[test]
     fn backing_hint_rebases_or_copies_under_a_free_name() {

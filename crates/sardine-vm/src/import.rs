@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{ChunkSource, unpack_file};
 use sardine_libvirt::{BootFile, DomainXml, ImageMetadata, Libvirt, sanitize};
-use sardine_oci::layout::{Repo, Store};
+use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
-use crate::format::{self, FileRole, ImageFile, ImageLayers, Manifest};
+use crate::format::{self, FileRole, ImageFile};
 use crate::progress::Progress;
+use crate::store::{LocalImage, absolute_store, available_space};
 
 /// What to import and how.
 pub struct ImportOptions<'a> {
@@ -59,61 +60,7 @@ pub struct Imported {
     pub dir: PathBuf,
 }
 
-/// An image read from the store: its manifest, config digest and sorted-out layers.
-pub struct LocalImage {
-    /// The repository holding it.
-    pub repo: Repo,
-    /// Manifest digest.
-    pub manifest_digest: String,
-    /// The manifest.
-    pub manifest: Manifest,
-    /// Its layers, sorted out.
-    pub layers: ImageLayers,
-}
-
 impl LocalImage {
-    /// Finds `reference` in the store and reads (and verifies) its manifest.
-    pub fn open(store: &Store, reference: &Reference) -> Result<LocalImage, ImageError> {
-        let not_found = |source| ImageError::ImageNotFound {
-            reference: reference.to_string(),
-            ocidir: store.root().to_path_buf(),
-            source,
-        };
-        let repo = store
-            .repo(reference.name())
-            .map_err(|e| not_found(Some(e)))?;
-        if !repo.exists() {
-            return Err(not_found(None));
-        }
-        let descriptor = repo
-            .resolve(reference.tag(), reference.digest())
-            .map_err(|e| not_found(Some(e)))?;
-        let manifest_digest = descriptor.digest.clone();
-        let manifest = repo.read_manifest(&descriptor)?;
-        format::check_manifest(&manifest)?;
-        let layers = ImageLayers::from_manifest(&manifest)?;
-        Ok(LocalImage {
-            repo,
-            manifest_digest,
-            manifest,
-            layers,
-        })
-    }
-
-    /// The image ID: the config blob's digest.
-    pub fn id(&self) -> &str {
-        &self.manifest.config.digest
-    }
-
-    /// The sardine VM config, if the image has one.
-    pub fn vmconfig(&self) -> Result<Option<serde_json::Value>, ImageError> {
-        let Some(layer) = &self.layers.vmconfig else {
-            return Ok(None);
-        };
-        let bytes = self.repo.read_blob(&layer.digest, format::MAX_SMALL_BLOB)?;
-        Ok(Some(crate::vmconfig::validate(&bytes, &layer.digest)?))
-    }
-
     /// The image config's `rootfs.diff_ids`: the uncompressed digests (empty when it has none).
     fn diff_ids(&self) -> Result<Vec<String>, ImageError> {
         let bytes = self.repo.read_blob(self.id(), format::MAX_SMALL_BLOB)?;
@@ -128,16 +75,6 @@ impl LocalImage {
             .rootfs
             .map(|rootfs| rootfs.diff_ids)
             .unwrap_or_default())
-    }
-
-    /// The domain XML as stored in the image.
-    pub fn domain_xml(&self) -> Result<String, ImageError> {
-        let bytes = self
-            .repo
-            .read_blob(&self.layers.domain.digest, format::MAX_SMALL_BLOB)?;
-        String::from_utf8(bytes).map_err(|_| ImageError::Malformed {
-            what: "the domain XML is not UTF-8".into(),
-        })
     }
 
     /// Bytes the unpacked files will occupy, holes excluded (all-zero chunks cost nothing).
@@ -314,12 +251,6 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     }
 }
 
-/// The store's directory as an absolute path, as the VM metadata records it.
-pub(crate) fn absolute_store(store: &Store) -> Option<String> {
-    let path = fs_err::canonicalize(store.root()).ok()?;
-    path.to_str().map(str::to_owned)
-}
-
 /// A VM name must make a plain directory name too.
 pub(crate) fn check_vm_name(name: &str) -> Result<(), ImageError> {
     format::plain_file_name(name)
@@ -366,22 +297,6 @@ fn check_space(dir: &Path, needed: u64) -> Result<(), ImageError> {
         });
     }
     Ok(())
-}
-
-/// Free bytes for unprivileged writers on the filesystem holding `dir`.
-pub fn available_space(dir: &Path) -> Result<u64, ImageError> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
-        ImageError::Unsupported {
-            what: format!("{}: path contains NUL", dir.display()),
-        }
-    })?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a valid C string and `stat` a valid out-pointer.
-    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
 /// Unpacks every file of the image into `staging`; returns (name, role) of each.
@@ -685,10 +600,5 @@ mod tests {
             zeros.is_zero(length, "sha256:x");
         }
         assert!(zeros.known.len() <= ZeroDigests::MAX_LENGTHS);
-    }
-
-    #[test]
-    fn available_space_is_positive() {
-        assert!(available_space(Path::new("/")).unwrap() > 0);
     }
 }

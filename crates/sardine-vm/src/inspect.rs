@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::ImageError;
 use crate::format::{self, ImageFile, ImageLayers};
-use crate::import::LocalImage;
+use crate::store::LocalImage;
 
 /// Everything `inspect` says about an image.
 #[derive(Debug, Clone, Serialize)]

@@ -1,12 +1,15 @@
-//! Images of VMs: export, import, clone, list and remove, over the OCI store, disks and libvirt.
+//! Images of VMs: export, import, clone, list, remove and prune them, fetch them from and push
+//! them to registries, over the OCI store, disks and libvirt.
 //!
-//! This crate composes the others: [`sardine_oci`] stores blobs and tags, [`sardine_disk`]
-//! packs and unpacks files, [`sardine_libvirt`] reads, checks and defines domains. The
-//! binaries (`sarde`, the GitLab executor) call the functions here and nothing below them.
+//! This crate composes the others: [`sardine_oci`] stores blobs and tags and talks to
+//! registries, [`sardine_disk`] packs and unpacks files, [`sardine_libvirt`] reads, checks and
+//! defines domains. The binaries (`sarde`, the GitLab executor) call the functions here and
+//! nothing below them: what they need of those crates' types is re-exported here.
 
 pub mod clone;
 mod error;
 pub mod export;
+pub mod fetch;
 pub mod format;
 pub mod import;
 pub mod inspect;
@@ -15,9 +18,21 @@ mod paths;
 pub mod power;
 mod progress;
 pub mod prune;
+pub mod push;
+pub mod remote;
 pub mod remove;
+pub mod store;
 pub mod tag;
 pub mod vmconfig;
 
-pub use error::ImageError;
-pub use progress::{NoProgress, Progress};
+pub use error::{ImageError, hint_of};
+pub use progress::{NoProgress, Progress, RegistryProgress};
+
+pub use sardine_disk::chunked::DEFAULT_CHUNK_SIZE;
+pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, Vm};
+pub use sardine_oci::credentials::{self, CredentialsError};
+pub use sardine_oci::layout::{Store, StoreError};
+pub use sardine_oci::lock;
+pub use sardine_oci::reference::Reference;
+pub use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient, RegistryError};
+pub use sardine_oci::transfer::{FetchReport, PushReport, TransferError, TransferProgress};

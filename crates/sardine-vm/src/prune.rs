@@ -35,7 +35,8 @@ use serde::Serialize;
 use sardine_oci::layout::{ImageEntry, Store};
 
 use crate::error::ImageError;
-use crate::list::{VmEntry, allocated_in, ids_needed_by_clones, image_blobs, list_vms, rfc3339};
+use crate::list::{VmEntry, allocated_in, ids_needed_by_clones, list_vms, rfc3339};
+use crate::store::{absolute_store, available_space, image_blobs};
 
 /// Interrupted imports untouched for this long are leftovers.
 const STALE_AGE: Duration = Duration::from_secs(3600);
@@ -153,7 +154,7 @@ pub fn prune(options: &PruneOptions<'_>) -> Result<PruneReport, ImageError> {
         .map(|&i| units[i].id.as_str())
         .filter(|id| !remaining_ids.contains(id))
         .collect();
-    let this_store = crate::import::absolute_store(store);
+    let this_store = absolute_store(store);
     let orphaned = |vm: &VmEntry| match &vm.store {
         Some(recorded) => {
             Some(recorded) == this_store.as_ref() && !remaining_ids.contains(vm.image_id.as_str())
@@ -210,7 +211,7 @@ pub struct RoomRequest<'a> {
 /// Returns what it removed; `over_budget` says the space is still short (what is left is
 /// needed, was only exported here, or is on another file system).
 pub fn make_room(request: &RoomRequest<'_>) -> Result<PruneReport, ImageError> {
-    make_room_with(request, &|| crate::import::available_space(request.dir))
+    make_room_with(request, &|| available_space(request.dir))
 }
 
 /// [`make_room`] with `available` telling the free space of `request.dir`.
@@ -230,7 +231,7 @@ fn make_room_with(
     let units = image_units(store)?;
     let eligible =
         |unit: &Unit| unit.digest != request.keep && store.remote_of(&unit.digest).is_some();
-    let this_store = crate::import::absolute_store(store);
+    let this_store = absolute_store(store);
     let mut removed: Vec<usize> = Vec::new();
     for index in lru_candidates(&units, &ids_needed_by_clones(&vms), eligible) {
         if available()? >= wanted {
@@ -333,7 +334,7 @@ pub fn make_room_and_log(request: &RoomRequest<'_>) {
 /// Automatic pruning before a fetch ([`sardine_oci::transfer::MakeRoom`]): frees space in the
 /// store's file system with [`make_room_and_log`].
 #[derive(Debug, Clone)]
-pub struct AutoPrune {
+pub(crate) struct AutoPrune {
     /// The local store.
     pub store: Store,
     /// libvirt URI (`None`: libvirt's default).
@@ -412,7 +413,7 @@ fn image_units(store: &Store) -> Result<Vec<Unit>, ImageError> {
 }
 
 fn unit_of(store: &Store, entry: &ImageEntry) -> Option<Unit> {
-    let blobs = image_blobs(store, entry)?;
+    let blobs = image_blobs(store, &entry.name, None, Some(&entry.digest))?;
     let repo = store.existing_repo(&entry.name).ok()?;
     let mut files = Vec::new();
     for digest in blobs.keys() {

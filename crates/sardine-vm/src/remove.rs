@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sardine_libvirt::{DiskDevice, DiskKind, DomainXml, Libvirt};
+use sardine_libvirt::{DiskDevice, DiskKind, DomainXml, Libvirt, LibvirtError};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
@@ -79,7 +79,8 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
         if !force {
             return Err(ImageError::VmRunning { name: vm_name });
         }
-        vm.destroy()?;
+        // A transient VM (an ephemeral clone) is gone once destroyed.
+        gone_is_fine(vm.destroy())?;
     }
     let disks: Vec<PathBuf> = files
         .iter()
@@ -104,8 +105,8 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
         // Freshly touched, so that prune does not take it for an old leftover meanwhile.
         fs_err::File::open(doomed)?.set_modified(std::time::SystemTime::now())?;
     }
-    if vm.is_persistent()? {
-        vm.undefine()?;
+    if gone_is_fine(vm.is_persistent())?.unwrap_or(false) {
+        gone_is_fine(vm.undefine())?;
     }
     if let Some(doomed) = &doomed {
         match fs_err::remove_dir_all(doomed) {
@@ -119,6 +120,39 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
         dir,
         dependents,
     })
+}
+
+/// Throws away the VM `name` and its directory `<dir>/<name>/` (the executor's cleanup of a
+/// job's clone): [`remove_vm`] with `force`, except that a missing VM is no error, and that the
+/// directory, or what an interrupted removal moved aside, goes also when the VM is gone
+/// already. Returns whether there was anything to remove.
+pub fn discard_vm(connect: Option<&str>, name: &str, dir: &Path) -> Result<bool, ImageError> {
+    let vm = match remove_vm(connect, name, true) {
+        Ok(_) => true,
+        Err(ImageError::VmNotFound { .. }) => false,
+        // It went away while it was being removed (a transient VM that shut down).
+        Err(ImageError::Libvirt(e)) if e.is_no_domain() => true,
+        Err(e) => return Err(e),
+    };
+    let dir = dir.join(name);
+    let mut files = false;
+    for path in [doomed_path(&dir), dir] {
+        if fs_err::symlink_metadata(&path).is_ok() {
+            fs_err::remove_dir_all(&path)?;
+            tracing::info!("removed {}", path.display());
+            files = true;
+        }
+    }
+    Ok(vm || files)
+}
+
+/// `Ok(None)` when libvirt says the domain is gone.
+fn gone_is_fine<T>(result: Result<T, LibvirtError>) -> Result<Option<T>, LibvirtError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_no_domain() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The files of a VM: its disks (not cdroms, which may be shared), NVRAM, kernel, initrd.
@@ -173,7 +207,11 @@ fn dependents(libvirt: &Libvirt, name: &str, files: &[PathBuf]) -> Result<Vec<St
         if other == name {
             continue;
         }
-        let Ok(domain) = DomainXml::parse(&vm.xml(false)?) else {
+        // A VM that went away meanwhile (another job's ephemeral clone) uses nothing.
+        let Some(xml) = gone_is_fine(vm.xml(false))? else {
+            continue;
+        };
+        let Ok(domain) = DomainXml::parse(&xml) else {
             continue;
         };
         if uses_any(&domain, files) {
@@ -208,5 +246,23 @@ mod tests {
         ];
         assert_eq!(own_directory("a", &scattered), None);
         assert_eq!(own_directory("a", &[]), None);
+    }
+
+    #[test]
+    fn discarding_removes_the_directory_once_and_no_vm_is_nothing_to_do() {
+        let connect = Some("test:///default");
+        let clonedir = tempfile::tempdir().unwrap();
+        let dir = clonedir.path().join("gitlab-5");
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(dir.join("data.qcow2"), "x").unwrap();
+        fs_err::create_dir_all(clonedir.path().join("gitlab-6")).unwrap();
+        assert!(discard_vm(connect, "gitlab-5", clonedir.path()).unwrap());
+        assert!(!dir.exists());
+        assert!(
+            clonedir.path().join("gitlab-6").exists(),
+            "other jobs' directories stay"
+        );
+        assert!(!discard_vm(connect, "gitlab-5", clonedir.path()).unwrap());
+        assert!(!discard_vm(connect, "gitlab-does-not-exist", clonedir.path()).unwrap());
     }
 }

@@ -11,7 +11,7 @@ use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
 use crate::format;
-use crate::import::LocalImage;
+use crate::store::LocalImage;
 
 /// What [`tag`] made.
 #[derive(Debug, Clone, serde::Serialize)]

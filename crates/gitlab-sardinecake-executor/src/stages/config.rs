@@ -16,7 +16,7 @@ pub const DRIVER_NAME: &str = "gitlab-sardinecake-executor";
 pub async fn config(ctx: &StageContext) -> anyhow::Result<Outcome> {
     let connect = ctx.settings.connect.clone();
     let versions = tokio::task::spawn_blocking(move || {
-        sardine_libvirt::Libvirt::open_read_only(connect.as_deref())
+        sardine_vm::Libvirt::open_read_only(connect.as_deref())
             .and_then(|libvirt| libvirt.versions())
     })
     .await;

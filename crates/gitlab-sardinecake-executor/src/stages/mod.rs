@@ -9,8 +9,8 @@ pub mod config;
 pub mod prepare;
 pub mod run;
 
-use sardine_oci::layout::Store;
-use sardine_vm::import::LocalImage;
+use sardine_vm::Store;
+use sardine_vm::store::LocalImage;
 use serde_json::Value;
 
 use crate::env::JobEnv;

@@ -11,12 +11,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sardine_oci::layout::Store;
-use sardine_oci::reference::Reference;
 use sardine_ssh::ExitStatus;
-use sardine_vm::NoProgress;
 use sardine_vm::clone::{CloneMode, CloneOptions};
 use sardine_vm::import::{ImportOptions, Imported};
+use sardine_vm::{NoProgress, Reference, Store};
 
 use crate::exit::Outcome;
 use crate::guest::{self, ScriptEnd};

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sardine_libvirt::{AddressSource, DomainXml, Libvirt, Vm};
 use sardine_ssh::{Auth, Session, Target};
-use sardine_vm::import::LocalImage;
+use sardine_vm::store::LocalImage;
+use sardine_vm::{AddressSource, DomainXml, Libvirt, Vm};
 
 use super::{connect, store};
 use crate::cli::{self, IpArgs, SshArgs};
@@ -146,7 +146,7 @@ fn ssh_target(
 
 fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
     let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
-    let Some(sardine_libvirt::ImageMetadata {
+    let Some(sardine_vm::ImageMetadata {
         reference,
         store: recorded,
         ..
@@ -156,8 +156,8 @@ fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
         return None;
     };
     // The store the VM was imported from, else this command's.
-    let store = recorded.map_or_else(|| store(settings), sardine_oci::layout::Store::new);
-    let image = sardine_oci::reference::Reference::parse(&reference)
+    let store = recorded.map_or_else(|| store(settings), sardine_vm::Store::new);
+    let image = sardine_vm::Reference::parse(&reference)
         .ok()
         .and_then(|reference| LocalImage::open(&store, &reference).ok());
     let Some(image) = image else {

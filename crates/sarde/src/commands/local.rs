@@ -1,17 +1,15 @@
-//! `sarde export`, `import`, `list`, `getconfig`, `clone` and `rm`: the local side.
+//! `sarde export`, `import`, `getconfig`, `clone` and `rm`: the local side.
 
 use std::io::Write;
 
-use sardine_oci::layout::Store;
-use sardine_oci::reference::Reference;
 use sardine_vm::clone::{CloneMode, CloneOptions, ImageSource};
 use sardine_vm::export::{DiskFormat, ExportOptions};
-use sardine_vm::import::LocalImage;
+use sardine_vm::import::{ImportOptions, Imported};
+use sardine_vm::store::LocalImage;
+use sardine_vm::{Reference, Store};
 
 use super::{connect, image_failure, locate, quiet, store, threads};
-use crate::cli::{
-    self, CloneArgs, ExportArgs, GetconfigArgs, ImportArgs, ListArgs, OutputFormat, RmArgs,
-};
+use crate::cli::{self, CloneArgs, ExportArgs, GetconfigArgs, ImportArgs, OutputFormat, RmArgs};
 use crate::exit_code::{self, ResultExt};
 use crate::progress::Reporter;
 use crate::settings::Settings;
@@ -21,9 +19,7 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
     let (store, reference) = locate(settings, args.container(), args.raw.raw)?;
     let disk_format = match args.disk_format() {
         cli::DiskFormat::Chunked => DiskFormat::Chunked {
-            chunk_size: args
-                .chunksize
-                .unwrap_or(sardine_disk::chunked::DEFAULT_CHUNK_SIZE),
+            chunk_size: args.chunksize.unwrap_or(sardine_vm::DEFAULT_CHUNK_SIZE),
         },
         cli::DiskFormat::Legacy => DiskFormat::Legacy {
             chunk_size: args.chunksize,
@@ -59,8 +55,8 @@ pub fn import(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
     import_reference(settings, &store, &reference, &args.import, &args.auto_prune)
 }
 
-/// Imports `reference` from `store` and prints the VM's name or UUID (also used by `pull`).
-pub(crate) fn import_reference(
+/// Imports `reference` from `store` and prints the VM's name or UUID.
+fn import_reference(
     settings: &Settings,
     store: &Store,
     reference: &Reference,
@@ -68,7 +64,20 @@ pub(crate) fn import_reference(
     auto_prune: &cli::AutoPruneArgs,
 ) -> anyhow::Result<()> {
     let progress = Reporter::new(quiet(settings));
-    let imported = sardine_vm::import::import(&sardine_vm::import::ImportOptions {
+    let import = import_options(settings, (store, reference), options, auto_prune, &progress);
+    let imported = sardine_vm::import::import(&import).map_err(image_failure)?;
+    print_imported(&imported, reference, options)
+}
+
+/// The options of an import of `reference` from `store` (also `pull`'s).
+pub(crate) fn import_options<'a>(
+    settings: &'a Settings,
+    (store, reference): (&'a Store, &'a Reference),
+    options: &'a cli::ImportOptions,
+    auto_prune: &cli::AutoPruneArgs,
+    progress: &'a Reporter,
+) -> ImportOptions<'a> {
+    ImportOptions {
         store,
         reference,
         name: options.name.as_deref(),
@@ -77,9 +86,16 @@ pub(crate) fn import_reference(
         allow_unsafe_xml: options.unsafe_xml.allow_unsafe_xml,
         threads: threads(),
         auto_prune: auto_prune.keep_free_if_on(),
-        progress: &progress,
-    })
-    .map_err(image_failure)?;
+        progress,
+    }
+}
+
+/// Prints the imported VM's name, its UUID (`--print-uuid`), or a JSON summary (`--format json`).
+pub(crate) fn print_imported(
+    imported: &Imported,
+    reference: &Reference,
+    options: &cli::ImportOptions,
+) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match options.format {
         OutputFormat::Json => {
@@ -94,43 +110,6 @@ pub(crate) fn import_reference(
         }
         OutputFormat::Text if options.print_uuid => writeln!(stdout, "{}", imported.uuid)?,
         OutputFormat::Text => writeln!(stdout, "{}", imported.name)?,
-    }
-    Ok(())
-}
-
-/// `sarde list`.
-pub fn list(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
-    if args.vms {
-        return list_vms(settings, args);
-    }
-    let store = store(settings);
-    let root = store.root();
-    tracing::info!(
-        "images in {}",
-        std::path::absolute(root)
-            .unwrap_or_else(|_| root.to_path_buf())
-            .display()
-    );
-    let entries = sardine_vm::list::list(&store, connect(settings)).map_err(image_failure)?;
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&entries)?)?,
-        OutputFormat::Text => write!(
-            stdout,
-            "{}",
-            sardine_vm::list::format_text(&entries, args.long)
-        )?,
-    }
-    Ok(())
-}
-
-/// `sarde list --vms`: the VMs imported or cloned from images.
-fn list_vms(settings: &Settings, args: &ListArgs) -> anyhow::Result<()> {
-    let vms = sardine_vm::list::list_vms(connect(settings)).map_err(image_failure)?;
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&vms)?)?,
-        OutputFormat::Text => write!(stdout, "{}", sardine_vm::list::format_vms_text(&vms))?,
     }
     Ok(())
 }

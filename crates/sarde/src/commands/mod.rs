@@ -1,12 +1,12 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
-//! One module per area: `local` (export, import, list, getconfig, clone, rm), `images`
+//! One module per area: `local` (export, import, getconfig, clone, rm), `list`, `images`
 //! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh) and
-//! `power` (start, stop). Library errors become exit
-//! statuses and hints here ([`image_failure`]).
+//! `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
 
 mod guest;
 mod images;
+mod list;
 mod local;
 mod power;
 mod prune;
@@ -15,9 +15,9 @@ mod registry;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sardine_oci::layout::Store;
-use sardine_oci::reference::Reference;
-use sardine_vm::ImageError;
+use sardine_vm::{
+    CredentialsError, ImageError, Reference, RegistryError, Store, StoreError, TransferError,
+};
 
 use crate::cli::Command;
 use crate::exit_code::{self, Failure};
@@ -38,7 +38,7 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => registry::pull(settings, args)?,
         Command::Export(args) => local::export(settings, args)?,
         Command::Import(args) => local::import(settings, args)?,
-        Command::List(args) => local::list(settings, args)?,
+        Command::List(args) => list::list(settings, args)?,
         Command::Getconfig(args) => local::getconfig(settings, args)?,
         Command::Inspect(args) => images::inspect(settings, args)?,
         Command::Tag(args) => images::tag(settings, args)?,
@@ -132,9 +132,11 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
         }
         ImageError::Store(e) if is_integrity(e) => exit_code::INTEGRITY,
         ImageError::Libvirt(_) => exit_code::LIBVIRT,
+        ImageError::Registry(e) => registry::registry_code(e),
+        ImageError::Transfer(e) => registry::transfer_code(e),
         _ => exit_code::GENERAL,
     };
-    let hint = error.hint();
+    let hint = sarde_hint(&error);
     let failure = Failure::new(code, error);
     anyhow::Error::new(match hint {
         Some(hint) => failure.with_hint(hint),
@@ -142,7 +144,106 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
     })
 }
 
-fn is_integrity(error: &sardine_oci::layout::StoreError) -> bool {
-    let text = error.to_string();
-    text.contains("digest") || text.contains("size")
+/// The hint for an image error in sarde's words (with its commands and flags), where the
+/// library's own hint ([`ImageError::hint`]) names none.
+fn sarde_hint(error: &ImageError) -> Option<String> {
+    let hint = match error {
+        ImageError::ImageNotFound { .. } => {
+            "see `sarde list` for the local images, or `sarde fetch` it".to_owned()
+        }
+        ImageError::VmRunning { name } => {
+            format!("shut it down first (`virsh shutdown '{name}'`), or pass --force")
+        }
+        ImageError::InUse { .. } => {
+            "remove those VMs first, or pass --force to remove them too".to_owned()
+        }
+        ImageError::UnsafeDomain { .. } => {
+            "if you trust this image, import it with --allow-unsafe-xml".to_owned()
+        }
+        ImageError::UnlocatedFiles { .. } => {
+            "delete those files yourself, then `sarde rm --vm --force` (which only undefines it)"
+                .to_owned()
+        }
+        ImageError::NoSpace { .. } => {
+            "free some space (e.g. `sarde prune`) or choose another --vmdir".to_owned()
+        }
+        ImageError::Store(StoreError::TagNotFound { .. } | StoreError::DigestNotFound { .. }) => {
+            "`sarde list` shows the local images".to_owned()
+        }
+        ImageError::Credentials {
+            registry,
+            source: CredentialsError::BadAuthEntry { .. },
+        } => format!("run `sarde login {registry}` again"),
+        ImageError::Transfer(TransferError::Registry {
+            source: RegistryError::NotFound { .. },
+            ..
+        }) => "check the repository and tag; private images need `sarde login` first".to_owned(),
+        ImageError::Registry(RegistryError::Unauthorized { registry, .. })
+        | ImageError::Transfer(TransferError::Registry {
+            source: RegistryError::Unauthorized { registry, .. },
+            ..
+        }) => registry::unauthorized_hint(registry),
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// Whether a store error is about damaged or mismatching content, by its variant. (An image
+/// index where an image was asked for counts as one, as it always has.)
+fn is_integrity(error: &StoreError) -> bool {
+    matches!(error, StoreError::IsIndex { .. }) || error.is_integrity()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrity_is_decided_by_the_variant() {
+        let mismatch = StoreError::DigestMismatch {
+            path: "/b".into(),
+            expected: "sha256:a".into(),
+            actual: "sha256:b".into(),
+        };
+        assert_eq!(
+            exit_code::code_of(&image_failure(ImageError::Store(mismatch))),
+            exit_code::INTEGRITY
+        );
+        let size = StoreError::SizeMismatch {
+            path: "/b".into(),
+            expected: 1,
+            actual: 2,
+        };
+        assert_eq!(
+            exit_code::code_of(&image_failure(ImageError::Store(size))),
+            exit_code::INTEGRITY
+        );
+        let missing = StoreError::BlobMissing {
+            repo: "r".into(),
+            digest: "sha256:a".into(),
+        };
+        assert_ne!(
+            exit_code::code_of(&image_failure(ImageError::Store(missing))),
+            exit_code::INTEGRITY
+        );
+    }
+
+    #[test]
+    fn an_image_error_has_one_hint_in_sardes_words() {
+        let error = image_failure(ImageError::ImageNotFound {
+            reference: "vm:1".into(),
+            ocidir: "/o".into(),
+            source: Some(StoreError::TagNotFound {
+                repo: "vm".into(),
+                tag: "1".into(),
+            }),
+        });
+        let text = format!("{error:#}");
+        assert!(!text.contains("hint"), "{text}");
+        assert_eq!(exit_code::code_of(&error), exit_code::NOT_FOUND);
+        assert_eq!(
+            exit_code::hint_of(&error),
+            Some("see `sarde list` for the local images, or `sarde fetch` it")
+        );
+    }
 }

@@ -1,35 +1,32 @@
 //! `sarde login`, `logout`, `fetch`, `push` and `pull`: the registry side.
 //!
-//! The work is done by `sardine_oci` (registry client, credentials, transfers); this module
-//! turns arguments into references and client options, runs the transfers on a tokio runtime of
-//! its own, logs a summary, and maps library errors to exit statuses. Secrets are never
+//! The work is done by `sardine_vm` (fetch, pull, push) and the credentials it re-exports; this
+//! module turns arguments into references and registry options, runs the transfers on a tokio
+//! runtime of its own, logs a summary, and gives library errors their exit statuses. Secrets are never
 //! formatted: only user names and registries appear in messages.
 
-use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use indicatif::HumanBytes;
-use sardine_oci::credentials::{self, Credentials};
-use sardine_oci::layout::{Store, StoreError};
-use sardine_oci::reference::Reference;
-use sardine_oci::registry::{ClientOptions, RegistryClient, RegistryError};
-use sardine_oci::transfer::{self, MakeRoom, TransferError, TransferOptions};
-use sardine_vm::prune::AutoPrune;
-use tracing::{debug, info, warn};
+use sardine_vm::fetch::FetchOptions;
+use sardine_vm::push::{Push, PushOptions};
+use sardine_vm::remote::RegistryAccess;
+use sardine_vm::{
+    ClientOptions, Credentials, FetchReport, Reference, RegistryClient, RegistryError, Store,
+    StoreError, TransferError, credentials,
+};
+use tracing::{info, warn};
 
-use super::local::import_reference;
-use super::{connect, quiet, reference, store};
+use super::local::{import_options, print_imported};
+use super::{connect, image_failure, quiet, reference, store};
 use crate::cli::{FetchArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs};
 use crate::env;
 use crate::exit_code::{self, Failure, ResultExt};
 use crate::progress::Reporter;
 use crate::settings::Settings;
-
-/// At most this many repositories are tried as mount sources for each blob of a push.
-const MAX_MOUNT_SOURCES: usize = 4;
 
 /// `sarde login`: checks the credentials against the registry, then stores them.
 pub fn login(_settings: &Settings, args: &LoginArgs) -> anyhow::Result<()> {
@@ -83,21 +80,38 @@ pub fn logout(_settings: &Settings, args: &LogoutArgs) -> anyhow::Result<()> {
 
 /// `sarde fetch`: copies an image from a registry into the local store; prints nothing.
 pub fn fetch(settings: &Settings, args: &FetchArgs) -> anyhow::Result<()> {
-    fetch_into(settings, &store(settings), args)?;
+    let store = store(settings);
+    let (remote, local) = fetch_references(&args.container, args.fetch.source.as_deref())?;
+    let access = access(&args.registry, None);
+    let options = fetch_options(settings, &store, (&remote, &local), &access, args);
+    let started = Instant::now();
+    let report = runtime()?
+        .block_on(sardine_vm::fetch::fetch(&options))
+        .map_err(image_failure)?;
+    log_fetched(&remote, &local, &report, started.elapsed());
     Ok(())
 }
 
 /// `sarde pull`: fetch, then import; prints the VM's name (or UUID).
 pub fn pull(settings: &Settings, args: &PullArgs) -> anyhow::Result<()> {
     let store = store(settings);
-    let local = fetch_into(settings, &store, &args.fetch)?;
-    import_reference(
+    let (remote, local) =
+        fetch_references(&args.fetch.container, args.fetch.fetch.source.as_deref())?;
+    let access = access(&args.fetch.registry, None);
+    let fetch = fetch_options(settings, &store, (&remote, &local), &access, &args.fetch);
+    let progress = Reporter::new(quiet(settings));
+    let import = import_options(
         settings,
-        &store,
-        &local,
+        (&store, &local),
         &args.import,
         &args.fetch.auto_prune,
-    )
+        &progress,
+    );
+    let pulled = runtime()?
+        .block_on(sardine_vm::fetch::pull(&fetch, &import))
+        .map_err(image_failure)?;
+    log_fetched(&remote, &local, &pulled.fetched, pulled.fetch_time);
+    print_imported(&pulled.imported, &local, &args.import)
 }
 
 /// `sarde push`: copies a local image to every target (default: its own name).
@@ -106,33 +120,16 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
     let local = reference(&args.container)?;
     let targets = push_targets(&local, &args.target)?;
     let runtime = runtime()?;
-    let mut clients: HashMap<String, RegistryClient> = HashMap::new();
-    let mut pushed: Vec<Reference> = Vec::new();
+    let access = access(&args.registry, args.chunk_size);
+    let mut push = Push::new(PushOptions {
+        store: &store,
+        local: &local,
+        access: &access,
+        progress: Arc::new(Reporter::new(quiet(settings))),
+    });
     for target in &targets {
-        let host = required_registry(target)?;
-        let client = match clients.get(host) {
-            Some(client) => client.clone(),
-            None => {
-                let client = registry_client(host, &args.registry, args.chunk_size)?;
-                clients.insert(host.to_owned(), client.clone());
-                client
-            }
-        };
-        let reporter = Arc::new(Reporter::new(quiet(settings)));
-        sardine_vm::Progress::start(reporter.as_ref(), &format!("push {target}"), 0);
-        let opts = TransferOptions {
-            concurrency: args.registry.concurrency.into(),
-            arch: None,
-            progress: reporter.clone(),
-            mount_from: mount_sources(&store, &local, target, &pushed),
-            make_room: None,
-        };
-        debug!(%target, mount_from = ?opts.mount_from, "pushing");
         let started = Instant::now();
-        let report = runtime
-            .block_on(transfer::push_image(&client, &store, &local, target, &opts))
-            .map_err(transfer_failure)?;
-        sardine_vm::Progress::finish(reporter.as_ref());
+        let report = runtime.block_on(push.to(target)).map_err(image_failure)?;
         info!(
             "pushed {local} to {target} ({}): {} blobs uploaded ({}), {} mounted, {} already there, in {:.1}s",
             report.manifest_digest,
@@ -142,46 +139,51 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
             report.skipped,
             started.elapsed().as_secs_f64()
         );
-        pushed.push(target.clone());
     }
     Ok(())
 }
 
-/// Fetches CONTAINER (or `--source`) into `store` as CONTAINER; returns the local reference.
-fn fetch_into(settings: &Settings, store: &Store, args: &FetchArgs) -> anyhow::Result<Reference> {
-    let (remote, local) = fetch_references(&args.container, args.fetch.source.as_deref())?;
-    let client = registry_client(required_registry(&remote)?, &args.registry, None)?;
-    let reporter = Arc::new(Reporter::new(quiet(settings)));
-    sardine_vm::Progress::start(reporter.as_ref(), &format!("fetch {remote}"), 0);
-    let opts = TransferOptions {
-        concurrency: args.registry.concurrency.into(),
+/// How `--insecure`, `--concurrency` (and push's `--chunk-size`) say to talk to a registry,
+/// with the stored credentials.
+fn access(args: &RegistryArgs, upload_chunk_size: Option<u64>) -> RegistryAccess {
+    RegistryAccess {
+        insecure: args.insecure,
+        credentials: None,
+        concurrency: args.concurrency.into(),
+        upload_chunk_size,
+    }
+}
+
+/// The options of a fetch of `remote` into `store` as `local`.
+fn fetch_options<'a>(
+    settings: &'a Settings,
+    store: &'a Store,
+    (remote, local): (&'a Reference, &'a Reference),
+    access: &'a RegistryAccess,
+    args: &FetchArgs,
+) -> FetchOptions<'a> {
+    FetchOptions {
+        store,
+        remote,
+        local,
+        access,
         arch: args.fetch.arch.clone(),
-        progress: reporter.clone(),
-        mount_from: Vec::new(),
-        make_room: args.auto_prune.keep_free_if_on().map(|keep_free| {
-            Arc::new(AutoPrune {
-                store: store.clone(),
-                connect: connect(settings).map(str::to_owned),
-                keep_free,
-            }) as Arc<dyn MakeRoom>
-        }),
-    };
-    let started = Instant::now();
-    let report = runtime()?
-        .block_on(transfer::fetch_image(
-            &client, &remote, store, &local, &opts,
-        ))
-        .map_err(transfer_failure)?;
-    sardine_vm::Progress::finish(reporter.as_ref());
+        auto_prune: args.auto_prune.keep_free_if_on(),
+        connect: connect(settings),
+        progress: Arc::new(Reporter::new(quiet(settings))),
+    }
+}
+
+/// The summary of a fetch.
+fn log_fetched(remote: &Reference, local: &Reference, report: &FetchReport, time: Duration) {
     info!(
         "fetched {remote} as {local} ({}): {} blobs downloaded ({}), {} already present, in {:.1}s",
         report.manifest_digest,
         report.downloaded,
         HumanBytes(report.bytes),
         report.skipped,
-        started.elapsed().as_secs_f64()
+        time.as_secs_f64()
     );
-    Ok(local)
 }
 
 /// The remote and the local reference of a fetch: `--source` (else CONTAINER) and CONTAINER.
@@ -230,104 +232,6 @@ fn required_registry(remote: &Reference) -> anyhow::Result<&str> {
         ));
         anyhow::Error::new(failure)
     })
-}
-
-/// Repositories on the target's registry that may hold the blobs already, to mount from
-/// instead of uploading: the local image's own repository, targets pushed before in this run,
-/// and other local images from that registry that share blobs with this one.
-fn mount_sources(
-    store: &Store,
-    local: &Reference,
-    target: &Reference,
-    pushed: &[Reference],
-) -> Vec<String> {
-    let same_registry = |r: &Reference| r.registry().is_some() && r.registry() == target.registry();
-    let mut sources: Vec<String> = std::iter::once(local)
-        .chain(pushed)
-        .filter(|r| same_registry(r))
-        .map(|r| r.repository().to_owned())
-        .collect();
-    sources.extend(sharing_repositories(store, local, target));
-    let mut seen = HashSet::new();
-    sources.retain(|s| s != target.repository() && seen.insert(s.clone()));
-    sources.truncate(MAX_MOUNT_SOURCES);
-    sources
-}
-
-/// Local repositories from `target`'s registry with blobs in common with `local`, most shared
-/// first (best effort: unreadable repositories are left out).
-fn sharing_repositories(store: &Store, local: &Reference, target: &Reference) -> Vec<String> {
-    let Some(wanted) = image_blobs(store, local) else {
-        return Vec::new();
-    };
-    let Ok(repos) = store.repos() else {
-        return Vec::new();
-    };
-    let mut shared: Vec<(usize, String)> = repos
-        .iter()
-        .filter(|repo| repo.name() != local.name())
-        .filter_map(|repo| {
-            let name = Reference::parse(repo.name()).ok()?;
-            if name.registry() != target.registry() {
-                return None;
-            }
-            let common = repo_blobs(repo).intersection(&wanted).count();
-            (common > 0).then(|| (common, name.repository().to_owned()))
-        })
-        .collect();
-    shared.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    shared.into_iter().map(|(_, name)| name).collect()
-}
-
-/// The blobs (config and layers) of a local image.
-fn image_blobs(store: &Store, image: &Reference) -> Option<HashSet<String>> {
-    let repo = store.existing_repo(image.name()).ok()?;
-    let desc = repo.resolve(image.tag(), image.digest()).ok()?;
-    let manifest = repo.read_manifest(&desc).ok()?;
-    Some(
-        std::iter::once(manifest.config)
-            .chain(manifest.layers)
-            .map(|d| d.digest)
-            .collect(),
-    )
-}
-
-/// The blobs of every image manifest of a local repository.
-fn repo_blobs(repo: &sardine_oci::layout::Repo) -> HashSet<String> {
-    let Ok(index) = repo.index() else {
-        return HashSet::new();
-    };
-    index
-        .manifests
-        .iter()
-        .filter_map(|desc| repo.read_manifest(desc).ok())
-        .flat_map(|m| std::iter::once(m.config).chain(m.layers))
-        .map(|d| d.digest)
-        .collect()
-}
-
-/// A client for `registry` with the stored (or environment) credentials, if any.
-fn registry_client(
-    registry: &str,
-    args: &RegistryArgs,
-    chunk_size: Option<u64>,
-) -> anyhow::Result<RegistryClient> {
-    let credentials = credentials::lookup(registry)
-        .exit_code(exit_code::GENERAL)
-        .context(format!("cannot read the credentials for {registry}"))?;
-    debug!(
-        registry,
-        authenticated = credentials.is_some(),
-        insecure = args.insecure,
-        "registry client"
-    );
-    let options = ClientOptions {
-        insecure: args.insecure,
-        credentials,
-        upload_chunk_size: chunk_size,
-        ..ClientOptions::default()
-    };
-    RegistryClient::new(registry, options).map_err(registry_failure)
 }
 
 /// A runtime for the async registry client (sarde's `main` is synchronous).
@@ -521,14 +425,24 @@ fn login_failure(registry: &str, username: &str, error: RegistryError) -> anyhow
     registry_failure(error).context(format!("cannot log in to {registry}; nothing was saved"))
 }
 
+/// The hint for a registry that refused the credentials, in sarde's words: its `login` command
+/// and variables.
+pub(super) fn unauthorized_hint(registry: &str) -> String {
+    format!(
+        "check the credentials with `sarde login {registry}`, or {}/{}",
+        env::SARDE_REGISTRY_USERNAME,
+        env::SARDE_REGISTRY_PASSWORD
+    )
+}
+
 /// A registry error with its exit status.
 fn registry_failure(error: RegistryError) -> anyhow::Error {
     Failure::new(registry_code(&error), error).into()
 }
 
-/// A transfer error with its exit status and, for missing images, a hint.
-fn transfer_failure(error: TransferError) -> anyhow::Error {
-    let code = match &error {
+/// The exit status for a transfer error.
+pub(super) fn transfer_code(error: &TransferError) -> u8 {
+    match error {
         TransferError::Registry { source, .. } => registry_code(source),
         TransferError::Store { source, .. } => store_code(source),
         TransferError::NoPlatform { .. } => exit_code::NOT_FOUND,
@@ -539,25 +453,11 @@ fn transfer_failure(error: TransferError) -> anyhow::Error {
             exit_code::USAGE
         }
         TransferError::Task { .. } => exit_code::GENERAL,
-    };
-    let not_found_remotely = matches!(
-        &error,
-        TransferError::Registry {
-            source: RegistryError::NotFound { .. },
-            ..
-        }
-    );
-    let failure = Failure::new(code, error);
-    if not_found_remotely {
-        return failure
-            .with_hint("check the repository and tag; private images need `sarde login` first")
-            .into();
     }
-    failure.into()
 }
 
 /// The exit status for a registry error.
-fn registry_code(error: &RegistryError) -> u8 {
+pub(super) fn registry_code(error: &RegistryError) -> u8 {
     match error {
         RegistryError::NotFound { .. } => exit_code::NOT_FOUND,
         RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. } => {
@@ -587,6 +487,7 @@ fn store_code(error: &StoreError) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sardine_vm::ImageError;
 
     fn code(result: anyhow::Result<impl std::fmt::Debug>) -> u8 {
         match result {
@@ -698,23 +599,6 @@ mod tests {
     }
 
     #[test]
-    fn mount_sources_are_on_the_target_registry() -> anyhow::Result<()> {
-        let store = Store::new(tempfile::tempdir()?.path().join("empty"));
-        let local = Reference::parse("r.example/vms/a:1")?;
-        let same = Reference::parse("r.example/vms/b:1")?;
-        let other = Reference::parse("o.example/vms/a:1")?;
-        assert_eq!(mount_sources(&store, &local, &same, &[]), ["vms/a"]);
-        assert!(mount_sources(&store, &local, &local, &[]).is_empty());
-        assert!(mount_sources(&store, &local, &other, std::slice::from_ref(&same)).is_empty());
-        let third = Reference::parse("r.example/vms/c:1")?;
-        assert_eq!(
-            mount_sources(&store, &local, &third, &[same.clone(), other]),
-            ["vms/a", "vms/b"]
-        );
-        Ok(())
-    }
-
-    #[test]
     fn error_codes() {
         let not_found = TransferError::Registry {
             image: "x".into(),
@@ -723,7 +607,7 @@ mod tests {
                 what: "manifest".into(),
             },
         };
-        let error = transfer_failure(not_found);
+        let error = image_failure(ImageError::Transfer(not_found));
         assert_eq!(exit_code::code_of(&error), exit_code::NOT_FOUND);
         assert!(exit_code::hint_of(&error).is_some());
         let corrupt = RegistryError::DigestMismatch {

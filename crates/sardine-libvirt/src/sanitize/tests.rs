@@ -589,26 +589,3 @@ fn unknown_elements_and_attributes_are_refused() {
     let violation = &violations_of(&root("<somethingNew/>"))[0];
     assert!(violation.reason.contains("not in the list"), "{violation}");
 }
-
-#[test]
-fn the_policy_refuses_or_warns() {
-    let hostile = DomainXml::parse(&devices("<hostdev/>")).unwrap();
-    let error = Policy::default()
-        .enforce(&hostile, &image_files())
-        .unwrap_err();
-    assert_eq!(error.violations.len(), 1);
-    let message = error.to_string();
-    assert!(
-        message.contains("/domain/devices/hostdev") && message.contains("--allow-unsafe"),
-        "{message}"
-    );
-    let warnings = Policy { allow_unsafe: true }
-        .enforce(&hostile, &image_files())
-        .unwrap();
-    assert_eq!(warnings, error.violations);
-    let safe = DomainXml::parse(&domain("", "", "")).unwrap();
-    assert_eq!(
-        Policy::default().enforce(&safe, &image_files()).unwrap(),
-        Vec::new()
-    );
-}

@@ -29,7 +29,7 @@ pub enum StoreError {
         source: io::Error,
     },
     /// The repository directory has no `index.json` (or no `oci-layout`).
-    #[error("no image `{name}` in {}; hint: fetch, pull or export it first", path.display())]
+    #[error("no image `{name}` in {}", path.display())]
     NoSuchRepo {
         /// The repository name.
         name: String,
@@ -37,7 +37,7 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// A JSON file of the layout cannot be parsed.
-    #[error("cannot parse {}; hint: the file is damaged, fetch the image again", path.display())]
+    #[error("cannot parse {}", path.display())]
     BadJson {
         /// The file.
         path: PathBuf,
@@ -46,7 +46,7 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     /// A blob that a manifest or index refers to is not in the repository.
-    #[error("blob {digest} of image `{repo}` is missing; hint: fetch the image again")]
+    #[error("blob {digest} of image `{repo}` is missing")]
     BlobMissing {
         /// The repository name.
         repo: String,
@@ -54,7 +54,7 @@ pub enum StoreError {
         digest: String,
     },
     /// A blob's content does not hash to its name.
-    #[error("blob {} is corrupt: its content hashes to {actual}; hint: remove it and fetch the image again", path.display())]
+    #[error("blob {} is corrupt: its content hashes to {actual}", path.display())]
     DigestMismatch {
         /// The blob file.
         path: PathBuf,
@@ -64,7 +64,7 @@ pub enum StoreError {
         actual: String,
     },
     /// A blob's size differs from its descriptor's.
-    #[error("blob {} has {actual} bytes but its descriptor says {expected}; hint: fetch the image again", path.display())]
+    #[error("blob {} has {actual} bytes but its descriptor says {expected}", path.display())]
     SizeMismatch {
         /// The blob file.
         path: PathBuf,
@@ -82,7 +82,7 @@ pub enum StoreError {
         max: u64,
     },
     /// No `index.json` entry carries the tag.
-    #[error("image `{repo}` has no tag `{tag}`; hint: `sarde list` shows the local images")]
+    #[error("image `{repo}` has no tag `{tag}`")]
     TagNotFound {
         /// The repository name.
         repo: String,
@@ -90,7 +90,7 @@ pub enum StoreError {
         tag: String,
     },
     /// No `index.json` entry has the digest.
-    #[error("image `{repo}` has no manifest {digest}; hint: `sarde list` shows the local images")]
+    #[error("image `{repo}` has no manifest {digest}")]
     DigestNotFound {
         /// The repository name.
         repo: String,
@@ -105,8 +105,7 @@ pub enum StoreError {
     },
     /// The selected entry is an image index, not a single manifest.
     #[error(
-        "{digest} in `{repo}` is an image index (a multi-platform list), not a single VM image; \
-         hint: refer to one of its manifests by digest"
+        "{digest} in `{repo}` is an image index (a multi-platform list), not a single VM image"
     )]
     IsIndex {
         /// The repository name.
@@ -134,6 +133,37 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+}
+
+impl StoreError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            StoreError::NoSuchRepo { .. } => Some("fetch, pull or export it first"),
+            StoreError::BadJson { .. } => Some("the file is damaged, fetch the image again"),
+            StoreError::BlobMissing { .. } | StoreError::SizeMismatch { .. } => {
+                Some("fetch the image again")
+            }
+            StoreError::DigestMismatch { .. } => Some("remove it and fetch the image again"),
+            StoreError::TagNotFound { .. } | StoreError::DigestNotFound { .. } => {
+                Some("the listing of the local images shows their tags and digests")
+            }
+            StoreError::IsIndex { .. } => Some("refer to one of its manifests by digest"),
+            _ => None,
+        }
+    }
+
+    /// Whether the store's content is not what its digests and descriptors say (corruption or
+    /// tampering), as opposed to a missing name or a failing disk.
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DigestMismatch { .. }
+                | StoreError::SizeMismatch { .. }
+                | StoreError::TooLarge { .. }
+                | StoreError::BadManifest { .. }
+        )
+    }
 }
 
 /// Attaches a context message to I/O results.

@@ -17,10 +17,7 @@ pub enum RegistryError {
     },
 
     /// The registry refused our credentials (or anonymous access) for this request.
-    #[error(
-        "registry {registry} refused access (HTTP {status}) to {action}; \
-         hint: check the credentials with `sarde login {registry}`, or SARDE_REGISTRY_USERNAME/SARDE_REGISTRY_PASSWORD"
-    )]
+    #[error("registry {registry} refused access (HTTP {status}) to {action}")]
     Unauthorized {
         registry: String,
         status: u16,
@@ -109,6 +106,25 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            RegistryError::Unauthorized { .. } => Some("check the credentials for the registry"),
+            _ => None,
+        }
+    }
+
+    /// Whether content did not match its digest or declared size (a corrupt or tampered
+    /// download, or a local blob that changed).
+    pub fn is_integrity(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::DigestMismatch { .. }
+                | RegistryError::SizeMismatch { .. }
+                | RegistryError::TooLarge { .. }
+        )
+    }
+
     /// Whether repeating the same operation later may succeed (network trouble, overloaded registry).
     pub fn is_transient(&self) -> bool {
         match self {

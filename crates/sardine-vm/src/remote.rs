@@ -1,0 +1,62 @@
+//! How fetch and push reach a registry: one [`RegistryAccess`] that both binaries fill, and the
+//! client made from it.
+
+use sardine_oci::credentials;
+use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
+
+use crate::error::ImageError;
+
+/// The registry of references that name none (as docker and the executor's images assume).
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+
+/// How to talk to a registry.
+#[derive(Debug, Clone)]
+pub struct RegistryAccess {
+    /// Plain http instead of https (always done for loopback addresses).
+    pub insecure: bool,
+    /// The credentials to use; `None`: those stored for the registry (auth file, credential
+    /// helpers, environment), else anonymous.
+    pub credentials: Option<Credentials>,
+    /// How many blobs are transferred at the same time.
+    pub concurrency: usize,
+    /// `Some(n)`: uploads go in chunks of `n` bytes (see [`ClientOptions::upload_chunk_size`]).
+    pub upload_chunk_size: Option<u64>,
+}
+
+impl Default for RegistryAccess {
+    fn default() -> Self {
+        RegistryAccess {
+            insecure: false,
+            credentials: None,
+            concurrency: sardine_oci::transfer::TransferOptions::default().concurrency,
+            upload_chunk_size: None,
+        }
+    }
+}
+
+/// A client for `registry` with the credentials of `access`.
+pub(crate) fn client(
+    registry: &str,
+    access: &RegistryAccess,
+) -> Result<RegistryClient, ImageError> {
+    let credentials = match &access.credentials {
+        Some(given) => Some(given.clone()),
+        None => credentials::lookup(registry).map_err(|source| ImageError::Credentials {
+            registry: registry.to_owned(),
+            source,
+        })?,
+    };
+    tracing::debug!(
+        registry,
+        authenticated = credentials.is_some(),
+        insecure = access.insecure,
+        "registry client"
+    );
+    let options = ClientOptions {
+        insecure: access.insecure,
+        credentials,
+        upload_chunk_size: access.upload_chunk_size,
+        ..ClientOptions::default()
+    };
+    Ok(RegistryClient::new(registry, options)?)
+}
