@@ -298,6 +298,7 @@ pub struct ImportOptions {
     #[arg(short, long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Where the VM's files go.
     #[command(flatten)]
     pub vmdir: VmdirArg,
 
@@ -305,6 +306,7 @@ pub struct ImportOptions {
     #[arg(long)]
     pub print_uuid: bool,
 
+    /// Whether untrusted domain XML may be defined.
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
 }
@@ -386,12 +388,15 @@ pub struct FetchArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 
+    /// What to fetch.
     #[command(flatten)]
     pub fetch: FetchOptions,
 
+    /// How to reach the registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
 
+    /// Automatic pruning when space runs short.
     #[command(flatten)]
     pub auto_prune: AutoPruneArgs,
 }
@@ -408,6 +413,7 @@ pub struct PushArgs {
     #[arg(short, long, value_name = "REFERENCE", action = ArgAction::Append)]
     pub target: Vec<String>,
 
+    /// How to reach the registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
 
@@ -420,9 +426,11 @@ pub struct PushArgs {
 /// Arguments of `sarde pull`: those of fetch, then those of import.
 #[derive(Debug, Clone, Args)]
 pub struct PullArgs {
+    /// The arguments of `sarde fetch`.
     #[command(flatten)]
     pub fetch: FetchArgs,
 
+    /// The arguments of `sarde import`.
     #[command(flatten)]
     pub import: ImportOptions,
 }
@@ -474,6 +482,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Whether CONTAINER is a directory rather than a name in the store.
     #[command(flatten)]
     pub raw: RawArg,
 }
@@ -501,12 +510,15 @@ pub struct ImportArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 
+    /// Where and how to import.
     #[command(flatten)]
     pub import: ImportOptions,
 
+    /// Whether CONTAINER is a directory rather than a name in the store.
     #[command(flatten)]
     pub raw: RawArg,
 
+    /// Automatic pruning when space runs short.
     #[command(flatten)]
     pub auto_prune: AutoPruneArgs,
 }
@@ -545,6 +557,7 @@ pub struct GetconfigArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 
+    /// Whether CONTAINER is a directory rather than a name in the store.
     #[command(flatten)]
     pub raw: RawArg,
 }
@@ -560,6 +573,7 @@ pub struct CloneArgs {
     #[arg(value_name = "TARGET")]
     pub target: String,
 
+    /// Where the clone's files go.
     #[command(flatten)]
     pub vmdir: VmdirArg,
 
@@ -572,6 +586,7 @@ pub struct CloneArgs {
     #[arg(long)]
     pub ephemeral: bool,
 
+    /// Whether untrusted domain XML may be defined.
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
 }
