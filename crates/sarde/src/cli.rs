@@ -325,6 +325,7 @@ pub struct ImportOptions {
     #[arg(short, long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Where the VM's files go.
     #[command(flatten)]
     pub vmdir: VmdirArg,
 
@@ -337,6 +338,7 @@ pub struct ImportOptions {
     #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
+    /// Whether untrusted domain XML may be defined.
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
 }
@@ -418,12 +420,15 @@ pub struct FetchArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 
+    /// What to fetch.
     #[command(flatten)]
     pub fetch: FetchOptions,
 
+    /// How to reach the registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
 
+    /// Automatic pruning when space runs short.
     #[command(flatten)]
     pub auto_prune: AutoPruneArgs,
 }
@@ -440,6 +445,7 @@ pub struct PushArgs {
     #[arg(short, long, value_name = "REFERENCE", action = ArgAction::Append)]
     pub target: Vec<String>,
 
+    /// How to reach the registry.
     #[command(flatten)]
     pub registry: RegistryArgs,
 
@@ -452,9 +458,11 @@ pub struct PushArgs {
 /// Arguments of `sarde pull`: those of fetch, then those of import.
 #[derive(Debug, Clone, Args)]
 pub struct PullArgs {
+    /// The arguments of `sarde fetch`.
     #[command(flatten)]
     pub fetch: FetchArgs,
 
+    /// The arguments of `sarde import`.
     #[command(flatten)]
     pub import: ImportOptions,
 }
@@ -506,6 +514,7 @@ pub struct ExportArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Whether CONTAINER is a directory rather than a name in the store.
     #[command(flatten)]
     pub raw: RawArg,
 }
@@ -533,12 +542,15 @@ pub struct ImportArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 
+    /// Where and how to import.
     #[command(flatten)]
     pub import: ImportOptions,
 
+    /// Whether CONTAINER is a directory rather than a name in the store.
     #[command(flatten)]
     pub raw: RawArg,
 
+    /// Automatic pruning when space runs short.
     #[command(flatten)]
     pub auto_prune: AutoPruneArgs,
 }
@@ -577,6 +589,7 @@ pub struct GetconfigArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 
+    /// Whether CONTAINER is a directory rather than a name in the store.
     #[command(flatten)]
     pub raw: RawArg,
 }
@@ -592,6 +605,7 @@ pub struct CloneArgs {
     #[arg(value_name = "TARGET")]
     pub target: String,
 
+    /// Where the clone's files go.
     #[command(flatten)]
     pub vmdir: VmdirArg,
 
@@ -612,6 +626,7 @@ pub struct CloneArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub memory: Option<u64>,
 
+    /// Whether untrusted domain XML may be defined.
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
 }
@@ -676,6 +691,7 @@ pub struct InspectArgs {
     #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
 
+    /// CONTAINER is an OCI layout directory.
     #[command(flatten)]
     pub raw: RawArg,
 }

@@ -5,10 +5,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{DirSink, noise, sparse_file, test_disk};
+use common::{DirSink, sparse_file, test_disk};
 use sardine_disk::DiskError;
 use sardine_disk::chunked::{ChunkSource, PackOptions, PackedFile, pack_file, unpack_file};
 use sardine_disk::sparse::allocated_bytes;
+use sardine_testbed::{digest_of, noise};
 
 const CHUNK: u64 = 4 << 20;
 
@@ -197,8 +198,7 @@ fn replace_first_blob(
     chunks[0].blob = path.clone();
     chunks[0].blob_size = bytes.len() as u64;
     if fix_digest {
-        use sha2::Digest;
-        chunks[0].blob_digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        chunks[0].blob_digest = digest_of(bytes);
     }
     path
 }

@@ -5,18 +5,11 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use common::{DirSink, noise, sparse_file, test_disk};
+use common::{DirSink, sparse_file, test_disk};
 use sardine_disk::DiskError;
 use sardine_disk::legacy::{self, LegacyPacked, MIME_QCOW2, MIME_RAW, pack_file, unpack_file};
 use sardine_disk::sparse::allocated_bytes;
-
-fn sha256_of(path: &Path) -> String {
-    use sha2::Digest;
-    format!(
-        "sha256:{}",
-        hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
-    )
-}
+use sardine_testbed::{file_digest, noise};
 
 fn piece_paths(sink: &DirSink, packed: &LegacyPacked) -> Vec<PathBuf> {
     packed
@@ -46,7 +39,7 @@ fn sparse_file_round_trips_in_pieces() {
     let sink = DirSink::new();
     let packed = pack_file(&src, "disk.img", Some(1 << 20), &sink).unwrap();
     assert_eq!(packed.mime, MIME_RAW);
-    assert_eq!(packed.uncompressed_digest, sha256_of(&src));
+    assert_eq!(packed.uncompressed_digest, file_digest(&src));
     assert!(packed.blobs.len() > 1);
     assert!(
         packed.blobs[..packed.blobs.len() - 1]
@@ -55,7 +48,7 @@ fn sparse_file_round_trips_in_pieces() {
     );
     for (digest, size) in &packed.blobs {
         assert_eq!(std::fs::metadata(sink.blob(digest)).unwrap().len(), *size);
-        assert_eq!(&sha256_of(&sink.blob(digest)), digest);
+        assert_eq!(&file_digest(&sink.blob(digest)), digest);
     }
     assert_eq!(sink.temp_count(), 0);
 

@@ -34,33 +34,59 @@ pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// Errors while reading or writing credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
+    /// The credentials file cannot be read or written.
     #[error("could not read or write the credentials file {path}")]
     Io {
+        /// The credentials file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The credentials file is not JSON.
     #[error("credentials file {path} is not valid JSON")]
     Json {
+        /// The credentials file.
         path: PathBuf,
+        /// The parser's error.
         #[source]
         source: serde_json::Error,
     },
+    /// The credentials file is JSON of the wrong shape.
     #[error("credentials file {path} has an unexpected structure: {reason}")]
-    Malformed { path: PathBuf, reason: String },
+    Malformed {
+        /// The credentials file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `auths` entry is not base64 of `user:password`.
     #[error("the entry for {registry} in {path} is not base64 \"user:password\"")]
-    BadAuthEntry { path: PathBuf, registry: String },
+    BadAuthEntry {
+        /// The credentials file.
+        path: PathBuf,
+        /// The registry of the entry.
+        registry: String,
+    },
+    /// A credential helper cannot be started.
     #[error("could not run credential helper docker-credential-{helper} for {registry}")]
     HelperSpawn {
+        /// The helper's name (`docker-credential-<helper>`).
         helper: String,
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A credential helper ran and failed.
     #[error("credential helper docker-credential-{helper} failed for {registry}: {message}")]
     HelperFailed {
+        /// The helper's name (`docker-credential-<helper>`).
         helper: String,
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// What the helper said.
         message: String,
     },
 }

@@ -13,6 +13,8 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// A Docker manifest list (structurally the same as [`OCI_INDEX`]).
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// A Docker image configuration blob (structurally the same as [`OCI_CONFIG`]).
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// The libvirt domain XML layer (always the first layer of a sardine image).
 pub const DOMAIN_XML: &str = "application/vnd.libvirt.domain.config+xml";
 /// The optional sardine VM configuration layer (users, services).

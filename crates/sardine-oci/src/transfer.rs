@@ -123,44 +123,70 @@ pub enum TransferError {
     /// Talking to the registry failed.
     #[error("transferring {image} failed")]
     Registry {
+        /// The image, as the user named it.
         image: String,
+        /// The registry client's error.
         #[source]
         source: RegistryError,
     },
     /// The local store failed.
     #[error("transferring {image} failed in the local image store")]
     Store {
+        /// The image, as the user named it.
         image: String,
+        /// The store's error.
         #[source]
         source: StoreError,
     },
     /// The reference names a different registry than the client talks to.
     #[error("{image} is not on registry {registry}")]
-    WrongRegistry { image: String, registry: String },
+    WrongRegistry {
+        /// The image, as the user named it.
+        image: String,
+        /// The registry the client talks to.
+        registry: String,
+    },
     /// An image index has no manifest for the wanted architecture.
     #[error("{image} has no image for architecture {arch} (it has: {available})")]
     NoPlatform {
+        /// The image, as the user named it.
         image: String,
+        /// The wanted architecture.
         arch: String,
+        /// The architectures the index has, comma-separated.
         available: String,
     },
     /// The registry served something that is not an image manifest.
     #[error("{image} is not a VM image: its manifest has media type {media_type:?}")]
-    NotAnImage { image: String, media_type: String },
+    NotAnImage {
+        /// The image, as the user named it.
+        image: String,
+        /// The media type of what was served.
+        media_type: String,
+    },
     /// A manifest or index cannot be parsed.
     #[error("the manifest of {image} is not valid")]
     BadManifest {
+        /// The image, as the user named it.
         image: String,
+        /// The parser's error.
         #[source]
         source: serde_json::Error,
     },
     /// The pushed manifest does not have the digest the target reference demands.
     #[error("cannot push {image}: the local manifest has digest {actual}")]
-    DigestConflict { image: String, actual: String },
+    DigestConflict {
+        /// The image, as the user named it.
+        image: String,
+        /// The local manifest's digest.
+        actual: String,
+    },
     /// A blocking helper task died.
     #[error("an internal task failed while transferring {image}")]
     Task {
+        /// The image, as the user named it.
         image: String,
+        /// Why the task died.
         #[source]
         source: tokio::task::JoinError,
     },

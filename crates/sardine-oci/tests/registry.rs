@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use common::{
-    FakeRegistry, FakeRequest, Registry, client, digest_of, random_bytes, random_file, response,
-    start_registry, start_registry_with_auth,
+    FakeRegistry, FakeRequest, Registry, client, random_file, response, start_registry,
+    start_registry_with_auth,
 };
 use sardine_oci::registry::{Credentials, RegistryClient, RegistryError};
+use sardine_testbed::{digest_of, random_bytes};
 
 const MIB: usize = 1024 * 1024;
 

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use common::{client, random_bytes, start_registry};
+use common::{client, start_registry};
 use sardine_oci::layout::Store;
 use sardine_oci::manifest::{Descriptor, Manifest};
 use sardine_oci::media_types;
@@ -14,6 +14,7 @@ use sardine_oci::registry::RegistryClient;
 use sardine_oci::transfer::{
     self, FetchReport, PushReport, TransferError, TransferOptions, TransferProgress,
 };
+use sardine_testbed::random_bytes;
 
 /// Counts what the transfer reports.
 #[derive(Default)]

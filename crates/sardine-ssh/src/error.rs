@@ -11,8 +11,11 @@ pub enum SshError {
     /// The TCP connection could not be made (refused, unreachable, reset...).
     #[error("could not connect to {host}:{port}; is the guest up and its SSH server running?")]
     Connect {
+        /// The guest's host name or address.
         host: String,
+        /// The SSH port.
         port: u16,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -20,18 +23,26 @@ pub enum SshError {
     /// One connection attempt (TCP connect, handshake and authentication) took too long.
     #[error("connecting to {host}:{port} did not finish within {timeout:?}")]
     Timeout {
+        /// The guest's host name or address.
         host: String,
+        /// The SSH port.
         port: u16,
+        /// How long one attempt may take.
         timeout: Duration,
     },
 
     /// `connect_with_retry` kept failing with retryable errors until its deadline.
     #[error("no SSH login to {host}:{port} after {attempts} attempts in {waited:?}")]
     GaveUp {
+        /// The guest's host name or address.
         host: String,
+        /// The SSH port.
         port: u16,
+        /// How many attempts were made.
         attempts: u32,
+        /// How long they took together.
         waited: Duration,
+        /// The last attempt's error.
         #[source]
         last: Box<SshError>,
     },
@@ -39,26 +50,41 @@ pub enum SshError {
     /// The SSH handshake (version exchange, key exchange, authentication requests) failed.
     #[error("SSH handshake with {host}:{port} failed")]
     Handshake {
+        /// The guest's host name or address.
         host: String,
+        /// The SSH port.
         port: u16,
+        /// The SSH library's error.
         #[source]
         source: russh::Error,
     },
 
     /// The server rejected every authentication method we were given.
     #[error("SSH authentication as '{user}' on {host} failed")]
-    AuthFailed { user: String, host: String },
+    AuthFailed {
+        /// The user name.
+        user: String,
+        /// The guest's host name or address.
+        host: String,
+    },
 
     /// The target lists no authentication method at all.
     #[error(
         "no SSH authentication method configured for '{user}' on {host}; give a password or a key file"
     )]
-    NoAuthMethod { user: String, host: String },
+    NoAuthMethod {
+        /// The user name.
+        user: String,
+        /// The guest's host name or address.
+        host: String,
+    },
 
     /// A private key file could not be read.
     #[error("could not read SSH key file {}", path.display())]
     KeyRead {
+        /// The key file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -66,7 +92,9 @@ pub enum SshError {
     /// A private key file could not be decoded (bad format or wrong passphrase).
     #[error("could not decode SSH key file {}; is it a private key, and is the passphrase right?", path.display())]
     Key {
+        /// The key file.
         path: PathBuf,
+        /// The key decoder's error.
         #[source]
         source: russh::keys::Error,
     },
@@ -77,7 +105,10 @@ pub enum SshError {
 
     /// The server refused to run the command (the `exec` request was answered with failure).
     #[error("the SSH server refused to run the command {command:?}")]
-    ExecRejected { command: String },
+    ExecRejected {
+        /// The command.
+        command: String,
+    },
 
     /// Writing the command's output to a local writer failed.
     #[error("could not write the remote command's output locally")]

@@ -56,8 +56,11 @@ impl std::fmt::Display for ExitStatus {
 /// Captured result of [`Session::output`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
+    /// How the command ended.
     pub status: ExitStatus,
+    /// Everything it wrote to stdout.
     pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
     pub stderr: Vec<u8>,
 }
 

@@ -19,7 +19,9 @@ pub enum Auth {
     Password(String),
     /// Public-key authentication with a private key file (OpenSSH, PEM or PKCS#8 format).
     KeyFile {
+        /// The private key file.
         path: PathBuf,
+        /// Its passphrase, if it is encrypted.
         passphrase: Option<String>,
     },
 }

@@ -8,10 +8,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{
-    Dropbear, TEST_PASSWORD, TEST_USER, free_port, target, test_user, test_user_processes,
-};
+use common::{Dropbear, TEST_PASSWORD, TEST_USER, target, test_user, test_user_processes};
 use sardine_ssh::{Auth, ExitStatus, Session, SshError};
+use sardine_testbed::free_port;
 use tokio::io::AsyncWrite;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,7 +97,7 @@ async fn wrong_password_fails_at_once_with_auth_failed() {
 
 #[tokio::test]
 async fn connect_with_retry_waits_for_a_server_that_starts_late() {
-    let port = free_port();
+    let port = free_port().unwrap();
     let late_server = tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(1500));
         Dropbear::start_on(port)
@@ -120,7 +119,10 @@ async fn connect_with_retry_waits_for_a_server_that_starts_late() {
 
 #[tokio::test]
 async fn connect_with_retry_gives_up_at_the_deadline() {
-    let target = target(free_port(), vec![Auth::Password(TEST_PASSWORD.to_owned())]);
+    let target = target(
+        free_port().unwrap(),
+        vec![Auth::Password(TEST_PASSWORD.to_owned())],
+    );
     let start = Instant::now();
     let err = Session::connect_with_retry(&target, Duration::from_millis(1500))
         .await

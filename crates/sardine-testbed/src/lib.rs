@@ -9,16 +9,24 @@
 //! The whole test process runs inside the namespace (`scripts/test` arranges it), so the
 //! registry's 127.0.0.1, the guests' addresses and `sarde`'s own connections all live in the
 //! same network, and no traffic ever leaves it.
+//!
+//! Beside the test bed, the small things many tests need once: reproducible pseudo-random
+//! data ([`Noise`], [`noise_file`]), `sha256:` digests of bytes and files ([`digest_of`],
+//! [`file_digest`]) and a free loopback port ([`free_port`]).
 
+mod data;
 mod environment;
 mod guest;
 mod names;
+mod net;
 mod registry;
 
+pub use data::{Noise, digest_of, file_digest, noise, noise_file, random_bytes};
 pub use environment::{NETNS, libvirt_uri, netns_command, require, scratch_dir, workspace_root};
 pub use guest::{
     GuestImage, NETWORK, OVMF_CODE, OVMF_VARS, SshOutput, TestVm, VmGuard, VmOptions,
     create_overlay, guest_image, qemu_img, ssh,
 };
 pub use names::unique_name;
+pub use net::free_port;
 pub use registry::{Registry, RegistryAuth};

@@ -1,12 +1,14 @@
 //! A real `docker-registry` (distribution) per test, on 127.0.0.1, stopped when dropped.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::net::free_port;
 
 /// How clients must authenticate to a test registry.
 #[derive(Debug, Clone)]
@@ -191,11 +193,6 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) -> anyhow::Result<()>
     }
     fs_err::write(path, output.stdout)?;
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// The status code of a plain `GET path` (enough to see that the registry is up).

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
-use sardine_testbed::{Registry, RegistryAuth, TestVm, VmOptions};
-use sha2::Digest;
+use sardine_testbed::{Registry, RegistryAuth, TestVm, VmOptions, digest_of};
 
 #[test]
 fn guest_boots_gets_a_lease_and_runs_commands_over_ssh() {
@@ -59,7 +58,7 @@ fn guest_with_a_backing_chain_boots() {
 
 fn blob(size: usize) -> (bytes::Bytes, String) {
     let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)));
+    let digest = digest_of(&data);
     (data.into(), digest)
 }
 

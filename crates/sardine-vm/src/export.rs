@@ -13,6 +13,7 @@ use sardine_disk::chunked::{PackOptions, pack_file};
 use sardine_disk::{BlobSink, KnownBlob};
 use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
 use sardine_oci::layout::{RepoSink, Store};
+use sardine_oci::media_types;
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
@@ -101,7 +102,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     let domain_bytes = domain.to_xml()?.into_bytes();
     let (domain_digest, domain_size) = repo.put_blob_bytes(&domain_bytes)?;
     let mut layers = vec![Descriptor::new(
-        format::DOMAIN_MEDIA_TYPE,
+        media_types::DOMAIN_XML,
         &domain_digest,
         domain_size,
     )];
@@ -109,7 +110,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     let mut history = vec![history_entry(&format!("virsh dumpxml '{}'", options.vm))];
     if let Some(config) = &vmconfig {
         let (digest, size) = repo.put_blob_bytes(config)?;
-        layers.push(Descriptor::new(format::VMCONFIG_MEDIA_TYPE, &digest, size));
+        layers.push(Descriptor::new(media_types::SARDINE_CONFIG, &digest, size));
         diff_ids.push(digest);
         history.push(history_entry("sarde export --vmconfig"));
     }
@@ -135,7 +136,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     let config_bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
     let (config_digest, config_size) = repo.put_blob_bytes(&config_bytes)?;
     let manifest = Manifest::new(
-        Descriptor::new(format::CONFIG_MEDIA_TYPE, &config_digest, config_size),
+        Descriptor::new(media_types::OCI_CONFIG, &config_digest, config_size),
         layers,
     );
     let manifest_bytes = manifest.to_json();
@@ -144,7 +145,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     repo.set_tag(
         &manifest_digest,
         manifest_size,
-        format::MANIFEST_MEDIA_TYPE,
+        media_types::OCI_MANIFEST,
         Some(&tag),
     )?;
     // Two digests users meet: the image ID (what export prints, names base VMs, `list` shows)
@@ -377,7 +378,7 @@ fn chunk_layer(
         chunk.blob_size,
     );
     for (key, value) in [
-        (format::ANNOTATION_TITLE, file.name.clone()),
+        (media_types::ANNOTATION_TITLE, file.name.clone()),
         (format::ANNOTATION_ROLE, file.role.as_str().to_owned()),
         (format::ANNOTATION_FILE_SIZE, file_size.to_string()),
         (format::ANNOTATION_OFFSET, chunk.offset.to_string()),

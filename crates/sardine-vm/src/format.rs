@@ -14,23 +14,17 @@
 //! content (legacy images: one entry per file, as 0.4.2 writes them). `docs/format.md` is the
 //! full specification.
 
+use sardine_oci::media_types::{
+    ANNOTATION_TITLE, DOCKER_CONFIG, DOCKER_MANIFEST_V2, DOMAIN_XML, OCI_CONFIG, OCI_MANIFEST,
+    SARDINE_CONFIG,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ImageError;
 
-/// Media type of OCI image manifests.
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Media type of the image config blob.
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
-/// Media type of the domain XML layer.
-pub const DOMAIN_MEDIA_TYPE: &str = "application/vnd.libvirt.domain.config+xml";
-/// Media type of the sardine VM config layer.
-pub const VMCONFIG_MEDIA_TYPE: &str = "application/vnd.sardinecake.vm.config.v1+json";
 /// Media type of one chunk of a file in the default format.
 pub const CHUNK_MEDIA_TYPE: &str = sardine_disk::chunked::MEDIA_TYPE_CHUNK;
 
-/// Annotation: the file a layer belongs to (a plain file name).
-pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 /// Annotation: what the file is to the VM (see [`FileRole`]).
 pub const ANNOTATION_ROLE: &str = "org.sardinecake.file.role";
 /// Annotation: the whole file's size in bytes.
@@ -56,17 +50,17 @@ pub fn check_manifest(manifest: &Manifest) -> Result<(), ImageError> {
         });
     }
     if let Some(media_type) = &manifest.media_type
-        && media_type != MANIFEST_MEDIA_TYPE
-        && media_type != DOCKER_MANIFEST_MEDIA_TYPE
+        && media_type != OCI_MANIFEST
+        && media_type != DOCKER_MANIFEST_V2
     {
         return Err(ImageError::Malformed {
             what: format!("not an image manifest but {media_type}"),
         });
     }
     let config_type = manifest.config.media_type();
-    if config_type != CONFIG_MEDIA_TYPE && config_type != DOCKER_CONFIG_MEDIA_TYPE {
+    if config_type != OCI_CONFIG && config_type != DOCKER_CONFIG {
         return Err(ImageError::Malformed {
-            what: format!("the config has media type {config_type:?}, not {CONFIG_MEDIA_TYPE}"),
+            what: format!("the config has media type {config_type:?}, not {OCI_CONFIG}"),
         });
     }
     for descriptor in std::iter::once(&manifest.config).chain(&manifest.layers) {
@@ -83,9 +77,6 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ImageError> {
     check_manifest(&manifest)?;
     Ok(manifest)
 }
-
-const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
 
 fn annotation<'a>(layer: &'a Descriptor, key: &str) -> Result<&'a str, ImageError> {
     layer.annotation(key).ok_or_else(|| ImageError::Malformed {
@@ -207,11 +198,11 @@ impl ImageLayers {
         let mut files: Vec<ImageFile> = Vec::new();
         for layer in &manifest.layers {
             let media_type = layer.media_type();
-            if media_type == DOMAIN_MEDIA_TYPE {
+            if media_type == DOMAIN_XML {
                 if domain.is_none() {
                     domain = Some(bounded(layer, MAX_SMALL_BLOB)?.clone());
                 }
-            } else if media_type == VMCONFIG_MEDIA_TYPE {
+            } else if media_type == SARDINE_CONFIG {
                 if vmconfig.is_none() {
                     vmconfig = Some(bounded(layer, MAX_SMALL_BLOB)?.clone());
                 }
@@ -502,14 +493,14 @@ mod tests {
     }
 
     fn manifest(layers: Vec<Descriptor>) -> Manifest {
-        Manifest::new(Descriptor::new(CONFIG_MEDIA_TYPE, D1, 2), layers)
+        Manifest::new(Descriptor::new(OCI_CONFIG, D1, 2), layers)
     }
 
     #[test]
     fn sorts_out_domain_config_and_chunks() {
         let m = manifest(vec![
-            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 100),
-            Descriptor::new(VMCONFIG_MEDIA_TYPE, D1, 10),
+            Descriptor::new(DOMAIN_XML, D1, 100),
+            Descriptor::new(SARDINE_CONFIG, D1, 10),
             chunk("a.qcow2", 4, 4, 8),
             chunk("a.qcow2", 0, 4, 8),
         ]);
@@ -529,7 +520,7 @@ mod tests {
             vec![chunk("a", 0, 4, 8), chunk("a", 2, 6, 8)],
             vec![chunk("a", 0, 4, 8)],
         ] {
-            let mut all = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1)];
+            let mut all = vec![Descriptor::new(DOMAIN_XML, D1, 1)];
             all.extend(layers);
             assert!(ImageLayers::from_manifest(&manifest(all)).is_err());
         }
@@ -538,10 +529,7 @@ mod tests {
     #[test]
     fn refuses_path_traversal_names() {
         for name in ["../etc/passwd", "a/b", ".hidden", "", "x\0y", "/abs"] {
-            let all = vec![
-                Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
-                chunk(name, 0, 1, 1),
-            ];
+            let all = vec![Descriptor::new(DOMAIN_XML, D1, 1), chunk(name, 0, 1, 1)];
             let err = ImageLayers::from_manifest(&manifest(all)).unwrap_err();
             assert!(
                 matches!(err, ImageError::UnsafeFileName { .. }),
@@ -554,11 +542,11 @@ mod tests {
     fn refuses_missing_domain_unknown_types_and_huge_xml() {
         assert!(ImageLayers::from_manifest(&manifest(vec![chunk("a", 0, 1, 1)])).is_err());
         let unknown = vec![
-            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+            Descriptor::new(DOMAIN_XML, D1, 1),
             Descriptor::new("text/plain", D1, 1),
         ];
         assert!(ImageLayers::from_manifest(&manifest(unknown)).is_err());
-        let huge = vec![Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1 << 40)];
+        let huge = vec![Descriptor::new(DOMAIN_XML, D1, 1 << 40)];
         assert!(ImageLayers::from_manifest(&manifest(huge)).is_err());
     }
 
@@ -567,7 +555,7 @@ mod tests {
         let mut untyped = Descriptor::new("", D2, 1);
         untyped.media_type = None;
         let err = ImageLayers::from_manifest(&manifest(vec![
-            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+            Descriptor::new(DOMAIN_XML, D1, 1),
             untyped,
         ]))
         .unwrap_err();
@@ -577,7 +565,7 @@ mod tests {
     #[test]
     fn groups_legacy_pieces_by_chunk_parameter() {
         let m = manifest(vec![
-            Descriptor::new(DOMAIN_MEDIA_TYPE, D1, 1),
+            Descriptor::new(DOMAIN_XML, D1, 1),
             Descriptor::new("application/x-qemu-disk+gzip", D1, 1),
             Descriptor::new("application/x-qemu-disk+gzip;chunk=1", D1, 1),
             Descriptor::new("application/x-qemu-disk+gzip", D2, 1),

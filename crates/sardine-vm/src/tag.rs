@@ -10,7 +10,6 @@ use sardine_oci::manifest::Descriptor;
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
-use crate::format;
 use crate::store::LocalImage;
 
 /// What [`tag`] made.
@@ -35,7 +34,7 @@ pub fn tag(store: &Store, source: &Reference, target: &Reference) -> Result<Tagg
     destination.init()?;
     let _lock = destination.lock()?;
     let manifest = Descriptor::new(
-        format::MANIFEST_MEDIA_TYPE,
+        sardine_oci::media_types::OCI_MANIFEST,
         &image.manifest_digest,
         manifest_size,
     );
@@ -49,7 +48,7 @@ pub fn tag(store: &Store, source: &Reference, target: &Reference) -> Result<Tagg
         .manifest
         .media_type
         .as_deref()
-        .unwrap_or(format::MANIFEST_MEDIA_TYPE);
+        .unwrap_or(sardine_oci::media_types::OCI_MANIFEST);
     let tag = target.tag().unwrap_or("latest");
     destination.set_tag(&image.manifest_digest, manifest_size, media_type, Some(tag))?;
     tracing::info!("tagged {source} as {}:{tag}", target.name());

@@ -1,4 +1,5 @@
-//! Test helpers: a directory-backed blob store and sparse test files.
+//! Test helpers: a directory-backed blob store and sparse test files (with `sardine_testbed`'s
+//! pseudo-random noise, so compression has real work to do).
 
 #![allow(dead_code)]
 
@@ -9,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sardine_disk::{BlobSink, KnownBlob};
+use sardine_testbed::noise;
 
 /// A blob store in a temp directory: `blobs/<hex>` plus a `tmp/` directory, counting commits.
 pub struct DirSink {
@@ -80,19 +82,6 @@ impl BlobSink for DirSink {
         self.adopted.lock().unwrap().push(blob.digest.clone());
         Ok(true)
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so compression has real work to do.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 /// Creates a sparse file of `size` bytes with the given regions written (the rest are holes).

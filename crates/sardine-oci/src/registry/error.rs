@@ -12,58 +12,86 @@ pub enum RegistryError {
     /// The registry address given by the user cannot be used.
     #[error("invalid registry address {registry:?}: {reason} (expected \"host\" or \"host:port\")")]
     InvalidRegistry {
+        /// The address as given.
         registry: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
 
     /// The registry refused our credentials (or anonymous access) for this request.
     #[error("registry {registry} refused access (HTTP {status}) to {action}")]
     Unauthorized {
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// The HTTP status (401 or 403).
         status: u16,
+        /// The request that was refused, in words.
         action: String,
     },
 
     /// The manifest, tag, blob or repository does not exist.
     #[error("{what} not found on registry {registry}")]
-    NotFound { registry: String, what: String },
+    NotFound {
+        /// The registry's address (`host[:port]`).
+        registry: String,
+        /// What was looked for.
+        what: String,
+    },
 
     /// Downloaded or served content does not hash to the digest it was requested by.
     #[error(
         "content of {digest} is corrupt: its digest is {actual}; the download was discarded, try again"
     )]
-    DigestMismatch { digest: String, actual: String },
+    DigestMismatch {
+        /// The digest the content was requested by.
+        digest: String,
+        /// The digest of the content that arrived.
+        actual: String,
+    },
 
     /// The registry sent (or announced) more data than allowed.
     #[error("{what} from registry {registry} is larger than the limit of {limit} bytes")]
     TooLarge {
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// What was too large.
         what: String,
+        /// The limit, in bytes.
         limit: u64,
     },
 
     /// The registry answered with an unexpected HTTP status.
     #[error("registry {registry} answered HTTP {status} to {action}: {body}")]
     Http {
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// The request, in words (for example `pull of the manifest team/vm:1`).
         action: String,
+        /// The HTTP status.
         status: u16,
+        /// The start of the response body.
         body: String,
     },
 
     /// The registry answered, but the answer violates the distribution protocol.
     #[error("registry {registry} sent an invalid answer to {action}: {reason}")]
     Protocol {
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// The request, in words (for example `pull of the manifest team/vm:1`).
         action: String,
+        /// What is wrong with the answer.
         reason: String,
     },
 
     /// The connection failed, timed out or broke off.
     #[error("could not talk to registry {registry} ({action})")]
     Transport {
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// The request, in words (for example `pull of the manifest team/vm:1`).
         action: String,
+        /// The HTTP client's error.
         #[source]
         source: reqwest::Error,
     },
@@ -73,16 +101,22 @@ pub enum RegistryError {
         "registry {registry} closed the download of {digest} after {received} of {expected} bytes"
     )]
     Truncated {
+        /// The registry's address (`host[:port]`).
         registry: String,
+        /// The blob being downloaded.
         digest: String,
+        /// How many bytes arrived.
         received: u64,
+        /// How many bytes were announced.
         expected: u64,
     },
 
     /// A local file could not be read or written.
     #[error("I/O error on {path}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -90,19 +124,31 @@ pub enum RegistryError {
     /// The local blob file does not have the size the caller announced.
     #[error("blob file {path} has {actual} bytes, but {expected} were expected for {digest}")]
     SizeMismatch {
+        /// The blob file.
         path: PathBuf,
+        /// The blob's digest.
         digest: String,
+        /// The size the caller announced.
         expected: u64,
+        /// The file's size.
         actual: u64,
     },
 
     /// A repository name or tag is malformed.
     #[error("invalid {what} name {name:?}")]
-    InvalidName { what: &'static str, name: String },
+    InvalidName {
+        /// What kind of name (`repository` or `tag`).
+        what: &'static str,
+        /// The name as given.
+        name: String,
+    },
 
     /// A digest string is malformed or uses an unsupported algorithm.
     #[error("invalid or unsupported digest {digest:?} (only sha256:<64 hex digits> is supported)")]
-    InvalidDigest { digest: String },
+    InvalidDigest {
+        /// The digest as given.
+        digest: String,
+    },
 }
 
 impl RegistryError {

@@ -47,7 +47,9 @@ const ERROR_BODY_EXCERPT: usize = 300;
 /// A username and password (or token) for a registry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The user name.
     pub username: String,
+    /// The password or token.
     pub password: String,
 }
 

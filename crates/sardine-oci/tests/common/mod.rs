@@ -1,5 +1,5 @@
 //! Test helpers: a real `docker-registry` on 127.0.0.1 (the test bed's), a scripted fake
-//! registry, random blobs.
+//! registry, random blob files.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rand::RngCore as _;
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
 pub use sardine_testbed::Registry;
-use sardine_testbed::RegistryAuth;
-use sha2::{Digest as _, Sha256};
+use sardine_testbed::{RegistryAuth, digest_of, random_bytes};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A real registry without authentication (the test bed's, on 127.0.0.1).
@@ -47,17 +45,6 @@ pub fn options(credentials: Option<Credentials>, chunk: Option<u64>) -> ClientOp
         max_retries: 3,
         ..ClientOptions::default()
     }
-}
-
-/// Random bytes.
-pub fn random_bytes(len: usize) -> Vec<u8> {
-    let mut data = vec![0; len];
-    rand::rng().fill_bytes(&mut data);
-    data
-}
-
-pub fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 /// Writes random bytes to `path` and returns them with their digest.

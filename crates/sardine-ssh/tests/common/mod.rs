@@ -5,13 +5,14 @@
 //! in its `~/.ssh/authorized_keys`. The system's root account is never touched. Each
 //! [`Dropbear`] listens on a fresh loopback port and is killed when dropped.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sardine_ssh::{Auth, Target};
+use sardine_testbed::free_port;
 
 /// Local account the tests log in as.
 pub const TEST_USER: &str = "sardine-ssh-test";
@@ -104,7 +105,7 @@ pub struct Dropbear {
 impl Dropbear {
     /// Starts dropbear on a free port and waits until it accepts connections.
     pub fn start() -> Dropbear {
-        Dropbear::start_on(free_port())
+        Dropbear::start_on(free_port().unwrap())
     }
 
     /// Starts dropbear on `port` and waits until it accepts connections.
@@ -187,15 +188,6 @@ pub fn target(port: u16, auth: Vec<Auth>) -> Target {
         user: TEST_USER.to_owned(),
         auth,
     }
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// PIDs of the test user's processes whose full command line matches `pattern` (pgrep -f).

@@ -3,16 +3,14 @@
 //! to the disks, each clone gets its own copy, and the imported VM and a clone boot. Real
 //! libvirt and the tiny guest, inside the test bed's namespace.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Workdir, file_sha256};
 use sardine_libvirt::DomainXml;
-use sardine_testbed::{OVMF_CODE, OVMF_VARS, TestVm, VmGuard, VmOptions, unique_name};
+use sardine_testbed::{OVMF_CODE, OVMF_VARS, TestVm, VmGuard, VmOptions, file_digest, unique_name};
 
-const SHUTDOWN: Duration = Duration::from_secs(60);
+use crate::common::{SHUTDOWN, Workdir};
+
 const BOOT: Duration = Duration::from_secs(120);
 
 /// The `<nvram>` path of a defined domain.
@@ -72,8 +70,8 @@ fn uefi_guest_boots_after_export_import_and_clone_with_its_nvram() {
     vm.shutdown(SHUTDOWN).unwrap();
     let nvram = vm.dir().join("nvram.fd");
     assert_ne!(
-        file_sha256(&nvram),
-        file_sha256(Path::new(OVMF_VARS)),
+        file_digest(&nvram),
+        file_digest(Path::new(OVMF_VARS)),
         "OVMF wrote its variables"
     );
 
@@ -96,8 +94,8 @@ fn uefi_guest_boots_after_export_import_and_clone_with_its_nvram() {
         restored.display()
     );
     assert_eq!(
-        file_sha256(&restored),
-        file_sha256(&nvram),
+        file_digest(&restored),
+        file_digest(&nvram),
         "the variable store travels unchanged"
     );
     assert_eq!(in_guest(&imported, "cat /data/marker"), marker);
@@ -108,7 +106,7 @@ fn uefi_guest_boots_after_export_import_and_clone_with_its_nvram() {
     work.ok(&["clone", &name, &clone_name, "-o", vmdir.to_str().unwrap()]);
     let clone_nvram = nvram_of(&clone_name);
     assert_ne!(clone_nvram, restored, "a clone has its own variable store");
-    assert_eq!(file_sha256(&clone_nvram), file_sha256(&restored));
+    assert_eq!(file_digest(&clone_nvram), file_digest(&restored));
     assert_eq!(in_guest(&clone, "cat /data/marker"), marker);
     clone.shutdown(SHUTDOWN).unwrap();
 }

@@ -2,19 +2,18 @@
 //! `list` and `list --vms` (JSON snapshots), `ip` and `ssh` against the tiny guest, and the
 //! generated completions and man pages. Real libvirt, inside the test bed's namespace.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use common::{Workdir, code};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_testbed::{
     Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, unique_name,
 };
 use serde_json::{Value, json};
+
+use crate::common::{Workdir, code};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

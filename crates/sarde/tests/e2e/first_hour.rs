@@ -7,13 +7,11 @@
 //! canonical. As root, the defaults are /var/lib/sardinecake/{oci,vms}: the test removes what it
 //! put there with `sarde rm`, as a user would.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Workdir, expect_ok, output_of};
+use crate::common::{Workdir, expect_ok, output_of};
 use sardine_testbed::{Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image};
 
 const SHUTDOWN: Duration = Duration::from_secs(60);

@@ -2,14 +2,13 @@
 //! finishes the job, and nothing of the VM is left behind. Real libvirt, inside the test
 //! bed's namespace; the moments are a spread of delays before a SIGKILL.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Workdir, code};
 use sardine_testbed::{TestVm, VmGuard, VmOptions, unique_name};
+
+use crate::common::{Workdir, code};
 
 /// Delays before the kill: from "before it did anything" to "after it finished".
 const DELAYS_MS: [u64; 8] = [0, 3, 8, 15, 30, 60, 120, 400];

@@ -1,12 +1,11 @@
 //! Progress bars: drawn on stderr when it is a terminal (with the rate and the ETA), silent
 //! with `-q` and when stderr is a file or a pipe. `script` gives sarde a pseudo-terminal.
 
-mod common;
-
 use std::process::Command;
 
-use common::Workdir;
 use sardine_testbed::{TestVm, VmOptions};
+
+use crate::common::Workdir;
 
 /// Runs `sarde ARGS` on a pseudo-terminal and returns everything it wrote there.
 fn on_a_terminal(work: &Workdir, args: &[&str]) -> String {

@@ -1,18 +1,14 @@
 //! End-to-end tests of the local side (export, import, list, getconfig, clone, rm) against the
 //! real libvirt daemon and the tiny guest, inside the test bed's namespace.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
 
-use common::{Workdir, allocated, code, file_sha256};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
-use sardine_testbed::{TestVm, VmGuard, VmOptions, unique_name};
+use sardine_testbed::{TestVm, VmGuard, VmOptions, file_digest, unique_name};
 
-const SHUTDOWN: Duration = Duration::from_secs(60);
+use crate::common::{SHUTDOWN, Workdir, allocated, code};
 
 fn chain_vm(label: &str) -> TestVm {
     TestVm::create(&VmOptions {
@@ -79,7 +75,7 @@ fn local_roundtrip_guest_with_backing_chain_survives_export_and_import() {
             .map(|f| {
                 (
                     f.to_string(),
-                    file_sha256(&vm.dir().join(f)),
+                    file_digest(&vm.dir().join(f)),
                     allocated(&vm.dir().join(f)),
                 )
             })
@@ -94,7 +90,7 @@ fn local_roundtrip_guest_with_backing_chain_survives_export_and_import() {
     for (file, digest, original_allocation) in &originals {
         let imported = vmdir.join(&name).join(file);
         assert_eq!(
-            &file_sha256(&imported),
+            &file_digest(&imported),
             digest,
             "{file} differs after the round trip"
         );
@@ -217,7 +213,7 @@ fn local_clone_guest_is_copy_on_write_and_rm_respects_dependents() {
     );
     let _base_guard = VmGuard::adopt(&base).unwrap();
     let base_disk = work.vmdir().join(&base).join("data.qcow2");
-    let base_digest = file_sha256(&base_disk);
+    let base_digest = file_digest(&base_disk);
 
     let clone_name = unique_name("clone");
     let clone = VmGuard::adopt(&clone_name).unwrap();
@@ -253,7 +249,7 @@ fn local_clone_guest_is_copy_on_write_and_rm_respects_dependents() {
         "the clone's directory stays after rm"
     );
     assert_eq!(
-        file_sha256(&base_disk),
+        file_digest(&base_disk),
         base_digest,
         "the clone wrote into its base"
     );

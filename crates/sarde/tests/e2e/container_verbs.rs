@@ -3,11 +3,9 @@
 //! what it would do, `ip --source agent` asks on a connection that may, `rm --vm` does not
 //! claim to remove files it cannot find).
 
-mod common;
-
 use std::process::Command;
 
-use common::{Workdir, code, output_of, text};
+use crate::common::{Workdir, code, output_of, text};
 use sardine_testbed::{TestVm, VmGuard, VmOptions, guest_image, unique_name};
 use serde_json::Value;
 

@@ -8,19 +8,15 @@
 //!
 //! Run inside the test bed's namespace (`scripts/test`), like the other end-to-end tests.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use common::{Workdir, expect_ok, file_sha256, output_of, text};
-use sardine_testbed::{TestVm, VmGuard, VmOptions, unique_name};
+use sardine_testbed::{TestVm, VmGuard, VmOptions, file_digest, unique_name};
+
+use crate::common::{SHUTDOWN, Workdir, expect_ok, output_of, text};
 
 /// The `sarde` of sardinecake 0.4.2, as `scripts/setup-testbed` installs it.
 const LEGACY_SARDE: &str = "/opt/sardinecake-0.4.2/bin/sarde";
-
-const SHUTDOWN: Duration = Duration::from_secs(60);
 
 /// The keys of one `sarde list --format json` entry, in 0.4.2's order.
 const LIST_KEYS: [&str; 6] = ["source", "name", "tag", "digest", "id", "state"];
@@ -129,8 +125,8 @@ fn assert_same_files(original: &Path, copy: &Path, names: &[&str]) {
         let (a, b) = (original.join(name), copy.join(name));
         assert!(b.is_file(), "{} is missing", b.display());
         assert_eq!(
-            file_sha256(&a),
-            file_sha256(&b),
+            file_digest(&a),
+            file_digest(&b),
             "{} differs from {}",
             b.display(),
             a.display()

@@ -4,15 +4,14 @@
 //! a manifest whose blobs are all there, every blob's content matches its name), and the re-run
 //! must produce the complete, correct result. Runs against the test bed.
 
-mod common;
-mod hostile_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{expect_ok, output_of};
-use hostile_support::{Env, IMAGE, REPO, domain_xml, random_file, sha256_file};
+use sardine_testbed::{file_digest, noise_file};
+
+use crate::common::{expect_ok, output_of};
+use crate::hostile_support::{Env, IMAGE, REPO, domain_xml};
 
 const MIB: u64 = 1 << 20;
 
@@ -27,10 +26,10 @@ fn source(env: &Env, size: u64) -> Source {
     let dir = env.path().join("src");
     fs_err::create_dir_all(&dir).unwrap();
     let disk = dir.join("disk.img");
-    random_file(&disk, size, 42);
+    noise_file(&disk, size, 42);
     let xml = dir.join("vm.xml");
     fs_err::write(&xml, domain_xml("disk.img", "raw", "")).unwrap();
-    let digest = sha256_file(&disk);
+    let digest = file_digest(&disk);
     Source { xml, disk, digest }
 }
 
@@ -96,7 +95,7 @@ fn check_store(ocidir: &Path) {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             assert_eq!(
-                sha256_file(&path),
+                file_digest(&path),
                 format!("sha256:{name}"),
                 "half-written blob {}",
                 path.display()
@@ -134,11 +133,11 @@ fn check_store(ocidir: &Path) {
 /// Checks that VM `name` is defined with exactly the source disk and no staging directory is left.
 fn check_imported(env: &Env, name: &str, source: &Source) {
     assert!(
-        hostile_support::domains().contains(name),
+        crate::hostile_support::domains().contains(name),
         "{name} is not defined"
     );
     assert_eq!(
-        sha256_file(&env.vmdir().join(name).join("disk.img")),
+        file_digest(&env.vmdir().join(name).join("disk.img")),
         source.digest
     );
     assert!(!env.vmdir().join(format!(".{name}.importing")).exists());
@@ -167,7 +166,7 @@ fn hostile_kill_export_at_several_points_then_rerun() {
     let _guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
     assert_eq!(succeed(import_command(&env, Some(&name))), name);
     check_imported(&env, &name, &source);
-    assert_eq!(sha256_file(&source.disk), source.digest);
+    assert_eq!(file_digest(&source.disk), source.digest);
 }
 
 #[test]

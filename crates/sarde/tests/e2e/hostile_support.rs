@@ -1,18 +1,15 @@
 //! Helpers of the hostile-image and fault-injection tests: OCI images written by hand (so each
 //! test can break exactly one thing), a test directory with a canary file, and the checks that
 //! a refused import left nothing behind.
-//!
-//! Each test binary uses a part of this module.
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use sardine_testbed::{Noise, digest_of};
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use crate::common::Workdir;
 
@@ -37,26 +34,6 @@ pub const OFFSET: &str = "org.sardinecake.chunk.offset";
 pub const LENGTH: &str = "org.sardinecake.chunk.length";
 pub const CHUNK_DIGEST: &str = "org.sardinecake.chunk.digest";
 
-/// `sha256:<hex>` of `data`.
-pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
-}
-
-/// `sha256:<hex>` of a file, streamed.
-pub fn sha256_file(path: &Path) -> String {
-    let mut file = fs_err::File::open(path).unwrap_or_else(|e| panic!("{e}"));
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).unwrap_or_else(|e| panic!("{e}"));
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    format!("sha256:{}", hex::encode(hasher.finalize()))
-}
-
 /// A domain that the policy accepts, with one disk `disk` of driver type `format` and `extra`
 /// appended to `<devices>`.
 pub fn domain_xml(disk: &str, format: &str, extra: &str) -> String {
@@ -67,45 +44,6 @@ pub fn domain_xml(disk: &str, format: &str, extra: &str) -> String {
          <devices><disk type='file' device='disk'><driver name='qemu' type='{format}'/>\
          <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>{extra}</devices></domain>"
     )
-}
-
-/// Pseudo-random bytes (xorshift64*): incompressible, reproducible, fast.
-pub struct Noise(u64);
-
-impl Noise {
-    pub fn new(seed: u64) -> Noise {
-        Noise(seed | 1)
-    }
-
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let word = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; len];
-        self.fill(&mut buf);
-        buf
-    }
-}
-
-/// Writes `size` pseudo-random bytes to `path`.
-pub fn random_file(path: &Path, size: u64, seed: u64) {
-    let mut noise = Noise::new(seed);
-    let mut file = fs_err::File::create(path).unwrap_or_else(|e| panic!("{e}"));
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        noise.fill(&mut buf[..n]);
-        file.write_all(&buf[..n]).unwrap_or_else(|e| panic!("{e}"));
-        left -= n as u64;
-    }
 }
 
 /// One layer of a hand-built image.
@@ -138,7 +76,7 @@ impl Layer {
     }
 
     pub fn digest(&self) -> String {
-        sha256(&self.blob)
+        digest_of(&self.blob)
     }
 
     fn descriptor(&self) -> Value {
@@ -171,8 +109,6 @@ pub struct Image {
 pub struct Written {
     /// The repository's layout directory.
     pub dir: PathBuf,
-    /// The manifest's digest.
-    pub manifest_digest: String,
 }
 
 impl Written {
@@ -212,7 +148,7 @@ impl Image {
             layer.annotate(FILE_SIZE, &content.len().to_string());
             layer.annotate(OFFSET, &(i * chunk_size).to_string());
             layer.annotate(LENGTH, &chunk.len().to_string());
-            layer.annotate(CHUNK_DIGEST, &sha256(chunk));
+            layer.annotate(CHUNK_DIGEST, &digest_of(chunk));
             self.layers.push(layer);
         }
         self
@@ -247,7 +183,7 @@ impl Image {
         json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_TYPE,
-            "config": {"mediaType": CONFIG_TYPE, "digest": sha256(&config), "size": config.len()},
+            "config": {"mediaType": CONFIG_TYPE, "digest": digest_of(&config), "size": config.len()},
             "layers": self.layers.iter().map(Layer::descriptor).collect::<Vec<_>>(),
         })
     }
@@ -265,7 +201,7 @@ impl Image {
         let blobs = dir.join("blobs/sha256");
         fs_err::create_dir_all(&blobs).unwrap_or_else(|e| panic!("{e}"));
         let put = |data: &[u8]| {
-            let digest = sha256(data);
+            let digest = digest_of(data);
             fs_err::write(blobs.join(digest.trim_start_matches("sha256:")), data)
                 .unwrap_or_else(|e| panic!("{e}"));
             digest
@@ -295,10 +231,7 @@ impl Image {
             br#"{"imageLayoutVersion": "1.0.0"}"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        Written {
-            dir,
-            manifest_digest,
-        }
+        Written { dir }
     }
 }
 

@@ -1,13 +1,15 @@
 //! What the end-to-end tests of `sarde` share: a working directory with a store, a VM
-//! directory and isolated credentials, a way to run `sarde` in it, and checks of its output.
-#![allow(dead_code)] // Each test binary uses its own part of this module.
+//! directory and isolated credentials, a way to run `sarde` in it, checks of its output, and
+//! how long a guest may take to shut down.
 
 use std::fmt::Debug;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use sha2::Digest as _;
+/// How long a guest may take to power off after an ACPI shutdown.
+pub const SHUTDOWN: Duration = Duration::from_secs(60);
 
 /// A test's directory: `oci/` (the store), `vms/`, and isolated credential files.
 ///
@@ -146,14 +148,6 @@ pub fn expect_code(output: &Output, code: i32, what: &str) {
         text(&output.stdout),
         text(&output.stderr)
     );
-}
-
-/// The sha256 of a file, in hex.
-pub fn file_sha256(path: &Path) -> String {
-    let mut file = fs_err::File::open(path).unwrap();
-    let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher).unwrap();
-    hex::encode(hasher.finalize())
 }
 
 /// Bytes the file really occupies on disk.

@@ -3,12 +3,10 @@
 //! in libvirt and leave no file outside the store (the VM directory keeps only its lock files).
 //! Runs against the test bed (libvirt in the namespace `sarde-test`).
 
-mod common;
-mod hostile_support;
+use sardine_testbed::{Noise, digest_of, file_digest};
 
-use hostile_support::{
-    CHUNK_DIGEST, Env, FILE_SIZE, INDEX_TYPE, Image, LENGTH, Layer, Noise, TITLE, domain_xml,
-    sha256,
+use crate::hostile_support::{
+    CHUNK_DIGEST, Env, FILE_SIZE, INDEX_TYPE, Image, LENGTH, Layer, TITLE, domain_xml,
 };
 
 #[test]
@@ -27,10 +25,7 @@ fn hostile_control_an_ordinary_hand_built_image_imports() {
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), name);
     assert!(guard.exists());
     let disk = env.vmdir().join(&name).join("disk.img");
-    assert_eq!(
-        hostile_support::sha256_file(&disk),
-        sha256(&Noise::new(7).bytes(10_000))
-    );
+    assert_eq!(file_digest(&disk), digest_of(&Noise::new(7).bytes(10_000)));
 }
 
 #[test]
@@ -118,7 +113,7 @@ fn hostile_wrong_uncompressed_digest_annotation() {
     let mut image = Image::ordinary();
     image
         .last()
-        .annotate(CHUNK_DIGEST, &sha256(b"something else"));
+        .annotate(CHUNK_DIGEST, &digest_of(b"something else"));
     env.assert_refused(&image, &["digest", "disk.img"]);
 }
 
@@ -221,7 +216,7 @@ fn hostile_domain_with_qemu_commandline() {
     let xml = domain_xml("disk.img", "raw", "")
         .replace("</domain>", "<qemu:commandline><qemu:arg value='-monitor'/><qemu:arg value='unix:/tmp/m,server'/></qemu:commandline></domain>");
     let mut image = Image::ordinary();
-    image.layers[0] = Layer::new(hostile_support::DOMAIN_TYPE, xml.into_bytes());
+    image.layers[0] = Layer::new(crate::hostile_support::DOMAIN_TYPE, xml.into_bytes());
     env.assert_refused(&image, &["commandline", "--allow-unsafe-xml"]);
 }
 
@@ -238,7 +233,7 @@ fn hostile_domain_with_absolute_disk_source() {
     let env = Env::new();
     let mut image = Image::ordinary();
     image.layers[0] = Layer::new(
-        hostile_support::DOMAIN_TYPE,
+        crate::hostile_support::DOMAIN_TYPE,
         domain_xml("/dev/sda", "raw", "").into_bytes(),
     );
     env.assert_refused(&image, &["/domain/devices/disk", "/dev/sda"]);
@@ -276,7 +271,7 @@ fn dumpxml(name: &str) -> String {
 fn hostile_domain(devices: &str) -> Image {
     let mut image = Image::ordinary();
     image.layers[0] = Layer::new(
-        hostile_support::DOMAIN_TYPE,
+        crate::hostile_support::DOMAIN_TYPE,
         domain_xml("disk.img", "raw", devices).into_bytes(),
     );
     image
@@ -346,7 +341,7 @@ fn hostile_unsafe_xml_is_defined_unchanged_with_allow_unsafe_xml() {
         "<qemu:commandline><qemu:arg value='-no-reboot'/></qemu:commandline></domain>",
     );
     let mut image = Image::ordinary();
-    image.layers[0] = Layer::new(hostile_support::DOMAIN_TYPE, xml.into_bytes());
+    image.layers[0] = Layer::new(crate::hostile_support::DOMAIN_TYPE, xml.into_bytes());
     image.write(&env.ocidir());
 
     let name = sardine_testbed::unique_name("hostile-allowed");

@@ -5,8 +5,6 @@
 //! auth files are never read or written (REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR and DOCKER_CONFIG
 //! point into the test's directory).
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -14,12 +12,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workdir, expect_code, expect_ok, text};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_testbed::{Registry, RegistryAuth, TestVm, VmGuard, VmOptions};
 
-const SHUTDOWN: Duration = Duration::from_secs(60);
+use crate::common::{SHUTDOWN, Workdir, expect_code, expect_ok, text};
 
 /// A test's directory (its own store, VM directory and credentials).
 fn workdir() -> Workdir {
