@@ -136,11 +136,17 @@ pub fn list_vms(connect: Option<&str>) -> Result<Vec<VmEntry>, ImageError> {
             tracing::warn!("skipping VM {}: its domain XML cannot be parsed", vm.name());
             continue;
         };
+        // Another process's transient VM may vanish while it is looked at: it is no error.
+        let (state, persistent) = match (vm.state(), vm.is_persistent()) {
+            (Ok(state), Ok(persistent)) => (state, persistent),
+            (Err(e), _) | (_, Err(e)) if e.is_no_domain() => continue,
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        };
         let disks = disk_files(&xml);
         domains.push(Domain {
             name: vm.name().to_owned(),
-            state: vm.state()?,
-            persistent: vm.is_persistent()?,
+            state,
+            persistent,
             xml,
             disks,
         });
