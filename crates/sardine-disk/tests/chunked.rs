@@ -9,7 +9,7 @@ use common::{DirSink, sparse_file, test_disk};
 use sardine_disk::DiskError;
 use sardine_disk::chunked::{ChunkSource, PackOptions, PackedFile, pack_file, unpack_file};
 use sardine_disk::sparse::allocated_bytes;
-use sardine_testbed::{digest_of, noise};
+use sardine_testbed::noise;
 
 const CHUNK: u64 = 4 << 20;
 
@@ -198,7 +198,7 @@ fn replace_first_blob(
     chunks[0].blob = path.clone();
     chunks[0].blob_size = bytes.len() as u64;
     if fix_digest {
-        chunks[0].blob_digest = digest_of(bytes);
+        chunks[0].blob_digest = sardine_disk::Digest::of(bytes);
     }
     path
 }

@@ -263,12 +263,7 @@ pub fn validate_digest(digest: &str) -> Result<(), ReferenceError> {
     }
 }
 
-/// The hex part of a `sha256:<64 lowercase hex>` digest, or None.
-pub fn sha256_hex(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|hex| is_lower_hex(hex, 64))
-}
+pub use sardine_disk::sha256_hex;
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

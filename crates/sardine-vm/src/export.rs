@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{PackOptions, pack_file};
 use sardine_disk::{BlobSink, KnownBlob};
+use sardine_oci::Digest;
 use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
 use sardine_oci::layout::{RepoSink, Store};
 use sardine_oci::media_types;
@@ -65,9 +66,9 @@ pub struct ExportOptions<'a> {
 #[derive(Debug, Clone)]
 pub struct ExportReport {
     /// The manifest's digest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// The config's digest: the image ID.
-    pub config_digest: String,
+    pub config_digest: Digest,
     /// The tag written.
     pub tag: String,
     /// Layers in the manifest.
@@ -154,7 +155,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
         "exported {} as {}:{tag}: image ID {}, manifest digest {manifest_digest}",
         options.vm,
         options.reference.name(),
-        config_digest.trim_start_matches("sha256:")
+        config_digest.hex()
     );
     Ok(ExportReport {
         manifest_digest,
@@ -317,7 +318,7 @@ fn pack(
     file: &ExportFile,
     options: &ExportOptions<'_>,
     sink: &ReusingSink,
-) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
+) -> Result<(Vec<Descriptor>, Vec<Digest>), ImageError> {
     let size = fs_err::metadata(&file.path)?.len();
     options
         .progress
@@ -383,7 +384,7 @@ fn chunk_layer(
         (format::ANNOTATION_FILE_SIZE, file_size.to_string()),
         (format::ANNOTATION_OFFSET, chunk.offset.to_string()),
         (format::ANNOTATION_LENGTH, chunk.length.to_string()),
-        (format::ANNOTATION_CHUNK_DIGEST, chunk.digest.clone()),
+        (format::ANNOTATION_CHUNK_DIGEST, chunk.digest.to_string()),
     ] {
         layer.set_annotation(key, &value);
     }
@@ -399,7 +400,7 @@ fn history_entry(created_by: &str) -> serde_json::Value {
 /// the changed chunks. The packer checks every offered blob before it uses it.
 struct ReusingSink {
     inner: RepoSink,
-    known: HashMap<(String, u64), KnownBlob>,
+    known: HashMap<(Digest, u64), KnownBlob>,
 }
 
 impl BlobSink for ReusingSink {
@@ -407,16 +408,16 @@ impl BlobSink for ReusingSink {
         self.inner.temp_dir()
     }
 
-    fn contains(&self, digest: &str) -> bool {
+    fn contains(&self, digest: &Digest) -> bool {
         self.inner.contains(digest)
     }
 
-    fn commit(&self, temp: &Path, digest: &str, size: u64) -> std::io::Result<()> {
+    fn commit(&self, temp: &Path, digest: &Digest, size: u64) -> std::io::Result<()> {
         self.inner.commit(temp, digest, size)
     }
 
-    fn known_chunk(&self, digest: &str, length: u64) -> Option<KnownBlob> {
-        self.known.get(&(digest.to_owned(), length)).cloned()
+    fn known_chunk(&self, digest: &Digest, length: u64) -> Option<KnownBlob> {
+        self.known.get(&(digest.clone(), length)).cloned()
     }
 
     fn adopt(&self, blob: &KnownBlob) -> std::io::Result<bool> {
@@ -426,7 +427,7 @@ impl BlobSink for ReusingSink {
 
 /// The chunks of every chunked image in the store, by (uncompressed digest, length). Images
 /// that cannot be read are skipped: this only saves work.
-fn known_chunks(store: &Store) -> HashMap<(String, u64), KnownBlob> {
+fn known_chunks(store: &Store) -> HashMap<(Digest, u64), KnownBlob> {
     let mut known = HashMap::new();
     for entry in store.list().unwrap_or_default() {
         let Ok(repo) = store.existing_repo(&entry.name) else {
@@ -446,13 +447,13 @@ fn known_chunks(store: &Store) -> HashMap<(String, u64), KnownBlob> {
                 continue;
             };
             for chunk in chunks {
-                let Ok(path) = repo.blob_path(&chunk.blob.digest) else {
+                let Ok(digest) = chunk.blob.valid_digest() else {
                     continue;
                 };
                 let blob = KnownBlob {
-                    digest: chunk.blob.digest,
+                    path: repo.blob_path(&digest),
+                    digest,
                     size: chunk.blob.size,
-                    path,
                 };
                 known.entry((chunk.digest, chunk.length)).or_insert(blob);
             }

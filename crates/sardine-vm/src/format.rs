@@ -14,6 +14,7 @@
 //! content (legacy images: one entry per file, as 0.4.2 writes them). `docs/format.md` is the
 //! full specification.
 
+use sardine_oci::Digest;
 use sardine_oci::media_types::{
     ANNOTATION_TITLE, DOCKER_CONFIG, DOCKER_MANIFEST_V2, DOMAIN_XML, OCI_CONFIG, OCI_MANIFEST,
     SARDINE_CONFIG,
@@ -95,14 +96,10 @@ fn annotation_u64(layer: &Descriptor, key: &str) -> Result<u64, ImageError> {
 }
 
 /// Checks that `digest` is `sha256:` and 64 lowercase hex digits.
-pub fn check_digest(digest: &str) -> Result<(), ImageError> {
-    if sardine_oci::reference::sha256_hex(digest).is_some() {
-        Ok(())
-    } else {
-        Err(ImageError::Malformed {
-            what: format!("invalid digest {digest:?}"),
-        })
-    }
+pub fn check_digest(digest: &str) -> Result<Digest, ImageError> {
+    Digest::parse(digest).map_err(|_| ImageError::Malformed {
+        what: format!("invalid digest {digest:?}"),
+    })
 }
 
 /// What a file is to the VM.
@@ -151,8 +148,8 @@ pub struct Chunk {
     pub offset: u64,
     /// Uncompressed length.
     pub length: u64,
-    /// `sha256:<hex>` of the uncompressed bytes.
-    pub digest: String,
+    /// The digest of the uncompressed bytes.
+    pub digest: Digest,
 }
 
 /// A file of the image, in the order of the manifest.
@@ -284,9 +281,8 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
         blob: layer.clone(),
         offset: annotation_u64(layer, ANNOTATION_OFFSET)?,
         length: annotation_u64(layer, ANNOTATION_LENGTH)?,
-        digest: annotation(layer, ANNOTATION_CHUNK_DIGEST)?.to_owned(),
+        digest: check_digest(annotation(layer, ANNOTATION_CHUNK_DIGEST)?)?,
     };
-    check_digest(&chunk.digest)?;
     if chunk.length > sardine_disk::chunked::MAX_CHUNK_SIZE {
         return Err(ImageError::Malformed {
             what: format!(
@@ -428,7 +424,7 @@ pub struct RootFs {
     #[serde(rename = "type")]
     pub kind: String,
     /// Uncompressed digests.
-    pub diff_ids: Vec<String>,
+    pub diff_ids: Vec<Digest>,
 }
 
 /// Maps libvirt's architecture names to Go's, as OCI platforms use them.

@@ -49,9 +49,9 @@ fn format_inspection(image: &Inspection) -> String {
         ("Reference", image.reference.clone()),
         (
             "Image ID",
-            image.id.trim_start_matches("sha256:").to_owned(),
+            image.id.hex().to_owned(),
         ),
-        ("Manifest digest", image.manifest_digest.clone()),
+        ("Manifest digest", image.manifest_digest.to_string()),
         ("Format", image.format.to_owned()),
         ("Platform", platform),
         ("Layers", image.layers.to_string()),
