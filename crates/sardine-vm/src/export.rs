@@ -188,8 +188,8 @@ fn read_domain(options: &ExportOptions<'_>) -> Result<(String, PathBuf), ImageEr
 
 fn read_vmconfig(path: &Path) -> Result<Vec<u8>, ImageError> {
     let text = fs_err::read(path)?;
-    let value = crate::vmconfig::validate(&text, &path.display().to_string())?;
-    Ok(serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?)
+    let config = crate::vmconfig::VmConfig::parse(&text, &path.display().to_string())?;
+    Ok(serde_json::to_vec_pretty(config.document()).map_err(std::io::Error::other)?)
 }
 
 /// Finds every file the image must carry and points the domain at their plain names.

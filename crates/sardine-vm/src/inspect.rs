@@ -75,7 +75,7 @@ pub fn inspect_local(store: &Store, reference: &Reference) -> Result<Inspection,
         &image.manifest_digest,
         &manifest,
         &config,
-        image.vmconfig()?,
+        image.vmconfig()?.map(|config| config.document().clone()),
     )
 }
 

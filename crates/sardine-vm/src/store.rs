@@ -11,6 +11,7 @@ use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
 use crate::format::{self, ImageLayers, Manifest};
+use crate::vmconfig::VmConfig;
 
 /// An image read from the store: its manifest, config digest and sorted-out layers.
 pub struct LocalImage {
@@ -63,14 +64,14 @@ impl LocalImage {
     }
 
     /// The sardine VM config, if the image has one.
-    pub fn vmconfig(&self) -> Result<Option<serde_json::Value>, ImageError> {
+    pub fn vmconfig(&self) -> Result<Option<VmConfig>, ImageError> {
         let Some(layer) = &self.layers.vmconfig else {
             return Ok(None);
         };
         let bytes = self
             .repo
             .read_blob(&layer.valid_digest()?, format::MAX_SMALL_BLOB)?;
-        Ok(Some(crate::vmconfig::validate(&bytes, &layer.digest)?))
+        Ok(Some(VmConfig::parse(&bytes, &layer.digest)?))
     }
 
     /// The domain XML as stored in the image.

@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 pub use error::RegistryError;
 
 use crate::Digest;
+use crate::reference;
 use auth::{AuthCache, Challenge, pull_scope, push_scope};
 use error::{is_transient_status, is_transient_transport};
 
@@ -758,44 +759,28 @@ fn is_loopback_host(host: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Checks a repository name: lowercase path components of `[a-z0-9._-]` separated by `/`.
+/// Checks a repository path by the rule image references follow ([`reference::validate_path`]).
 fn checked_repo(repo: &str) -> Result<&str, RegistryError> {
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c != "."
-            && c != ".."
-            && c.bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-    };
-    if repo.split('/').all(component_ok) {
-        Ok(repo)
-    } else {
-        Err(RegistryError::InvalidName {
+    match reference::validate_path(repo) {
+        Ok(()) => Ok(repo),
+        Err(_) => Err(RegistryError::InvalidName {
             what: "repository",
             name: repo.to_owned(),
-        })
+        }),
     }
 }
 
-/// Checks a tag (`[A-Za-z0-9_.-]`, at most 128) or a sha256 digest.
+/// Checks a tag (by the rule image references follow) or a sha256 digest.
 fn checked_reference(reference: &str) -> Result<&str, RegistryError> {
     if reference.contains(':') {
         Digest::parse(reference)?;
-        return Ok(reference);
-    }
-    let tag_ok = !reference.is_empty()
-        && reference.len() <= 128
-        && reference
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if tag_ok {
-        Ok(reference)
-    } else {
-        Err(RegistryError::InvalidName {
+    } else if reference::validate_tag(reference).is_err() {
+        return Err(RegistryError::InvalidName {
             what: "tag",
             name: reference.to_owned(),
-        })
+        });
     }
+    Ok(reference)
 }
 
 /// The media type from `Content-Type`, or from the manifest's `mediaType` field when the
@@ -939,6 +924,7 @@ mod tests {
             assert!(checked_repo(bad).is_err(), "{bad:?}");
         }
         assert!(checked_reference("v1.2_3-x").is_ok());
+        assert!(checked_reference(".hidden").is_err(), "the reference rule: no leading dot");
         assert!(checked_reference(&format!("sha256:{}", "a".repeat(64))).is_ok());
         for bad in ["", "a/b", "sha256:xyz", "md5:00", &"a".repeat(129)] {
             assert!(checked_reference(bad).is_err(), "{bad:?}");
