@@ -5,8 +5,8 @@ use std::io::{BufWriter, Write};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::{BlobSink, DiskError};
 use crate::Digest as BlobDigest;
+use crate::{BlobSink, DiskError};
 
 /// A digest and size of a stored blob.
 pub(crate) type StoredBlob = (BlobDigest, u64);

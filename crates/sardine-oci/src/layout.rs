@@ -34,9 +34,9 @@ pub use error::StoreError;
 pub use gc::{GcReport, gc};
 pub use sink::RepoSink;
 
+use crate::Digest;
 use crate::lock::{self, LockGuard};
 use crate::manifest::{Descriptor, Index, Manifest};
-use crate::Digest;
 use crate::media_types;
 use crate::reference;
 

@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use tracing::debug;
 
+use crate::Digest;
 use crate::layout::{Repo, Store, StoreError};
 use crate::lock::{self, LockGuard};
-use crate::Digest;
 use crate::manifest::{BlobRef, Descriptor, Index, Manifest};
 use crate::media_types;
 use crate::reference::Reference;

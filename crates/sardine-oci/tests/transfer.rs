@@ -146,7 +146,11 @@ async fn push_then_fetch_into_an_empty_store() {
     assert_eq!(desc.digest, manifest_digest);
     let manifest = repo.read_manifest(&desc).unwrap();
     for (layer, data) in manifest.layers.iter().zip(&layers) {
-        assert!(repo.read_blob(&layer.valid_digest().unwrap(), 16 << 20).unwrap() == *data);
+        assert!(
+            repo.read_blob(&layer.valid_digest().unwrap(), 16 << 20)
+                .unwrap()
+                == *data
+        );
     }
     let partials: Vec<_> = fs_err::read_dir(target.temp_dir().unwrap())
         .unwrap()
@@ -190,14 +194,9 @@ async fn fetch_picks_the_architecture_from_an_index() {
     let pushed = push(&client, &source, &remote, &TransferOptions::default())
         .await
         .unwrap();
-    let size = fs_err::metadata(
-        source
-            .repo("local/vm")
-            .unwrap()
-            .blob_path(&manifest_digest),
-    )
-    .unwrap()
-    .len();
+    let size = fs_err::metadata(source.repo("local/vm").unwrap().blob_path(&manifest_digest))
+        .unwrap()
+        .len();
     let index = format!(
         r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":{size},"platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#,
         media_types::OCI_INDEX,

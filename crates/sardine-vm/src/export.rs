@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{PackOptions, pack_file};
 use sardine_disk::{BlobSink, KnownBlob};
-use sardine_oci::Digest;
 use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
+use sardine_oci::Digest;
 use sardine_oci::layout::{RepoSink, Store};
 use sardine_oci::media_types;
 use sardine_oci::reference::Reference;

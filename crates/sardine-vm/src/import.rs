@@ -372,7 +372,11 @@ fn unpack_all(
 /// A legacy file's pieces are verified blob by blob, but only the config's diff_ids (which 0.4.2
 /// and sarde both write: the SHA-256 of each whole uncompressed file) vouch for the file
 /// they make up together (pieces could be reordered or swapped between images).
-fn check_legacy_diff_id(name: &str, digest: &Digest, diff_ids: &[Digest]) -> Result<(), ImageError> {
+fn check_legacy_diff_id(
+    name: &str,
+    digest: &Digest,
+    diff_ids: &[Digest],
+) -> Result<(), ImageError> {
     if diff_ids.iter().any(|d| d == digest) {
         return Ok(());
     }

@@ -33,7 +33,7 @@ pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, Vm};
 pub use sardine_oci::credentials::{self, CredentialsError};
 pub use sardine_oci::layout::{Store, StoreError};
 pub use sardine_oci::lock;
-pub use sardine_oci::{Digest, InvalidDigest};
 pub use sardine_oci::reference::Reference;
 pub use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient, RegistryError};
 pub use sardine_oci::transfer::{FetchReport, PushReport, TransferError, TransferProgress};
+pub use sardine_oci::{Digest, InvalidDigest};

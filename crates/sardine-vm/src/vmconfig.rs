@@ -49,7 +49,12 @@ impl VmConfig {
     /// Checks a sardine VM config from `origin` (a file or layer, for messages).
     pub fn parse(text: &[u8], origin: &str) -> Result<VmConfig, ImageError> {
         let document = validate(text, origin)?;
-        let part = |key: &str| document.get(key).cloned().unwrap_or(Value::Array(Vec::new()));
+        let part = |key: &str| {
+            document
+                .get(key)
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()))
+        };
         let typed = |key: &str| ImageError::VmConfig {
             origin: origin.to_owned(),
             what: format!("`{key}` does not match the schema"),
@@ -156,7 +161,10 @@ mod tests {
             "services":[{"service":"ssh","port":22,"protocol":"tcp"}],"extra":1}"#;
         let config = VmConfig::parse(config, "t").unwrap();
         let user = config.first_user().unwrap();
-        assert_eq!((user.username.as_str(), user.password.as_str()), ("vagrant", "vagrant"));
+        assert_eq!(
+            (user.username.as_str(), user.password.as_str()),
+            ("vagrant", "vagrant")
+        );
         assert_eq!(config.ssh_port(), Some(22));
         assert_eq!(config.document()["extra"], 1, "unknown keys are kept");
     }
@@ -165,8 +173,10 @@ mod tests {
     fn the_ssh_port_is_the_ssh_service_else_the_first_users_legacy_port() {
         let port = |json: &[u8]| VmConfig::parse(json, "t").unwrap().ssh_port();
         assert_eq!(
-            port(br#"{"services":[{"service":"rdp","port":3389,"protocol":"tcp"},
-                {"service":"ssh","port":2222,"protocol":"tcp"}]}"#),
+            port(
+                br#"{"services":[{"service":"rdp","port":3389,"protocol":"tcp"},
+                {"service":"ssh","port":2222,"protocol":"tcp"}]}"#
+            ),
             Some(2222)
         );
         assert_eq!(

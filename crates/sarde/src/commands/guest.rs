@@ -122,11 +122,11 @@ fn ssh_target(
     };
     let image = image_config(settings, vm).map(|config| config.login());
     match said.or(image.unwrap_or_default()).target(&host.to_string()) {
-        Err(e @ SshError::NoUser { .. }) => Err(anyhow::Error::new(e))
-            .exit_code(exit_code::USAGE)
-            .hint(
+        Err(e @ SshError::NoUser { .. }) => {
+            Err(anyhow::Error::new(e)).exit_code(exit_code::USAGE).hint(
                 "pass --user (and --identity-file), or give the image a sardine config with users",
-            ),
+            )
+        }
         other => Ok(other?),
     }
 }

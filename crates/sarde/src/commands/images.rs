@@ -47,10 +47,7 @@ fn format_inspection(image: &Inspection) -> String {
         .map_or_else(|| "unknown".to_owned(), format_size);
     let mut fields = vec![
         ("Reference", image.reference.clone()),
-        (
-            "Image ID",
-            image.id.hex().to_owned(),
-        ),
+        ("Image ID", image.id.hex().to_owned()),
         ("Manifest digest", image.manifest_digest.to_string()),
         ("Format", image.format.to_owned()),
         ("Platform", platform),

@@ -11,8 +11,8 @@ use std::os::unix::fs::MetadataExt as _;
 
 use super::error::IoContext as _;
 use super::{MAX_MANIFEST_SIZE, Repo, Store, StoreError, error_chain, fsutil, lock_at};
-use crate::lock;
 use crate::Digest;
+use crate::lock;
 use crate::reference::sha256_hex;
 
 /// Temporary files older than this belong to dead processes.

@@ -280,12 +280,7 @@ fn identical_blobs_are_stored_once_across_repositories() {
     fs_err::write(&temp, b"shared disk chunk").unwrap();
     b.commit_blob(&temp, &digest).unwrap();
     assert!(!temp.exists());
-    assert_eq!(
-        fs_err::metadata(b.blob_path(&digest))
-            .unwrap()
-            .nlink(),
-        3
-    );
+    assert_eq!(fs_err::metadata(b.blob_path(&digest)).unwrap().nlink(), 3);
 }
 
 #[test]

@@ -21,10 +21,8 @@ use tracing::{info, warn};
 
 use super::auth::push_scope;
 use super::error::is_transient_status;
+use super::{RegistryClient, RegistryError, Retry, checked_repo, header_str, retry_after};
 use crate::Digest;
-use super::{
-    RegistryClient, RegistryError, Retry, checked_repo, header_str, retry_after,
-};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 /// Size of the pieces read from disk while streaming a body.
