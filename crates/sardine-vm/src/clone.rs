@@ -61,6 +61,9 @@ pub struct CloneOptions<'a> {
     pub memory_mib: Option<u64>,
     /// Override the number of virtual CPUs.
     pub vcpus: Option<u32>,
+    /// The program the clone is made by and for (recorded in its metadata, see
+    /// [`crate::remove::discard_vm`]); `None` for a VM of the user's.
+    pub owner: Option<&'a str>,
 }
 
 /// The clone.
@@ -185,6 +188,9 @@ fn make_clone(
     }
     if let Some(vcpus) = options.vcpus {
         domain.set_vcpus(vcpus);
+    }
+    if let Some(owner) = options.owner {
+        domain.set_owner(owner);
     }
     let xml = domain.to_xml()?;
     let vm = match options.mode {

@@ -34,6 +34,17 @@ pub enum ImageError {
         #[source]
         source: Option<sardine_oci::layout::StoreError>,
     },
+    /// A VM has the name of one that a program makes for itself, but that program did not
+    /// make it (its metadata records another owner, or none).
+    #[error("VM {name:?} was not made by {owner}{}", recorded.as_ref().map(|r| format!(" but by {r}")).unwrap_or_default())]
+    NotOurs {
+        /// The VM.
+        name: String,
+        /// The program that wanted to remove it.
+        owner: String,
+        /// The owner its metadata records.
+        recorded: Option<String>,
+    },
     /// No such VM in libvirt.
     #[error("VM {name:?} not found")]
     VmNotFound {
@@ -165,6 +176,9 @@ impl ImageError {
                 Some(format!("shut it down first (`virsh shutdown '{name}'`)"))
             }
             ImageError::InUse { .. } => Some("remove those VMs first".into()),
+            ImageError::NotOurs { name, .. } => Some(format!(
+                "it is left alone; if it is garbage, remove it yourself (`virsh destroy '{name}'`)"
+            )),
             ImageError::UnsafeDomain { .. } => {
                 Some("only an image you trust may be imported without the policy".into())
             }

@@ -137,6 +137,7 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
             allow_unsafe_xml: false,
             memory_mib,
             vcpus,
+            owner: Some(crate::stages::OWNER),
         })
     })
     .await

@@ -138,6 +138,7 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
         (false, false) => CloneMode::Define,
     };
     let cloned = sardine_vm::clone::clone(&CloneOptions {
+        owner: None,
         source: &args.container,
         target: &args.target,
         clonedir: &args.vmdir.vmdir,
