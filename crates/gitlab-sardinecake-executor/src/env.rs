@@ -135,9 +135,15 @@ mod tests {
         let a = job(Some("gitlab.a.example"), Some("7")).vm_name().unwrap();
         let b = job(Some("gitlab.b.example"), Some("7")).vm_name().unwrap();
         let c = job(Some("gitlab.a.example"), Some("8")).vm_name().unwrap();
-        assert!(a.starts_with("gitlab-42_r") && a.len() == "gitlab-42_r".len() + 8, "{a}");
+        assert!(
+            a.starts_with("gitlab-42_r") && a.len() == "gitlab-42_r".len() + 8,
+            "{a}"
+        );
         assert!(a != b && a != c && b != c && a != by_hand);
-        assert_eq!(a, job(Some("gitlab.a.example"), Some("7")).vm_name().unwrap());
+        assert_eq!(
+            a,
+            job(Some("gitlab.a.example"), Some("7")).vm_name().unwrap()
+        );
     }
 
     #[test]

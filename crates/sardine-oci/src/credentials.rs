@@ -117,11 +117,17 @@ fn from_environment(registry: &str) -> Option<Credentials> {
     };
     match std::env::var(ENV_REGISTRY) {
         Ok(named) if key_matches(&named, registry) => {
-            debug!(registry, "using credentials from {ENV_USERNAME}/{ENV_PASSWORD}");
+            debug!(
+                registry,
+                "using credentials from {ENV_USERNAME}/{ENV_PASSWORD}"
+            );
             Some(Credentials { username, password })
         }
         Ok(named) => {
-            debug!(registry, "{ENV_USERNAME}/{ENV_PASSWORD} are for {named}, not this registry");
+            debug!(
+                registry,
+                "{ENV_USERNAME}/{ENV_PASSWORD} are for {named}, not this registry"
+            );
             None
         }
         Err(_) => {
