@@ -21,8 +21,8 @@
 //! uncompressed contents), not per layer.
 //!
 //! When importing, a layer whose chunk number is 0 or absent starts a new file (0.4.2 sniffed for `1f 8b`
-//! instead, which misfires on 1 piece in 65536). The file is written under its FNAME, which must be a plain
-//! file name; a second gzip member or any other data after the first member's trailer is rejected.
+//! instead, which misfires on 1 piece in 65536). The file is written under its FNAME, which must be a safe
+//! file name ([`crate::names`]); a second gzip member or any other data after the first member's trailer is rejected.
 
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -359,17 +359,6 @@ fn zero_terminated(bytes: &[u8], start: usize, max: usize) -> Result<&[u8], &'st
     }
 }
 
-/// Checks that `name` is a plain file name: not empty, no `/`, no NUL, not starting with `.` (which also
-/// excludes `.` and `..`).
-pub fn check_file_name(name: &str) -> Result<(), DiskError> {
-    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
-        return Err(DiskError::UnsafeFileName {
-            name: name.to_owned(),
-        });
-    }
-    Ok(())
-}
-
 /// Decompresses one file from its pieces into `out_dir/<FNAME>` (or `fallback_name` without FNAME).
 ///
 /// The file is created fresh (never overwriting, never following a symlink) and written sparsely; the
@@ -406,7 +395,7 @@ pub fn unpack_file(
         .fname
         .clone()
         .unwrap_or_else(|| fallback_name.to_owned());
-    check_file_name(&name)?;
+    crate::names::check_file_name(&name)?;
     let rest = Cursor::new(prefix.split_off(header.header_len));
     let mut input = BufReader::with_capacity(BUFFER, rest.chain(reader));
     let path = out_dir.join(&name);
@@ -699,21 +688,27 @@ mod tests {
 
     #[test]
     fn parser_returns_unsafe_names_for_the_caller_to_reject() {
-        for name in ["../etc/passwd", "a/b", "..", ".hidden", ""] {
+        for name in [
+            "../etc/passwd",
+            "a/b",
+            "..",
+            ".hidden",
+            "",
+            "nbd:127.0.0.1:10809",
+        ] {
             let mut header = vec![0x1f, 0x8b, 8, FNAME, 0, 0, 0, 0, 0, 0xff];
             header.extend_from_slice(name.as_bytes());
             header.push(0);
             let fname = parse_gzip_header(&header).unwrap().fname.unwrap();
             assert!(
                 matches!(
-                    check_file_name(&fname),
+                    crate::names::check_file_name(&fname),
                     Err(DiskError::UnsafeFileName { .. })
                 ),
                 "{name:?} passed"
             );
         }
-        check_file_name("disk.qcow2").unwrap();
-        check_file_name("a..b").unwrap();
+        crate::names::check_file_name("disk.qcow2").unwrap();
     }
 
     #[test]

@@ -251,15 +251,20 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     }
 }
 
-/// A VM name must make a plain directory name too.
+/// A VM name must make a plain directory name too: not empty, no `/`, not starting with `.`,
+/// no control characters, at most 255 bytes. (It may contain `:`, as image IDs do: QEMU sees
+/// it only inside absolute paths, where a `:` is no protocol.)
 pub(crate) fn check_vm_name(name: &str) -> Result<(), ImageError> {
-    format::plain_file_name(name)
-        .map(|_| ())
-        .map_err(|_| ImageError::Unsupported {
-            what: format!(
-                "{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"
-            ),
-        })
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains('/')
+        && !name.chars().any(char::is_control);
+    plain.then_some(()).ok_or_else(|| ImageError::Unsupported {
+        what: format!(
+            "{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"
+        ),
+    })
 }
 
 fn check_policy(
@@ -380,46 +385,54 @@ fn check_legacy_diff_id(name: &str, digest: &str, diff_ids: &[String]) -> Result
     })
 }
 
-/// Checks the qcow2 headers of the unpacked files: a backing file must be another file of the
-/// image, named plainly, and no image may use an external data file. Otherwise QEMU (and
-/// libvirt, which relabels every file of a chain) would open a host file the image chose,
-/// such as `/etc/shadow` or `/dev/sda`.
+/// Checks the qcow2 headers of the unpacked files, so that QEMU (and libvirt, which relabels
+/// every file of a chain) opens nothing but the image's own files, each as what it is: a backing
+/// file must be another file of the image, named safely ([`sardine_disk::names`]), of the format
+/// the overlay declares ([`sardine_disk::qcow2::check_backing_format`]), chains must not loop,
+/// and no image may use an external data file or a format other than qcow2 or raw.
+/// Otherwise QEMU would open a host file or a network connection the image chose, such as
+/// `/etc/shadow`, `/dev/sda` or `nbd:127.0.0.1:10809`.
 fn check_disk_files(staging: &Path, names: &[String]) -> Result<(), ImageError> {
+    use sardine_disk::qcow2;
+    let mut headers = std::collections::HashMap::new();
+    for name in names {
+        headers.insert(name.as_str(), qcow2::read_header(&staging.join(name))?);
+    }
     let mut backing_of = std::collections::HashMap::new();
     for name in names {
         let refuse = |reason: String| ImageError::UnsafeDiskFile {
             file: name.clone(),
             reason,
         };
-        let Some(header) = sardine_disk::qcow2::read_header(&staging.join(name))? else {
+        let Some(header) = &headers[name.as_str()] else {
             continue;
         };
-        if header.external_data || header.data_file.is_some() {
-            let target = header
-                .data_file
-                .as_deref()
-                .unwrap_or("a file chosen at run time");
-            return Err(refuse(format!(
-                "it is a qcow2 image with an external data file ({target:?})"
-            )));
-        }
-        let Some(backing) = header.backing_file else {
+        let Some(link) = header.backing_link().map_err(refuse)? else {
             continue;
         };
-        if format::plain_file_name(&backing).is_err()
-            || !names.contains(&backing)
-            || backing == *name
-        {
+        let Some(backing) = headers
+            .get(link.name.as_str())
+            .filter(|_| sardine_disk::names::is_safe_file_name(&link.name) && link.name != *name)
+        else {
             return Err(refuse(format!(
-                "its qcow2 header names the backing file {:?}, which is not another file of the image",
-                backing.escape_debug().to_string()
+                "its qcow2 header names the backing file \"{}\", which is not another file of the image",
+                link.name.escape_debug()
             )));
-        }
-        backing_of.insert(name.as_str(), backing);
+        };
+        qcow2::check_backing_format(&link, backing.as_ref()).map_err(refuse)?;
+        backing_of.insert(name.as_str(), link.name);
     }
+    check_no_loops(&backing_of, names.len())
+}
+
+/// Refuses backing chains (image name to backing file name) that loop.
+fn check_no_loops(
+    backing_of: &std::collections::HashMap<&str, String>,
+    files: usize,
+) -> Result<(), ImageError> {
     for start in backing_of.keys() {
         let mut current = *start;
-        for _ in 0..=names.len() {
+        for _ in 0..=files {
             match backing_of.get(current) {
                 Some(next) => current = next,
                 None => break,
