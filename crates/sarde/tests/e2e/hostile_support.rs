@@ -56,6 +56,9 @@ pub struct Layer {
     pub claimed_size: Option<u64>,
     /// Whether the blob file is written (false: a missing blob).
     pub present: bool,
+    /// The digest of the uncompressed layer, for the config's `rootfs.diff_ids` (default: the
+    /// blob's digest).
+    pub diff_id: Option<String>,
 }
 
 impl Layer {
@@ -66,6 +69,7 @@ impl Layer {
             annotations: Vec::new(),
             claimed_size: None,
             present: true,
+            diff_id: None,
         }
     }
 
@@ -161,7 +165,9 @@ impl Image {
             .write(Vec::new(), flate2::Compression::fast());
         encoder.write_all(content).unwrap_or_else(|e| panic!("{e}"));
         let gzip = encoder.finish().unwrap_or_else(|e| panic!("{e}"));
-        self.layers.push(Layer::new(LEGACY_RAW_TYPE, gzip));
+        let mut layer = Layer::new(LEGACY_RAW_TYPE, gzip);
+        layer.diff_id = Some(digest_of(content));
+        self.layers.push(layer);
         self
     }
 
@@ -172,7 +178,11 @@ impl Image {
     }
 
     fn config(&self) -> Vec<u8> {
-        let diff_ids: Vec<String> = self.layers.iter().map(Layer::digest).collect();
+        let diff_ids: Vec<String> = self
+            .layers
+            .iter()
+            .map(|layer| layer.diff_id.clone().unwrap_or_else(|| layer.digest()))
+            .collect();
         let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}});
         serde_json::to_vec(&config).unwrap_or_else(|e| panic!("{e}"))
     }
