@@ -126,6 +126,19 @@ pub enum DiskError {
         /// What is wrong.
         reason: String,
     },
+    /// A legacy gzip file decompresses to more than its bound allows (a decompression bomb, or a
+    /// disk larger than this host takes).
+    #[error(
+        "legacy disk file '{name}' is larger than {limit} bytes, the limit set by {bound}, and was not unpacked"
+    )]
+    LegacyFileTooLarge {
+        /// The file's name in the image.
+        name: String,
+        /// The bound in bytes.
+        limit: u64,
+        /// Where the bound comes from.
+        bound: String,
+    },
     /// A file name of an image is not made of the safe characters ([`crate::names`]): it could
     /// escape the target directory, hide the file, or be read by QEMU as a protocol or option.
     #[error(

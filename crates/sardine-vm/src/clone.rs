@@ -153,6 +153,7 @@ fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageE
         allow_unsafe_xml: options.allow_unsafe_xml,
         threads: image.threads,
         auto_prune: None,
+        max_disk_size: crate::import::DEFAULT_MAX_DISK_SIZE,
         progress: image.progress,
     })?;
     libvirt

@@ -43,9 +43,19 @@ pub struct ImportOptions<'a> {
     /// bytes, prune least recently used images first ([`crate::prune::make_room`]); `None`:
     /// never prune.
     pub auto_prune: Option<u64>,
+    /// The largest file a legacy (gzip) layer may unpack to: such streams declare no size (see
+    /// [`sardine_disk::legacy::UnpackLimits`]).
+    pub max_disk_size: u64,
     /// Progress receiver.
     pub progress: &'a dyn Progress,
 }
+
+/// The default of [`ImportOptions::max_disk_size`]: 1 TiB.
+pub const DEFAULT_MAX_DISK_SIZE: u64 = 1 << 40;
+
+/// Space left free in the VM directory's file system by every import: file systems misbehave
+/// when completely full.
+const SPACE_MARGIN: u64 = 64 << 20;
 
 /// The imported VM.
 #[derive(Debug, Clone)]
@@ -158,19 +168,8 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     if !options.allow_unsafe_xml {
         domain.strip_host_state();
     }
-    let has_legacy_files = image
-        .layers
-        .files
-        .iter()
-        .any(|f| matches!(f, ImageFile::Legacy { .. }));
-    if !has_legacy_files {
-        // Refuse early, before touching the VM directory or unpacking anything.
-        check_policy(
-            &domain,
-            &image.layers.chunked_names(),
-            options.allow_unsafe_xml,
-        )?;
-    }
+    // Refuse early, before touching the VM directory or unpacking anything.
+    check_policy(&domain, &file_names(&image)?, options.allow_unsafe_xml)?;
 
     // libvirtd resolves relative paths against its own working directory, not the user's:
     // every path the domain gets is absolute and canonical.
@@ -212,7 +211,6 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     fs_err::create_dir_all(&staging)?;
     let result = unpack_all(&image, &staging, options).and_then(|names| {
         let file_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
-        check_policy(&domain, &file_names, options.allow_unsafe_xml)?;
         check_disk_files(&staging, &file_names)?;
         point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
         domain.set_image_metadata(&ImageMetadata {
@@ -292,9 +290,7 @@ fn check_policy(
 
 fn check_space(dir: &Path, needed: u64) -> Result<(), ImageError> {
     let available = available_space(dir)?;
-    // Keep a margin: filesystems misbehave when completely full.
-    let margin = 64 << 20;
-    if needed.saturating_add(margin) > available {
+    if needed.saturating_add(SPACE_MARGIN) > available {
         return Err(ImageError::NoSpace {
             path: dir.to_path_buf(),
             needed,
@@ -360,15 +356,54 @@ fn unpack_all(
                     image.repo.verify_blob(&piece.digest)?;
                     paths.push(image.repo.blob_path(&piece.digest)?);
                 }
-                let fallback = format!("disk{}", names.len());
-                let (name, digest, _size) =
-                    sardine_disk::legacy::unpack_file(&paths, staging, &fallback)?;
+                let limits = sardine_disk::legacy::UnpackLimits {
+                    max_size: options.max_disk_size,
+                    max_written: legacy_space(staging, options)?,
+                };
+                let (name, digest, _size) = sardine_disk::legacy::unpack_file(
+                    &paths,
+                    staging,
+                    &legacy_fallback_name(names.len()),
+                    &limits,
+                )?;
                 check_legacy_diff_id(&name, &digest, &diff_ids)?;
                 names.push((name, FileRole::Disk));
             }
         }
     }
     Ok(names)
+}
+
+/// The names of the image's files: titles of chunked files, gzip FNAMEs of legacy ones (read
+/// from their headers, before anything is unpacked).
+fn file_names(image: &LocalImage) -> Result<Vec<String>, ImageError> {
+    let mut names = Vec::new();
+    for (index, file) in image.layers.files.iter().enumerate() {
+        let name = match file {
+            ImageFile::Chunked { name, .. } => name.clone(),
+            ImageFile::Legacy { pieces, .. } => {
+                let paths = pieces
+                    .iter()
+                    .map(|piece| image.repo.blob_path(&piece.digest))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sardine_disk::legacy::file_name(&paths, &legacy_fallback_name(index))?
+            }
+        };
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The name of the `index`th file of an image if it is a legacy file without FNAME.
+fn legacy_fallback_name(index: usize) -> String {
+    format!("disk{index}")
+}
+
+/// The space a legacy file may take in `staging`: what is free, less the margin and (with
+/// auto-prune) what must stay free.
+fn legacy_space(staging: &Path, options: &ImportOptions<'_>) -> Result<u64, ImageError> {
+    let reserved = SPACE_MARGIN.saturating_add(options.auto_prune.unwrap_or(0));
+    Ok(available_space(staging)?.saturating_sub(reserved))
 }
 
 /// A legacy file's pieces are verified blob by blob, but only the config's diff_ids (which 0.4.2

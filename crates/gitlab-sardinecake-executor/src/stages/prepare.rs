@@ -97,6 +97,7 @@ async fn import(settings: &Settings, reference: &Reference) -> anyhow::Result<Im
             allow_unsafe_xml: false,
             threads: threads(),
             auto_prune,
+            max_disk_size: sardine_vm::import::DEFAULT_MAX_DISK_SIZE,
             progress: &NoProgress,
         })
     })
