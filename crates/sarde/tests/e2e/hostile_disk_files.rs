@@ -179,3 +179,54 @@ fn hostile_clone_of_a_vm_whose_chain_names_a_protocol() {
     assert!(!env.vmdir().join(&target).exists());
     assert_eq!(bait.connections(), 0);
 }
+
+/// 1 GiB of 0x01 bytes: about 1 MiB compressed.
+const BOMB_SIZE: usize = 1 << 30;
+
+#[test]
+fn hostile_legacy_bomb_stops_at_the_maximum_disk_size() {
+    let env = Env::new();
+    let mut image =
+        Image::new(&domain_xml("bomb.img", "raw", "")).legacy_bomb("bomb.img", b"", 1, BOMB_SIZE);
+    assert!(
+        image.last().blob.len() < BOMB_SIZE / 900,
+        "not a 1000:1 bomb"
+    );
+    image.write(&env.ocidir());
+    env.assert_import_refused_with(
+        &["--max-disk-size", "64MiB"],
+        &[
+            "bomb.img",
+            "larger than 67108864 bytes",
+            "maximum disk size",
+        ],
+    );
+}
+
+#[test]
+fn hostile_legacy_qcow2_bomb_stops_at_its_virtual_size() {
+    let env = Env::new();
+    let header = qcow2_bytes(env.path(), &[]).unwrap();
+    let image = Image::new(&domain_xml("bomb.qcow2", "qcow2", "")).legacy_bomb(
+        "bomb.qcow2",
+        &header,
+        1,
+        BOMB_SIZE,
+    );
+    image.write(&env.ocidir());
+    env.assert_import_refused(&["bomb.qcow2", "virtual size of 1048576 bytes"]);
+}
+
+#[test]
+fn hostile_legacy_layers_are_not_unpacked_for_a_refused_domain() {
+    // The stream is cut short: unpacking it would fail on that first, so the policy's refusal
+    // shows that nothing was unpacked.
+    let env = Env::new();
+    let hostdev = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x00' slot='0x02' function='0x0'/></source></hostdev>";
+    let mut image = Image::new(&domain_xml("bomb.img", "raw", hostdev))
+        .legacy_bomb("bomb.img", b"", 1, BOMB_SIZE);
+    let half = image.last().blob.len() / 2;
+    image.last().blob.truncate(half);
+    let stderr = env.assert_refused(&image, &["/domain/devices/hostdev"]);
+    assert!(!stderr.contains("truncated"), "{stderr}");
+}
