@@ -104,7 +104,7 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
         );
         fs_err::remove_dir_all(&dir)?;
     }
-    fs_err::create_dir_all(&dir)?;
+    crate::paths::create_private_dir(&dir)?;
     let result = make_clone(&libvirt, &mut domain, &dir, options);
     match result {
         Ok(vm) => {
@@ -182,6 +182,10 @@ fn make_clone(
     domain.randomize_macs();
     overlay_disks(domain, dir)?;
     copy_nvram(domain, dir)?;
+    crate::paths::seal_files(dir)?;
+    if let Some(parent) = dir.parent() {
+        crate::paths::sync_dir(parent)?;
+    }
     if let Some(memory) = options.memory_mib {
         domain.set_memory_mib(memory);
     }

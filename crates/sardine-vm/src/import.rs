@@ -179,13 +179,21 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
 
     let libvirt = Libvirt::open(options.connect)?;
     if let Some(vm) = libvirt.lookup(&name)? {
-        tracing::info!("VM {name} already exists");
-        return Ok(Imported {
-            name,
-            uuid: vm.uuid().to_string(),
-            existed: true,
-            dir,
-        });
+        let missing = missing_files(&vm, image.id())?;
+        if missing.is_empty() {
+            tracing::info!("VM {name} already exists");
+            return Ok(Imported {
+                name,
+                uuid: vm.uuid().to_string(),
+                existed: true,
+                dir,
+            });
+        }
+        tracing::warn!(
+            "VM {name} is defined, but its files {} are missing (an import cut short by a crash?): importing it again",
+            missing.join(", ")
+        );
+        vm.undefine()?;
     }
     let needed = image.space_needed();
     if let Some(keep_free) = options.auto_prune {
@@ -208,7 +216,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         );
         fs_err::remove_dir_all(&staging)?;
     }
-    fs_err::create_dir_all(&staging)?;
+    crate::paths::create_private_dir(&staging)?;
     let result = unpack_all(&image, &staging, options).and_then(|names| {
         let file_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
         check_disk_files(&staging, &file_names)?;
@@ -225,7 +233,11 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             );
             fs_err::remove_dir_all(&dir)?;
         }
+        // Durable before the domain that names them is: a power cut never leaves libvirt
+        // pointing at files that are not there.
+        crate::paths::seal_files(&staging)?;
         fs_err::rename(&staging, &dir)?;
+        crate::paths::sync_dir(&vmdir)?;
         Ok(())
     });
     if let Err(e) = result {
@@ -247,6 +259,25 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             Err(e.into())
         }
     }
+}
+
+/// The files of `vm` (disks, backing files, kernel, initrd) that do not exist, if it is a VM
+/// imported from the image `image_id`; a VM that sarde did not import from it is left alone.
+/// (The NVRAM is not counted: libvirt makes it from its template when it has none.)
+fn missing_files(vm: &sardine_libvirt::Vm, image_id: &str) -> Result<Vec<String>, ImageError> {
+    let domain = DomainXml::parse(&vm.xml(true)?)?;
+    if domain
+        .image_metadata()
+        .is_none_or(|image| image.id != image_id)
+    {
+        return Ok(Vec::new());
+    }
+    let boot = domain.boot_files();
+    let files = domain
+        .all_disk_files()
+        .into_iter()
+        .chain([boot.kernel, boot.initrd].into_iter().flatten());
+    Ok(files.filter(|file| !Path::new(file).exists()).collect())
 }
 
 /// A VM name must make a plain directory name too: not empty, no `/`, not starting with `.`,

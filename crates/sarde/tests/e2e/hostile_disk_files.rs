@@ -230,3 +230,57 @@ fn hostile_legacy_layers_are_not_unpacked_for_a_refused_domain() {
     let stderr = env.assert_refused(&image, &["/domain/devices/hostdev"]);
     assert!(!stderr.contains("truncated"), "{stderr}");
 }
+
+/// The permission bits of `path`.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs_err::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn hostile_vm_files_are_private_to_their_owner() {
+    // A VM's disks hold the guest's secrets: no other local user may read them, in an
+    // imported VM or in a clone.
+    let env = Env::new();
+    Image::ordinary().write(&env.ocidir());
+    let name = sardine_testbed::unique_name("hostile-private");
+    let _guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
+    let output = env.import(&name, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = env.vmdir().join(&name);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("disk.img")), 0o600);
+
+    let clone = sardine_testbed::unique_name("hostile-private-clone");
+    let _clone_guard = sardine_testbed::VmGuard::adopt(&clone).unwrap();
+    let vmdir = env.vmdir().to_string_lossy().into_owned();
+    env.ok(&["clone", &name, &clone, "-o", &vmdir]);
+    let clone_dir = env.vmdir().join(&clone);
+    assert_eq!(mode(&clone_dir), 0o700);
+    assert_eq!(mode(&clone_dir.join("disk.img")), 0o600);
+}
+
+#[test]
+fn hostile_defined_vm_whose_files_vanished_is_imported_again() {
+    // What a power cut between the define and the directory reaching the disk would leave.
+    let env = Env::new();
+    Image::ordinary().write(&env.ocidir());
+    let name = sardine_testbed::unique_name("hostile-vanished");
+    let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
+    assert!(env.import(&name, &[]).status.success());
+    let dir = env.vmdir().join(&name);
+    fs_err::remove_dir_all(&dir).unwrap();
+    let output = env.import(&name, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("missing"), "{stderr}");
+    assert!(guard.exists());
+    assert_eq!(
+        sardine_testbed::file_digest(&dir.join("disk.img")),
+        sardine_testbed::digest_of(&sardine_testbed::Noise::new(7).bytes(10_000))
+    );
+}
