@@ -16,7 +16,7 @@ use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
-use crate::import::{ImportOptions, import};
+use crate::import::{ImportOptions, Imported, import};
 use crate::progress::Progress;
 
 /// What becomes of the clone.
@@ -93,7 +93,8 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
             what: format!("VM {:?}", options.target),
         });
     }
-    let base = source_vm(&libvirt, options)?;
+    // An imported source stays safe from prune until the clone is defined.
+    let (base, _imported) = source_vm(&libvirt, options)?;
     let base_name = base.name().to_owned();
     let mut domain = DomainXml::parse(&base.xml(true)?)?;
     let dir = clonedir.join(options.target);
@@ -131,10 +132,13 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
 }
 
 /// The VM to clone: a defined VM of that name, else the image of that reference (imported
-/// first, once).
-fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageError> {
+/// first, once; then also the import, whose [`Imported::in_use`] keeps prune away).
+fn source_vm(
+    libvirt: &Libvirt,
+    options: &CloneOptions<'_>,
+) -> Result<(Vm, Option<Imported>), ImageError> {
     if let Some(vm) = libvirt.lookup(options.source)? {
-        return Ok(vm);
+        return Ok((vm, None));
     }
     let Some(image) = &options.image else {
         return Err(ImageError::VmNotFound {
@@ -156,11 +160,12 @@ fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageE
         max_disk_size: crate::import::DEFAULT_MAX_DISK_SIZE,
         progress: image.progress,
     })?;
-    libvirt
+    let vm = libvirt
         .lookup(&imported.name)?
-        .ok_or(ImageError::VmNotFound {
-            name: imported.name,
-        })
+        .ok_or_else(|| ImageError::VmNotFound {
+            name: imported.name.clone(),
+        })?;
+    Ok((vm, Some(imported)))
 }
 
 /// The lock file for clones named `target` in `clonedir`: `.clone-<xx>.lock`, `xx` the first

@@ -68,6 +68,9 @@ pub struct Imported {
     pub existed: bool,
     /// Its directory.
     pub dir: PathBuf,
+    /// Keeps prune from removing the VM ([`crate::prune`]'s base VM lock) while this is alive:
+    /// hold it until the VM's clones are defined.
+    pub in_use: std::sync::Arc<sardine_oci::lock::LockGuard>,
 }
 
 impl LocalImage {
@@ -178,6 +181,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let _lock = sardine_oci::lock::lock_exclusive(&vmdir.join(format!(".{name}.lock")))?;
 
     let libvirt = Libvirt::open(options.connect)?;
+    let mut in_use = crate::prune::use_base_vms(options.store)?;
     if let Some(vm) = libvirt.lookup(&name)? {
         let missing = missing_files(&vm, image.id())?;
         if missing.is_empty() {
@@ -187,6 +191,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
                 uuid: vm.uuid().to_string(),
                 existed: true,
                 dir,
+                in_use,
             });
         }
         tracing::warn!(
@@ -197,6 +202,8 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     }
     let needed = image.space_needed();
     if let Some(keep_free) = options.auto_prune {
+        // Pruning may remove base VMs; nothing of this one exists yet.
+        drop(in_use);
         crate::prune::make_room_and_log(&crate::prune::RoomRequest {
             store: options.store,
             connect: options.connect,
@@ -205,6 +212,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             keep_free,
             keep: &image.manifest_digest,
         });
+        in_use = crate::prune::use_base_vms(options.store)?;
     }
     check_space(&vmdir, needed)?;
 
@@ -252,6 +260,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
                 uuid: vm.uuid().to_string(),
                 existed: false,
                 dir,
+                in_use,
             })
         }
         Err(e) => {
