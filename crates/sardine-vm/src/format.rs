@@ -248,17 +248,6 @@ impl ImageLayers {
             files,
         })
     }
-
-    /// The plain names of the image's chunked files.
-    pub fn chunked_names(&self) -> Vec<String> {
-        self.files
-            .iter()
-            .filter_map(|f| match f {
-                ImageFile::Chunked { name, .. } => Some(name.clone()),
-                ImageFile::Legacy { .. } => None,
-            })
-            .collect()
-    }
 }
 
 fn bounded(layer: &Descriptor, max: u64) -> Result<&Descriptor, ImageError> {
