@@ -341,6 +341,12 @@ pub struct ImportOptions {
     /// Whether untrusted domain XML may be defined.
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
+
+    /// The largest file a layer of sardinecake 0.4.2's gzip format may unpack to (such layers
+    /// declare no size; a qcow2 image is also bounded by its virtual size, every file by the
+    /// free space).
+    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size, default_value = "1TiB")]
+    pub max_disk_size: u64,
 }
 
 /// Whether CONTAINER is a directory path rather than a name in the store.

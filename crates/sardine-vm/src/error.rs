@@ -18,7 +18,9 @@ pub enum ImageError {
         what: String,
     },
     /// A file name from the image could escape the VM's directory.
-    #[error("the image names a file {name:?}, which is not a plain file name")]
+    #[error(
+        "the image names a file {name:?}, which is not a plain file name (letters, digits, '.', '_', '+' and '-', not starting with '.' or '-')"
+    )]
     UnsafeFileName {
         /// The name (escaped).
         name: String,
@@ -93,6 +95,16 @@ pub enum ImageError {
         backing: String,
         /// Where the backing file really is.
         backing_path: PathBuf,
+    },
+    /// A backing file that an export would have to carry under a name that is not safe
+    /// ([`sardine_disk::names`]): its overlays refer to it by that name.
+    #[error(
+        "{}: a backing file's name must consist of letters, digits, '.', '_', '+' and '-' and not start with '.' or '-' (QEMU reads other names as protocols or options)",
+        path.display()
+    )]
+    UnsafeBackingName {
+        /// The backing file.
+        path: PathBuf,
     },
     /// Something the VM uses that sarde cannot handle.
     #[error("unsupported: {what}")]
@@ -187,6 +199,9 @@ impl ImageError {
                 backing_path,
                 ..
             } => Some(backing_hint(image, backing_path)),
+            ImageError::UnsafeBackingName { .. } => Some(
+                "copy it under such a name and point its overlays at the copy (`qemu-img rebase -u -F <format> -b <new name> <overlay>`)".into(),
+            ),
             ImageError::NoSpace { .. } => {
                 Some("free some space (prune the store) or choose another directory".into())
             }
