@@ -58,14 +58,22 @@ pub struct TransferOptions {
     /// Called by a fetch once the manifest is known, before anything is locked or downloaded:
     /// the place to free space for the blobs the store lacks.
     pub make_room: Option<Arc<dyn MakeRoom>>,
+    /// The largest image a fetch accepts: the sum of the sizes its manifest declares. A
+    /// manifest over it is refused before anything is downloaded or pruned.
+    pub max_image_size: u64,
 }
+
+/// The default of [`TransferOptions::max_image_size`]: 4 TiB.
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 4 << 40;
 
 /// Frees space in the store before a fetch ([`TransferOptions::make_room`]).
 pub trait MakeRoom: Send + Sync {
     /// Makes room for `needed` more bytes in the store, never removing the image whose manifest
-    /// is `keep` (the one being fetched). Failures are the implementation's to report: the fetch
-    /// goes on either way and fails cleanly if the space really runs out.
-    fn make_room(&self, needed: u64, keep: &Digest);
+    /// is `keep` (the one being fetched). `Err` (why) when even removing everything it may
+    /// remove would not make room: then it removes nothing and the fetch is refused. Other
+    /// failures are the implementation's to report: the fetch goes on and fails cleanly if the
+    /// space really runs out.
+    fn make_room(&self, needed: u64, keep: &Digest) -> Result<(), String>;
 }
 
 impl Default for TransferOptions {
@@ -76,6 +84,7 @@ impl Default for TransferOptions {
             progress: Arc::new(NoProgress),
             mount_from: Vec::new(),
             make_room: None,
+            max_image_size: DEFAULT_MAX_IMAGE_SIZE,
         }
     }
 }
@@ -157,6 +166,26 @@ pub enum TransferError {
         /// The architectures the index has, comma-separated.
         available: String,
     },
+    /// The manifest declares more bytes than a fetch accepts (or than fit in 64 bits).
+    #[error(
+        "{image} is too large: its manifest declares {declared} of blobs, the limit is {limit} bytes"
+    )]
+    TooLarge {
+        /// The image, as the user named it.
+        image: String,
+        /// What the manifest declares, in words (the sum may overflow).
+        declared: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The store's file system cannot make room for the image, even by pruning.
+    #[error("no room for {image} in the store: {reason}")]
+    NoRoom {
+        /// The image, as the user named it.
+        image: String,
+        /// Why.
+        reason: String,
+    },
     /// The registry served something that is not an image manifest.
     #[error("{image} is not a VM image: its manifest has media type {media_type:?}")]
     NotAnImage {
@@ -204,6 +233,10 @@ impl TransferError {
             TransferError::Registry { source, .. } => source.hint(),
             TransferError::Store { source, .. } => source.hint(),
             TransferError::NoPlatform { .. } => Some("choose another architecture"),
+            TransferError::TooLarge { .. } => {
+                Some("raise the maximum image size if you trust this image")
+            }
+            TransferError::NoRoom { .. } => Some("free space on the store's file system"),
             _ => None,
         }
     }
@@ -256,14 +289,18 @@ pub async fn fetch_image(
 
     let repo = ctx.store(store.repo(local.name()))?;
     let blobs = ctx.store(unique_blobs(&manifest))?;
+    check_declared_size(&blobs, opts.max_image_size, &image)?;
     if let Some(make_room) = opts.make_room.clone() {
+        // Within the limit, so the sum cannot overflow.
         let needed = missing_bytes(&repo, &blobs);
         let keep = Digest::of(&body);
-        ctx.blocking(move || {
-            make_room.make_room(needed, &keep);
-            Ok(())
-        })
-        .await?;
+        let room = ctx
+            .blocking(move || Ok(make_room.make_room(needed, &keep)))
+            .await?;
+        room.map_err(|reason| TransferError::NoRoom {
+            image: image.clone(),
+            reason,
+        })?;
     }
     ctx.store(repo.init())?;
     let _repo_lock = ctx
@@ -476,6 +513,24 @@ async fn push_blob(
     Ok(PushOutcome::Uploaded(blob.size))
 }
 
+/// Refuses blobs whose declared sizes add up to more than `limit` (or overflow).
+fn check_declared_size(blobs: &[BlobRef], limit: u64, image: &str) -> Result<(), TransferError> {
+    let total = blobs
+        .iter()
+        .try_fold(0u64, |sum, blob| sum.checked_add(blob.size));
+    match total {
+        Some(total) if total <= limit => Ok(()),
+        total => Err(TransferError::TooLarge {
+            image: image.to_owned(),
+            declared: total.map_or_else(
+                || "more than 2^64 bytes".to_owned(),
+                |t| format!("{t} bytes"),
+            ),
+            limit,
+        }),
+    }
+}
+
 /// Bytes of `blobs` that neither `repo` nor the store's pool holds.
 fn missing_bytes(repo: &Repo, blobs: &[BlobRef]) -> u64 {
     blobs
@@ -669,6 +724,21 @@ mod tests {
             .map(|b| b.digest)
             .collect();
         assert_eq!(digests, [c, l]);
+    }
+
+    #[test]
+    fn declared_sizes_are_summed_without_overflow_and_bounded() {
+        let blob = |size| BlobRef {
+            digest: Digest::of(b"x"),
+            size,
+        };
+        assert!(check_declared_size(&[blob(1), blob(2)], 3, "i").is_ok());
+        assert!(matches!(
+            check_declared_size(&[blob(1), blob(3)], 3, "i"),
+            Err(TransferError::TooLarge { .. })
+        ));
+        let err = check_declared_size(&[blob(u64::MAX), blob(2)], u64::MAX, "i").unwrap_err();
+        assert!(err.to_string().contains("more than 2^64"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,18 @@ pub enum ImageError {
         /// The owner its metadata records.
         recorded: Option<String>,
     },
+    /// Even pruning everything automatic pruning may remove would not free enough space.
+    #[error("{} needs {needed} bytes, has {available} free and pruning could free only {freeable} more; nothing was removed", dir.display())]
+    NoRoom {
+        /// The directory that needs the space.
+        dir: PathBuf,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free now.
+        available: u64,
+        /// Bytes pruning could free.
+        freeable: u64,
+    },
     /// No such VM in libvirt.
     #[error("VM {name:?} not found")]
     VmNotFound {

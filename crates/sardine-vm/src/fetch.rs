@@ -66,6 +66,7 @@ pub async fn fetch(options: &FetchOptions<'_>) -> Result<FetchReport, ImageError
                 keep_free,
             }) as Arc<dyn MakeRoom>
         }),
+        ..TransferOptions::default()
     };
     options
         .progress

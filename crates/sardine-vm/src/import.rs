@@ -212,7 +212,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             needed,
             keep_free,
             keep: &image.manifest_digest,
-        });
+        })?;
         in_use = crate::prune::use_base_vms(options.store)?;
     }
     check_space(&vmdir, needed)?;

@@ -234,8 +234,21 @@ fn make_room_with(
     let eligible =
         |unit: &Unit| unit.digest != request.keep && store.remote_of(&unit.digest).is_some();
     let this_store = absolute_store(store);
+    let candidates = lru_candidates(&units, &ids_needed_by_clones(&vms), eligible);
+    let freeable = size_without(&units, &[]) - size_without(&units, &candidates);
+    let available_now = available()?;
+    if available_now.saturating_add(freeable) < request.needed {
+        // Evicting every candidate would not make room for the image itself (keep-free is a
+        // wish, the image a need): evict none, so that the operation is refused.
+        return Err(ImageError::NoRoom {
+            dir: request.dir.to_path_buf(),
+            needed: request.needed,
+            available: available_now,
+            freeable,
+        });
+    }
     let mut removed: Vec<usize> = Vec::new();
-    for index in lru_candidates(&units, &ids_needed_by_clones(&vms), eligible) {
+    for index in candidates {
         if available()? >= wanted {
             break;
         }
@@ -295,15 +308,16 @@ fn make_room_with(
 /// [`make_room`] for fetch and import: logs what it removed, and a failure or space still
 /// short as a warning. The operation goes on either way (and fails cleanly if the space really
 /// runs out).
-pub fn make_room_and_log(request: &RoomRequest<'_>) {
+pub fn make_room_and_log(request: &RoomRequest<'_>) -> Result<(), ImageError> {
     let report = match make_room(request) {
         Ok(report) => report,
+        Err(e @ ImageError::NoRoom { .. }) => return Err(e),
         Err(e) => {
             tracing::warn!(
                 "auto-prune: cannot free space for {}: {e}",
                 request.dir.display()
             );
-            return;
+            return Ok(());
         }
     };
     for image in &report.images {
@@ -331,6 +345,7 @@ pub fn make_room_and_log(request: &RoomRequest<'_>) {
             format_size(request.keep_free)
         );
     }
+    Ok(())
 }
 
 /// Automatic pruning before a fetch ([`sardine_oci::transfer::MakeRoom`]): frees space in the
@@ -346,7 +361,7 @@ pub(crate) struct AutoPrune {
 }
 
 impl sardine_oci::transfer::MakeRoom for AutoPrune {
-    fn make_room(&self, needed: u64, keep: &Digest) {
+    fn make_room(&self, needed: u64, keep: &Digest) -> Result<(), String> {
         make_room_and_log(&RoomRequest {
             store: &self.store,
             connect: self.connect.as_deref(),
@@ -354,7 +369,8 @@ impl sardine_oci::transfer::MakeRoom for AutoPrune {
             needed,
             keep_free: self.keep_free,
             keep,
-        });
+        })
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -819,8 +835,17 @@ mod tests {
             "the records go with the image"
         );
 
-        // More than can be freed: every fetched image goes but the one at hand; exported ones stay.
-        let report = make_room_with(&request(1 << 40), &available).unwrap();
+        // An image larger than all candidates free (a manifest claiming a petabyte): nothing
+        // is evicted.
+        let err = make_room_with(&request(1 << 50), &available).unwrap_err();
+        assert!(matches!(err, ImageError::NoRoom { .. }), "{err}");
+        assert_eq!(names(&store), ["kept", "mid", "new", "oldest-exported"]);
+
+        // An image that fits, with more keep-free than can be had: every fetched image goes
+        // but the one at hand (keep-free is a wish); exported ones stay.
+        let mut greedy = request(100);
+        greedy.keep_free = 1 << 50;
+        let report = make_room_with(&greedy, &available).unwrap();
         assert_eq!(removed(&report), ["mid", "new"]);
         assert!(report.over_budget, "{report:?}");
         assert_eq!(names(&store), ["kept", "oldest-exported"]);

@@ -61,7 +61,7 @@ impl<'a> Push<'a> {
             arch: None,
             progress: options.progress.clone(),
             mount_from: mount_sources(options.store, options.local, target, &self.pushed),
-            make_room: None,
+            ..TransferOptions::default()
         };
         tracing::debug!(%target, mount_from = ?transfer_options.mount_from, "pushing");
         options.progress.start(&format!("push {target}"), 0);

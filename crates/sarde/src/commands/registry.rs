@@ -482,7 +482,9 @@ pub(super) fn transfer_code(error: &TransferError) -> u8 {
         TransferError::WrongRegistry { .. } | TransferError::DigestConflict { .. } => {
             exit_code::USAGE
         }
-        TransferError::Task { .. } => exit_code::GENERAL,
+        TransferError::Task { .. }
+        | TransferError::TooLarge { .. }
+        | TransferError::NoRoom { .. } => exit_code::GENERAL,
     }
 }
 

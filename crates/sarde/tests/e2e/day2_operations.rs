@@ -295,6 +295,80 @@ fn short_names(work: &Workdir) -> Vec<String> {
     listed_images(work).iter().map(|name| short(name)).collect()
 }
 
+/// A hostile registry that serves `manifest` for every tag (and nothing else: no blobs).
+/// Returns `127.0.0.1:PORT`.
+fn claiming_registry(manifest: Value) -> String {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let body = serde_json::to_vec(&manifest).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(&stream);
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let (status, content) = if request_line.contains("/manifests/") {
+                ("200 OK", body.as_slice())
+            } else if request_line.starts_with("GET /v2/ ") {
+                ("200 OK", &b"{}"[..])
+            } else {
+                ("404 Not Found", &b""[..])
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                content.len()
+            );
+            let mut stream = &stream;
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(content);
+        }
+    });
+    addr
+}
+
+/// A hostile manifest that reuses a real image's blobs but claims huge sizes: the fetch is
+/// refused before anything is downloaded, and auto-prune evicts none of the cached images.
+#[test]
+fn day2_a_manifest_claiming_a_petabyte_evicts_nothing() {
+    let work = Workdir::new("claims");
+    let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
+    let cached = format!("{}/claims/cached:1", registry.host());
+    let vm = test_vm("claims");
+    work.ok(&["export", vm.name(), &cached]);
+    drop(vm);
+    work.ok(&["push", &cached]);
+    let reference = Reference::parse(&cached).unwrap();
+    let repo = Store::new(work.ocidir()).repo(reference.name()).unwrap();
+    let entry = repo.resolve(Some("1"), None).unwrap();
+    let mut manifest: Value =
+        serde_json::from_slice(&repo.read_manifest_bytes(&entry).unwrap().0).unwrap();
+    let config = work.path().join("sarde.ini");
+    fs_err::write(&config, "[DEFAULT]\nauto-prune = yes\nkeep-free = 0\n").unwrap();
+    // 1 PiB: over the largest image a fetch accepts; 3 TiB: within it, but more than this
+    // file system can make room for, even by evicting every cached image.
+    for (claim, message) in [(1u64 << 50, "is too large"), (3 << 40, "no room for")] {
+        manifest["layers"][1]["size"] = json!(claim);
+        let huge = format!("{}/claims/huge:1", claiming_registry(manifest.clone()));
+        let output = work
+            .command(&["fetch", &huge])
+            .env("SARDE_CONF_FILES", &config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(message),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("removed image"), "{stderr}");
+        assert_eq!(short_names(&work), ["cached"], "{stderr}");
+    }
+}
+
 #[test]
 fn day2_auto_prune_makes_room_for_fetch_and_import() {
     let work = Workdir::new("autoprune");
