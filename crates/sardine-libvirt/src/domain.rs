@@ -103,6 +103,8 @@ impl DiskDevice {
 
 /// The XML namespace of sarde's own `<metadata>` records.
 pub const SARDINE_NAMESPACE: &str = "https://sardinecake.iem.at/xmlns/domain/1";
+/// The namespace of the owner record ([`DomainXml::set_owner`]).
+pub const OWNER_NAMESPACE: &str = "https://sardinecake.iem.at/xmlns/owner/1";
 
 /// Adds the `file` of `element`'s `<source>` and, recursively, of its `<backingStore>`s.
 fn collect_sources(element: &Element, files: &mut Vec<String>) {
@@ -382,12 +384,12 @@ impl DomainXml {
         if let Some(store) = &image.store {
             attrs.push(("store", store.as_str()));
         }
-        self.set_sardine_element("image", &attrs);
+        self.set_sardine_element(SARDINE_NAMESPACE, "sardine", "image", &attrs);
     }
 
     /// The image recorded by [`DomainXml::set_image_metadata`], if any.
     pub fn image_metadata(&self) -> Option<ImageMetadata> {
-        let image = self.sardine_element("image")?;
+        let image = self.sardine_element(SARDINE_NAMESPACE, "image")?;
         Some(ImageMetadata {
             reference: attr(image, "reference")?.to_owned(),
             id: attr(image, "id")?.to_owned(),
@@ -395,37 +397,54 @@ impl DomainXml {
         })
     }
 
-    /// Records which program made this VM for itself (`<sardine:owner name=>`), so that it
-    /// only ever destroys VMs it made: the GitLab executor's job VMs.
+    /// Records which program made this VM for itself (`<owner:owner name=>`, in a namespace
+    /// of its own: libvirt keeps one metadata element per namespace), so that it only ever
+    /// destroys VMs it made: the GitLab executor's job VMs.
     pub fn set_owner(&mut self, owner: &str) {
-        self.set_sardine_element("owner", &[("name", owner)]);
+        self.set_sardine_element(OWNER_NAMESPACE, "owner", "owner", &[("name", owner)]);
+    }
+
+    /// Drops an owner record (an image must not claim to be some program's own VM).
+    pub fn clear_owner(&mut self) {
+        if let Some(metadata) = child_mut(&mut self.root, "metadata") {
+            metadata.children.retain(|node| {
+                !matches!(node, xmltree::XMLNode::Element(e)
+                    if e.namespace.as_deref() == Some(OWNER_NAMESPACE))
+            });
+        }
     }
 
     /// The owner recorded by [`DomainXml::set_owner`], if any.
     pub fn owner(&self) -> Option<&str> {
-        attr(self.sardine_element("owner")?, "name")
+        attr(self.sardine_element(OWNER_NAMESPACE, "owner")?, "name")
     }
 
-    /// Replaces the `<metadata>` element `name` of sardine's namespace.
-    fn set_sardine_element(&mut self, name: &str, attrs: &[(&str, &str)]) {
+    /// Replaces the `<metadata>` element `name` of `namespace` (written with `prefix`).
+    fn set_sardine_element(
+        &mut self,
+        namespace: &str,
+        prefix: &str,
+        name: &str,
+        attrs: &[(&str, &str)],
+    ) {
         let metadata = ensure_child(&mut self.root, "metadata");
         metadata.children.retain(|node| {
             !matches!(node, xmltree::XMLNode::Element(e)
-                if e.name == name && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
+                if e.name == name && e.namespace.as_deref() == Some(namespace))
         });
         let mut element = new_element(name, attrs);
-        element.prefix = Some("sardine".to_owned());
-        element.namespace = Some(SARDINE_NAMESPACE.to_owned());
+        element.prefix = Some(prefix.to_owned());
+        element.namespace = Some(namespace.to_owned());
         let mut namespaces = xmltree::Namespace::empty();
-        namespaces.put("sardine", SARDINE_NAMESPACE);
+        namespaces.put(prefix, namespace);
         element.namespaces = Some(namespaces);
         metadata.children.push(xmltree::XMLNode::Element(element));
     }
 
-    /// The `<metadata>` element `name` of sardine's namespace.
-    fn sardine_element(&self, name: &str) -> Option<&Element> {
+    /// The `<metadata>` element `name` of `namespace`.
+    fn sardine_element(&self, namespace: &str, name: &str) -> Option<&Element> {
         crate::xml::elements(child(&self.root, "metadata")?)
-            .find(|e| e.name == name && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
+            .find(|e| e.name == name && e.namespace.as_deref() == Some(namespace))
     }
 
     fn devices(&self) -> Option<&Element> {

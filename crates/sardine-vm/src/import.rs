@@ -230,6 +230,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         let file_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
         check_disk_files(&staging, &file_names)?;
         point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
+        domain.clear_owner();
         domain.set_image_metadata(&ImageMetadata {
             reference: options.reference.to_string(),
             id: image.id().to_string(),

@@ -569,6 +569,15 @@ fn the_owner_is_kept_next_to_the_image_record() {
     let again = DomainXml::parse(&domain.to_xml().unwrap()).unwrap();
     assert_eq!(again.owner(), Some("gitlab-sardinecake-executor"));
     assert!(again.image_metadata().is_some(), "both records stay");
+    let xml = again.to_xml().unwrap();
+    assert!(
+        xml.contains(OWNER_NAMESPACE) && xml.contains(SARDINE_NAMESPACE),
+        "one namespace each, as libvirt keeps one element per namespace: {xml}"
+    );
+    let mut imported = again;
+    imported.clear_owner();
+    assert_eq!(imported.owner(), None);
+    assert!(imported.image_metadata().is_some());
 }
 
 #[test]
