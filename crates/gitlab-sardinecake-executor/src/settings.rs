@@ -33,7 +33,7 @@ pub const DEFAULT_CLONEDIR: &str = "/var/lib/sardinecake/clones";
 /// Space automatic pruning keeps free on top of what a fetch or an import needs.
 const DEFAULT_KEEP_FREE: u64 = 1 << 30;
 
-const KNOWN_KEYS: [&str; 24] = [
+const KNOWN_KEYS: [&str; 27] = [
     "connect",
     "username",
     "password",
@@ -51,6 +51,9 @@ const KNOWN_KEYS: [&str; 24] = [
     "pull-policy",
     "memory",
     "cpus",
+    "max-memory",
+    "max-cpus",
+    "concurrency",
     "insecure-registries",
     "ssh-port",
     "auto-prune",
@@ -139,6 +142,10 @@ pub struct Settings {
     pub memory_mib: Option<u64>,
     /// Virtual CPUs of the job VM (`None`: the image's).
     pub cpus: Option<u32>,
+    /// The most memory (MiB) a job VM gets, whatever its image asks for.
+    pub max_memory_mib: u64,
+    /// The most virtual CPUs a job VM gets, whatever its image asks for.
+    pub max_cpus: u32,
     /// Registries (`host[:port]`) spoken to over plain http.
     pub insecure_registries: Vec<String>,
     /// SSH port in the guest (`None`: the image's, else 22).
@@ -247,6 +254,11 @@ pub fn resolve(
             .get_duration(lookup.section, "timeout")?
             .unwrap_or(DEFAULT_TIMEOUT),
     };
+    let concurrency = lookup
+        .parsed("concurrency", "a number of jobs from 1", |v| {
+            v.parse::<u64>().ok().filter(|n| *n > 0)
+        })?
+        .unwrap_or(1);
     Ok(Settings {
         connect: cli.connect.clone().or_else(|| lookup.string("connect")),
         username: cli.username.clone().or_else(|| lookup.string("username")),
@@ -294,6 +306,21 @@ pub fn resolve(
         cpus: lookup.parsed("cpus", "a number of CPUs from 1", |v| {
             v.parse().ok().filter(|n| *n > 0)
         })?,
+        max_memory_mib: lookup
+            .parsed(
+                "max-memory",
+                "a size like 8192 (MiB), 512M or 4G, at least 1 MiB",
+                parse_memory_mib,
+            )?
+            .unwrap_or_else(|| host_share(host_memory_mib(), concurrency)),
+        max_cpus: lookup
+            .parsed("max-cpus", "a number of CPUs from 1", |v| {
+                v.parse().ok().filter(|n| *n > 0)
+            })?
+            .unwrap_or_else(|| {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+                u32::try_from(host_share(cpus, concurrency)).unwrap_or(u32::MAX)
+            }),
         insecure_registries: lookup.list("insecure-registries"),
         ssh_port: lookup.parsed("ssh-port", "a TCP port from 1 to 65535", |v| {
             v.parse().ok().filter(|p| *p > 0)
@@ -350,6 +377,27 @@ fn own_image(config: &Config, section: Option<&str>) -> Option<String> {
 }
 
 /// A memory size: a plain number is MiB, otherwise a size with a unit.
+/// A job's share of `total` when `concurrency` jobs run at once (at least 1).
+fn host_share(total: u64, concurrency: u64) -> u64 {
+    (total / concurrency.max(1)).max(1)
+}
+
+/// The host's memory in MiB (`MemTotal` of `/proc/meminfo`; 1 GiB if it cannot be read).
+fn host_memory_mib() -> u64 {
+    let meminfo = fs_err::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(1024, |kib| kib / 1024)
+}
+
 fn parse_memory_mib(value: &str) -> Option<u64> {
     let mib = if value.bytes().all(|b| b.is_ascii_digit()) {
         value.parse().ok()?
@@ -463,6 +511,8 @@ impl Settings {
                 self.cpus
                     .map_or_else(|| "(image's)".to_owned(), |c| c.to_string())
             ),
+            format!("max-memory = {} MiB", self.max_memory_mib),
+            format!("max-cpus = {}", self.max_cpus),
             format!(
                 "insecure-registries = {}",
                 self.insecure_registries.join(", ")
@@ -721,6 +771,31 @@ pull_policy = if-not-present
         assert_eq!(settings.insecure_registries, ["a:5000", "b", "c:1"]);
         assert!(settings.is_insecure("b"));
         assert!(!settings.is_insecure("d"));
+    }
+
+    #[test]
+    fn job_vms_get_at_most_their_share_of_the_host() {
+        let settings = resolve(
+            &SharedOptions::default(),
+            &config("[DEFAULT]\nmax-memory = 2G\nmax-cpus = 2\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!((settings.max_memory_mib, settings.max_cpus), (2048, 2));
+        let one = resolve(&SharedOptions::default(), &config(""), None).unwrap();
+        let four = resolve(
+            &SharedOptions::default(),
+            &config("[DEFAULT]\nconcurrency = 4\n"),
+            None,
+        )
+        .unwrap();
+        assert!(
+            one.max_memory_mib >= four.max_memory_mib * 4,
+            "a quarter each"
+        );
+        assert!(four.max_cpus >= 1);
+        assert_eq!(host_share(7, 4), 1);
+        assert_eq!(host_share(1, 4), 1, "never zero");
     }
 
     #[test]

@@ -662,6 +662,30 @@ impl DomainXml {
         }
     }
 
+    /// `<memory>` in MiB (rounded up; libvirt's units, KiB when none is given).
+    pub fn memory_mib(&self) -> Option<u64> {
+        let memory = child(&self.root, "memory")?;
+        let value: u64 = crate::xml::text(memory).trim().parse().ok()?;
+        let kib_per_unit: u64 = match attr(memory, "unit").unwrap_or("KiB") {
+            "b" | "bytes" => return Some(value.div_ceil(1 << 20)),
+            "KB" => return Some((value * 1000).div_ceil(1 << 20)),
+            "k" | "KiB" => 1,
+            "M" | "MiB" => 1 << 10,
+            "G" | "GiB" => 1 << 20,
+            "T" | "TiB" => 1 << 30,
+            _ => return None,
+        };
+        Some(value.saturating_mul(kib_per_unit).div_ceil(1 << 10))
+    }
+
+    /// `<vcpu>`: the number of virtual CPUs.
+    pub fn vcpus(&self) -> Option<u32> {
+        crate::xml::text(child(&self.root, "vcpu")?)
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Sets `<vcpu>` to `count`; drops `current=` and the per-vCPU `<vcpus>` list, and makes an
     /// existing `<cpu><topology>` match (one socket with `count` cores).
     pub fn set_vcpus(&mut self, count: u32) {

@@ -62,6 +62,10 @@ pub struct CloneOptions<'a> {
     pub memory_mib: Option<u64>,
     /// Override the number of virtual CPUs.
     pub vcpus: Option<u32>,
+    /// The most memory (MiB) the clone gets, whatever the source asks for.
+    pub max_memory_mib: Option<u64>,
+    /// The most virtual CPUs the clone gets, whatever the source asks for.
+    pub max_vcpus: Option<u32>,
     /// The program the clone is made by and for (recorded in its metadata, see
     /// [`crate::remove::discard_vm`]); `None` for a VM of the user's.
     pub owner: Option<&'a str>,
@@ -179,6 +183,22 @@ fn clone_lock_path(clonedir: &Path, target: &str) -> PathBuf {
     clonedir.join(format!(".clone-{stripe:02x}.lock"))
 }
 
+/// Lowers memory and vCPUs to the limits of `options` (an image cannot take more of the host).
+fn cap_resources(domain: &mut DomainXml, options: &CloneOptions<'_>) {
+    if let Some(max) = options.max_memory_mib
+        && domain.memory_mib().is_none_or(|mib| mib > max)
+    {
+        tracing::info!("{}: memory capped at {max} MiB", options.target);
+        domain.set_memory_mib(max);
+    }
+    if let Some(max) = options.max_vcpus
+        && domain.vcpus().is_none_or(|count| count > max)
+    {
+        tracing::info!("{}: virtual CPUs capped at {max}", options.target);
+        domain.set_vcpus(max);
+    }
+}
+
 fn make_clone(
     libvirt: &Libvirt,
     domain: &mut DomainXml,
@@ -200,6 +220,7 @@ fn make_clone(
     if let Some(vcpus) = options.vcpus {
         domain.set_vcpus(vcpus);
     }
+    cap_resources(domain, options);
     if let Some(owner) = options.owner {
         domain.set_owner(owner);
     }

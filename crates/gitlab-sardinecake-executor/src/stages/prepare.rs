@@ -129,6 +129,7 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
     let (base_owned, name_owned) = (base.to_owned(), name.to_owned());
     let (clonedir, connect) = (settings.clonedir.clone(), settings.connect.clone());
     let (memory_mib, vcpus) = (settings.memory_mib, settings.cpus);
+    let (max_memory_mib, max_vcpus) = (settings.max_memory_mib, settings.max_cpus);
     tokio::task::spawn_blocking(move || {
         sardine_vm::clone::clone(&CloneOptions {
             source: &base_owned,
@@ -141,6 +142,8 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
             memory_mib,
             vcpus,
             owner: Some(crate::stages::OWNER),
+            max_memory_mib: Some(max_memory_mib),
+            max_vcpus: Some(max_vcpus),
         })
     })
     .await

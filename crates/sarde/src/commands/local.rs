@@ -140,6 +140,8 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
     };
     let cloned = sardine_vm::clone::clone(&CloneOptions {
         owner: None,
+        max_memory_mib: None,
+        max_vcpus: None,
         source: &args.container,
         target: &args.target,
         clonedir: &args.vmdir.vmdir,

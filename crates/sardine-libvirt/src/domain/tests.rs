@@ -620,3 +620,27 @@ fn strip_host_state_leaves_host_facing_devices_for_the_policy() {
     domain.anonymize();
     assert!(!domain.to_xml().unwrap().contains("/tmp/x"));
 }
+
+#[test]
+fn memory_and_vcpus_are_read_in_libvirts_units() {
+    let domain = |memory: &str| {
+        DomainXml::parse(&format!(
+            "<domain><name>a</name>{memory}<vcpu placement='static'>4</vcpu></domain>"
+        ))
+        .unwrap()
+    };
+    assert_eq!(domain("<memory>1048576</memory>").memory_mib(), Some(1024));
+    assert_eq!(
+        domain("<memory unit='GiB'>2</memory>").memory_mib(),
+        Some(2048)
+    );
+    assert_eq!(
+        domain("<memory unit='MiB'>300</memory>").memory_mib(),
+        Some(300)
+    );
+    assert_eq!(
+        domain("<memory unit='parsec'>1</memory>").memory_mib(),
+        None
+    );
+    assert_eq!(domain("").vcpus(), Some(4));
+}
