@@ -132,6 +132,7 @@ fn summarise(file: &ImageFile) -> FileSummary {
             role,
             size,
             chunks,
+            ..
         } => {
             let blobs: HashSet<(&str, u64)> = chunks
                 .iter()
