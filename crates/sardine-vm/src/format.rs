@@ -53,6 +53,10 @@ pub const ANNOTATION_FORMAT: &str = "org.sardinecake.format";
 /// The version of the default format that export writes, and the newest that import reads.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// The largest file a header of format version 2 may declare (its holes cost nothing, but a
+/// size without bounds is no size).
+pub const MAX_FILE_SIZE: u64 = 64 << 40;
+
 /// The largest domain XML or sardine config we read.
 pub const MAX_SMALL_BLOB: u64 = 1 << 20;
 
@@ -370,6 +374,11 @@ fn add_file_header(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(),
     let name = plain_file_name(annotation(layer, ANNOTATION_TITLE)?)?.to_owned();
     let role = FileRole::parse(annotation(layer, ANNOTATION_ROLE)?)?;
     let size = annotation_u64(layer, ANNOTATION_FILE_SIZE)?;
+    if size > MAX_FILE_SIZE {
+        return Err(ImageError::Malformed {
+            what: format!("{name} claims {size} bytes (at most {MAX_FILE_SIZE} allowed)"),
+        });
+    }
     let taken = files
         .iter()
         .any(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
@@ -768,6 +777,7 @@ mod tests {
             vec![header("a", 100), header("a", 100)],
             vec![chunk("a", 0, 100, 100), sparse_chunk(0, 10)],
             vec![header("a", 100), chunk("a", 0, 100, 100)],
+            vec![header("a", MAX_FILE_SIZE + 1)],
         ] {
             assert!(v2(files.clone()).is_err(), "{files:?}");
         }
