@@ -4,7 +4,7 @@
 //! work, naming the option that fixes it. No guest boots: the disk only has to be a file of a
 //! domain that libvirt defines.
 
-use std::os::unix::fs::FileExt as _;
+use fs_err::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use sardine_oci::layout::{MAX_MANIFEST_SIZE, Store};
