@@ -320,7 +320,7 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
         length: annotation_u64(layer, ANNOTATION_LENGTH)?,
         digest: annotation(layer, ANNOTATION_CHUNK_DIGEST)?.to_owned(),
     };
-    check_chunk(&chunk)?;
+    check_chunk(&name, &chunk)?;
     let existing = files
         .iter_mut()
         .find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
@@ -399,13 +399,15 @@ fn add_file_header(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(),
 
 /// Adds a chunk of format version 2 to the file whose header precedes it.
 fn add_sparse_chunk(files: &mut [ImageFile], layer: &Descriptor) -> Result<(), ImageError> {
-    let chunk = parse_sparse_chunk(layer)?;
     match files.last_mut() {
         Some(ImageFile::Chunked {
+            name,
             chunks,
             sparse: true,
             ..
         }) => {
+            let chunk = parse_sparse_chunk(layer)?;
+            check_chunk(name, &chunk)?;
             chunks.push(chunk);
             Ok(())
         }
@@ -439,17 +441,16 @@ fn parse_sparse_chunk(layer: &Descriptor) -> Result<Chunk, ImageError> {
         length: length.parse().map_err(|_| malformed())?,
         digest: digest.to_owned(),
     };
-    check_chunk(&chunk)?;
     Ok(chunk)
 }
 
-/// Checks a chunk's digest and that its length is within bounds.
-fn check_chunk(chunk: &Chunk) -> Result<(), ImageError> {
+/// Checks the digest of a chunk of the file `name` and that its length is within bounds.
+fn check_chunk(name: &str, chunk: &Chunk) -> Result<(), ImageError> {
     check_digest(&chunk.digest)?;
     if chunk.length > sardine_disk::chunked::MAX_CHUNK_SIZE {
         return Err(ImageError::Malformed {
             what: format!(
-                "layer {}: a chunk claims {} bytes (at most {} allowed)",
+                "layer {}: a chunk of {name} claims {} bytes (at most {} allowed)",
                 chunk.blob.digest,
                 chunk.length,
                 sardine_disk::chunked::MAX_CHUNK_SIZE
