@@ -1,6 +1,6 @@
 //! End-to-end tests of images of big sparse disks (issue 14): a 200 GiB raw disk holding 2 MiB
 //! travels through a real registry as its data (a small manifest, a few layers) and comes back
-//! as sparse as it left; an export whose manifest registries would refuse fails before any
+//! as sparse as it left, and its clone costs nothing; an export whose manifest registries would refuse fails before any
 //! work, naming the option that fixes it. No guest boots: the disk only has to be a file of a
 //! domain that libvirt defines.
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sardine_oci::layout::{MAX_MANIFEST_SIZE, Store};
 use sardine_oci::reference::Reference;
-use sardine_testbed::{Registry, RegistryAuth, noise};
+use sardine_testbed::{Registry, RegistryAuth, VmGuard, noise};
 
 use crate::common::{Workdir, allocated, code, text};
 
@@ -115,6 +115,41 @@ fn big_disks_a_sparse_200_gib_disk_travels_through_a_registry_as_its_data() {
         );
     }
     assert!(read_at(&imported, 100 * GIB, 4096).iter().all(|&b| b == 0));
+
+    // A clone is an overlay on the imported disk: it allocates (almost) nothing.
+    let clone_name = sardine_testbed::unique_name("big-clone");
+    let clone = VmGuard::adopt(&clone_name).unwrap();
+    let clones = env.path().join("clones");
+    env.ok_in(
+        &fetched,
+        &[
+            "clone",
+            guard.name(),
+            &clone_name,
+            "-o",
+            clones.to_str().unwrap(),
+        ],
+    );
+    assert!(clone.exists());
+    let clone_bytes: u64 = walk(&clones).iter().map(|file| allocated(file)).sum();
+    assert!(
+        clone_bytes < 1 << 20,
+        "the clone allocates {clone_bytes} bytes"
+    );
+}
+
+/// The files below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]
