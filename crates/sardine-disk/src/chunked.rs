@@ -182,20 +182,30 @@ pub fn file_segments(path: &Path) -> Result<(u64, Vec<(u64, u64)>), DiskError> {
 }
 
 /// How many chunks of `chunk_size` bytes overlap the data `segments` (sorted, disjoint): an upper
-/// bound of the chunks [`pack_sparse_file`] lists (some may turn out to be all zeros).
+/// bound of the chunks [`pack_sparse_file`] lists (some may turn out to be all zeros). Takes time in
+/// the number of segments, not of chunks.
 pub fn data_chunk_count(segments: &[(u64, u64)], chunk_size: u64) -> u64 {
-    let mut count = 0;
-    let mut last_counted: Option<u64> = None;
-    for &(start, len) in segments.iter().filter(|segment| segment.1 > 0) {
-        let first = start / chunk_size;
-        let last = (start + len - 1) / chunk_size;
-        let from = last_counted.map_or(first, |counted| first.max(counted + 1));
-        if last >= from {
-            count += last - from + 1;
-            last_counted = Some(last);
-        }
-    }
-    count
+    data_chunk_ranges(segments, chunk_size)
+        .map(|range| range.end - range.start)
+        .sum()
+}
+
+/// The indices of the chunks of `chunk_size` bytes that overlap the data `segments` (sorted,
+/// disjoint), as ascending, disjoint ranges.
+fn data_chunk_ranges(
+    segments: &[(u64, u64)],
+    chunk_size: u64,
+) -> impl Iterator<Item = std::ops::Range<u64>> + Send + '_ {
+    let mut next_free = 0;
+    segments
+        .iter()
+        .filter(|segment| segment.1 > 0)
+        .filter_map(move |&(start, len)| {
+            let first = (start / chunk_size).max(next_free);
+            let end = (start + len - 1) / chunk_size + 1;
+            next_free = next_free.max(end);
+            (first < end).then_some(first..end)
+        })
 }
 
 /// The chunk size for a file with these data segments: [`DEFAULT_CHUNK_SIZE`], doubled until at most
@@ -224,7 +234,12 @@ fn pack(
         .len();
     let segments =
         sparse::data_segments(&file).map_err(DiskError::io("find the data segments of", path))?;
-    let count = usize::try_from(size.div_ceil(opts.chunk_size)).unwrap_or(usize::MAX);
+    let count = size.div_ceil(opts.chunk_size);
+    let indices: Box<dyn Iterator<Item = u64> + Send + '_> = if omit_zero {
+        Box::new(data_chunk_ranges(&segments, opts.chunk_size).flatten())
+    } else {
+        Box::new(0..count)
+    };
     let job = PackJob {
         path,
         file: &file,
@@ -234,14 +249,16 @@ fn pack(
         sink,
         progress,
         omit_zero,
-        next: AtomicUsize::new(0),
-        count,
+        queue: Mutex::new(ChunkQueue {
+            indices,
+            next_offset: 0,
+        }),
         failed: AtomicBool::new(false),
         zero_chunks: Mutex::new(HashMap::new()),
     };
     let threads = opts
         .threads
-        .min(count)
+        .min(usize::try_from(count).unwrap_or(usize::MAX))
         .min(memory_capped_threads(opts.chunk_size.min(FRAME_SIZE)));
     let mut chunks = run_workers(threads, || job.worker())?;
     chunks.sort_by_key(|chunk| chunk.offset);
@@ -312,13 +329,19 @@ struct PackJob<'a> {
     progress: &'a (dyn Fn(u64) + Sync),
     /// Leave out all-zero chunks.
     omit_zero: bool,
-    /// The next chunk index to hand out.
-    next: AtomicUsize,
-    count: usize,
+    /// The chunks to hand out.
+    queue: Mutex<ChunkQueue<'a>>,
     /// Set by a worker that failed, so the others stop early.
     failed: AtomicBool,
     /// Packed all-zero chunks by length (there are at most two lengths).
     zero_chunks: Mutex<HashMap<u64, PackedChunk>>,
+}
+
+/// The chunks still to pack, and where the bytes handed out end.
+struct ChunkQueue<'a> {
+    indices: Box<dyn Iterator<Item = u64> + Send + 'a>,
+    /// The end of the last chunk handed out: the bytes before it are done or being done.
+    next_offset: u64,
 }
 
 /// One worker's reusable buffers.
@@ -356,10 +379,9 @@ impl PackJob<'_> {
         )?;
         let mut done = Vec::new();
         while !self.failed.load(Ordering::Relaxed) {
-            let index = self.next.fetch_add(1, Ordering::Relaxed);
-            if index >= self.count {
+            let Some(index) = self.next_chunk() else {
                 break;
-            }
+            };
             match self.pack_chunk(index, &mut buffers) {
                 Ok((length, chunk)) => {
                     (self.progress)(length);
@@ -374,14 +396,36 @@ impl PackJob<'_> {
         Ok(done)
     }
 
+    /// The index of the next chunk to pack, if any. The bytes of the chunks not handed out (holes,
+    /// with [`pack_sparse_file`]) count as done when the queue passes them.
+    fn next_chunk(&self) -> Option<u64> {
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = queue.indices.next();
+        let (offset, end) = match index {
+            Some(index) => {
+                let offset = index * self.opts.chunk_size;
+                (offset, (offset + self.opts.chunk_size).min(self.size))
+            }
+            None => (self.size, self.size),
+        };
+        if offset > queue.next_offset {
+            (self.progress)(offset - queue.next_offset);
+        }
+        queue.next_offset = queue.next_offset.max(end);
+        index
+    }
+
     /// Reads, hashes, compresses and stores chunk `index`; returns its length and the packed chunk
     /// (`None`: all zeros, left out).
     fn pack_chunk(
         &self,
-        index: usize,
+        index: u64,
         buffers: &mut PackBuffers,
     ) -> Result<(u64, Option<PackedChunk>), DiskError> {
-        let offset = index as u64 * self.opts.chunk_size;
+        let offset = index * self.opts.chunk_size;
         let length = self.opts.chunk_size.min(self.size - offset);
         let data = overlapping(self.segments, offset, length);
         let packed = if data.is_empty() {
@@ -1058,6 +1102,9 @@ mod tests {
         // Two segments in one chunk, then one that starts in it and reaches into the next two.
         assert_eq!(data_chunk_count(&[(1, 2), (5, 2), (10, 30)], 16), 3);
         assert_eq!(data_chunk_count(&[(0, 1), (100, 1), (1000, 0)], 16), 2);
+        let ranges: Vec<_> =
+            data_chunk_ranges(&[(1, 2), (5, 2), (10, 30), (1 << 40, 1)], 16).collect();
+        assert_eq!(ranges, vec![0..1, 1..3, (1 << 36)..(1 << 36) + 1]);
     }
 
     #[test]
