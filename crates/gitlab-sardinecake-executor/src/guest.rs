@@ -10,13 +10,12 @@
 //! their own, so that a cancellation (SIGTERM) reaches every process of the script.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sardine_ssh::{Auth, ExitStatus, Session, SshError, Target};
+use sardine_ssh::{ExitStatus, Login, Session, SshError, Target};
+use sardine_vm::vmconfig::VmConfig;
 use sardine_vm::{AddressSource, Libvirt};
-use serde_json::Value;
 
 use crate::settings::Settings;
 
@@ -29,91 +28,28 @@ pub const ADDRESS_SOURCES: [AddressSource; 3] = [
     AddressSource::Agent,
 ];
 
-/// The SSH login for the guest at `host`.
+/// The SSH login for the guest at `host`: each part from the settings, else the image's
+/// sardine config, else the built-in `vagrant`/`vagrant` on port 22.
 pub fn ssh_target(
     settings: &Settings,
-    image_config: Option<&Value>,
+    image_config: Option<&VmConfig>,
     host: &str,
 ) -> anyhow::Result<Target> {
-    let image_user = image_config.and_then(sardine_vm::vmconfig::first_user);
-    let user = settings
-        .username
-        .clone()
-        .or_else(|| image_user.as_ref().map(|(user, _)| user.clone()))
-        .unwrap_or_else(|| DEFAULT_CREDENTIAL.to_owned());
-    let password = settings
-        .password
-        .clone()
-        .or_else(|| image_user.map(|(_, password)| password))
-        .unwrap_or_else(|| DEFAULT_CREDENTIAL.to_owned());
-    let port = settings
-        .ssh_port
-        .or_else(|| image_config.and_then(image_ssh_port))
-        .unwrap_or(22);
-    let mut auth: Vec<Auth> = match &settings.identity_file {
-        Some(path) => key_files(path)?
-            .into_iter()
-            .map(|path| Auth::KeyFile {
-                path,
-                passphrase: None,
-            })
-            .collect(),
-        None => Vec::new(),
+    let configured = Login {
+        user: settings.username.clone(),
+        password: settings.password.clone(),
+        port: settings.ssh_port,
+        identities: settings.identity_file.iter().cloned().collect(),
     };
-    auth.push(Auth::Password(password));
-    Ok(Target {
-        host: host.to_owned(),
-        port,
-        user,
-        auth,
-    })
-}
-
-/// The SSH port an image announces: its `ssh` service, or (as 0.4.2 read it) its first user's
-/// `port`.
-fn image_ssh_port(config: &Value) -> Option<u16> {
-    let service = config
-        .get("services")
-        .and_then(Value::as_array)
-        .and_then(|services| {
-            services.iter().find(|s| {
-                s.get("service").and_then(Value::as_str) == Some("ssh")
-                    && s.get("protocol")
-                        .and_then(Value::as_str)
-                        .is_none_or(|p| p == "tcp")
-            })
-        });
-    let port = match service {
-        Some(service) => service.get("port"),
-        None => config.get("users")?.as_array()?.first()?.get("port"),
+    let built_in = Login {
+        user: Some(DEFAULT_CREDENTIAL.to_owned()),
+        password: Some(DEFAULT_CREDENTIAL.to_owned()),
+        ..Login::default()
     };
-    port.and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p > 0)
-}
-
-/// The key file itself, or the private keys (`id_*` without `.pub`) of a directory, by full
-/// path (0.4.2 used their bare names).
-fn key_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut keys = Vec::new();
-    for entry in fs_err::read_dir(path)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("id_") && !name.ends_with(".pub") && entry.path().is_file() {
-            keys.push(entry.path());
-        }
-    }
-    keys.sort();
-    if keys.is_empty() {
-        bail!(
-            "identity-file {} is a directory without private keys (id_*)",
-            path.display()
-        );
-    }
-    Ok(keys)
+    let login = configured
+        .or(image_config.map(VmConfig::login).unwrap_or_default())
+        .or(built_in);
+    Ok(login.target(host)?)
 }
 
 /// The address of the VM `name`, waiting up to `timeout` for one to appear.
@@ -236,7 +172,7 @@ pub fn remote_file_name(vm_name: &str, stage: &str) -> String {
 mod tests {
     use super::*;
     use crate::cli::SharedOptions;
-    use serde_json::json;
+    use sardine_ssh::Auth;
 
     fn settings() -> Settings {
         let config = sardine_config::Config::default();
@@ -254,10 +190,11 @@ mod tests {
 
     #[test]
     fn the_image_supplies_defaults_and_settings_win() {
-        let config = json!({
+        let config = br#"{
             "users": [{"username": "root", "password": "sardine"}],
             "services": [{"service": "ssh", "port": 2222, "protocol": "tcp"}]
-        });
+        }"#;
+        let config = VmConfig::parse(config, "test").unwrap();
         let target = ssh_target(&settings(), Some(&config), "h").unwrap();
         assert_eq!((target.user.as_str(), target.port), ("root", 2222));
         assert_eq!(target.auth, [Auth::Password("sardine".into())]);
@@ -275,29 +212,18 @@ mod tests {
     }
 
     #[test]
-    fn legacy_user_port() {
-        let config = json!({"users": [{"username": "u", "password": "p", "port": 2022}]});
-        assert_eq!(image_ssh_port(&config), Some(2022));
-        assert_eq!(image_ssh_port(&json!({})), None);
-    }
-
-    #[test]
-    fn key_directories_give_their_private_keys_by_full_path() {
+    fn key_directories_give_their_private_keys_then_the_password() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["id_ed25519", "id_ed25519.pub", "id_rsa", "known_hosts"] {
             fs_err::write(dir.path().join(name), "x").unwrap();
         }
-        let keys = key_files(dir.path()).unwrap();
-        assert_eq!(
-            keys,
-            [dir.path().join("id_ed25519"), dir.path().join("id_rsa")]
-        );
         let mut with_keys = settings();
         with_keys.identity_file = Some(dir.path().to_path_buf());
         let target = ssh_target(&with_keys, None, "h").unwrap();
         assert_eq!(target.auth.len(), 3, "two keys, then the password");
         let empty = tempfile::tempdir().unwrap();
-        assert!(key_files(empty.path()).is_err());
+        with_keys.identity_file = Some(empty.path().to_path_buf());
+        assert!(ssh_target(&with_keys, None, "h").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Reporter {
     bar: ProgressBar,
     /// Sizes of the blobs being transferred, to take skipped ones off the total.
-    blobs: Mutex<HashMap<String, u64>>,
+    blobs: Mutex<HashMap<sardine_vm::Digest, u64>>,
 }
 
 impl Reporter {
@@ -53,9 +53,9 @@ impl sardine_vm::Progress for Reporter {
 }
 
 impl sardine_vm::TransferProgress for Reporter {
-    fn start_blob(&self, digest: &str, size: u64) {
+    fn start_blob(&self, digest: &sardine_vm::Digest, size: u64) {
         if let Ok(mut blobs) = self.blobs.lock() {
-            blobs.insert(digest.to_owned(), size);
+            blobs.insert(digest.clone(), size);
         }
         self.bar.inc_length(size);
     }
@@ -64,7 +64,7 @@ impl sardine_vm::TransferProgress for Reporter {
         self.bar.inc(bytes);
     }
 
-    fn finish_blob(&self, digest: &str, skipped: bool) {
+    fn finish_blob(&self, digest: &sardine_vm::Digest, skipped: bool) {
         let size = self
             .blobs
             .lock()

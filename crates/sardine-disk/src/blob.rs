@@ -5,14 +5,15 @@ use std::io::{BufWriter, Write};
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::{BlobSink, DiskError, digest};
+use crate::Digest as BlobDigest;
+use crate::{BlobSink, DiskError};
 
 /// A digest and size of a stored blob.
-pub(crate) type StoredBlob = (String, u64);
+pub(crate) type StoredBlob = (BlobDigest, u64);
 
 /// Stores `bytes` as one blob; writes nothing when the store already holds it.
 pub(crate) fn store_bytes(sink: &dyn BlobSink, bytes: &[u8]) -> Result<StoredBlob, DiskError> {
-    let digest = digest::of(bytes);
+    let digest = BlobDigest::of(bytes);
     let size = bytes.len() as u64;
     if !sink.contains(&digest) {
         let mut writer = TempBlob::new(sink)?;
@@ -68,7 +69,7 @@ impl<'a> TempBlob<'a> {
 
     /// Fsyncs the temp file and hands it to the store (or drops it if the store has the blob already).
     pub(crate) fn finish(self) -> Result<StoredBlob, DiskError> {
-        let digest = digest::format(self.hasher.clone());
+        let digest = BlobDigest::from_hasher(self.hasher.clone());
         let size = self.size;
         if !self.sink.contains(&digest) {
             self.commit(&digest)?;
@@ -77,7 +78,7 @@ impl<'a> TempBlob<'a> {
     }
 
     /// Fsyncs and commits under a digest the caller computed.
-    fn commit(self, digest: &str) -> Result<(), DiskError> {
+    fn commit(self, digest: &BlobDigest) -> Result<(), DiskError> {
         let sink = self.sink;
         let size = self.size;
         let file = self

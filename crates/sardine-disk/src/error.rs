@@ -32,14 +32,6 @@ pub enum DiskError {
         /// What is wrong.
         reason: String,
     },
-    /// A digest string is not `sha256:` followed by 64 lowercase hex digits.
-    #[error(
-        "'{digest}' is not a valid sha256 digest (expected 'sha256:' and 64 lowercase hex digits)"
-    )]
-    InvalidDigest {
-        /// The offending string.
-        digest: String,
-    },
     /// The chunk list of a file leaves gaps, overlaps or runs past the end of the file.
     #[error("the chunk list for '{}' does not cover the file exactly: {reason}; the image manifest is broken", target.display())]
     ChunkTiling {
@@ -64,9 +56,9 @@ pub enum DiskError {
         /// The blob file.
         blob: PathBuf,
         /// The digest in the descriptor.
-        expected: String,
+        expected: crate::Digest,
         /// The digest found.
-        actual: String,
+        actual: crate::Digest,
     },
     /// The compressor failed.
     #[error("could not compress '{}' at offset {offset}", path.display())]
@@ -108,9 +100,9 @@ pub enum DiskError {
         /// The chunk's offset in that file.
         offset: u64,
         /// The digest in the descriptor.
-        expected: String,
+        expected: crate::Digest,
         /// The digest found.
-        actual: String,
+        actual: crate::Digest,
     },
     /// A gzip header is malformed or hostile.
     #[error("invalid gzip header: {reason}")]

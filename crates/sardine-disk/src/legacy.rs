@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::blob::{StoredBlob, TempBlob};
-use crate::{BlobSink, DiskError, digest, sparse};
+use crate::{BlobSink, Digest, DiskError, sparse};
 
 /// Media type of the first layer of a gzipped qcow2 image.
 pub const MEDIA_TYPE_QCOW2_GZIP: &str = "application/x-qemu-disk+gzip";
@@ -66,9 +66,9 @@ pub struct LegacyPacked {
     /// The base MIME type, e.g. `application/x-qemu-disk`.
     pub mime: String,
     /// sha256 of the uncompressed file (its diff_id).
-    pub uncompressed_digest: String,
+    pub uncompressed_digest: Digest,
     /// The pieces' digests and sizes, in order.
-    pub blobs: Vec<(String, u64)>,
+    pub blobs: Vec<(Digest, u64)>,
 }
 
 /// The fields of a gzip header this crate uses.
@@ -165,7 +165,7 @@ pub fn pack_file(
     pieces.write(&trailer)?;
     Ok(LegacyPacked {
         mime: mime.to_owned(),
-        uncompressed_digest: digest::format(hasher),
+        uncompressed_digest: Digest::from_hasher(hasher),
         blobs: pieces.finish()?,
     })
 }
@@ -379,7 +379,7 @@ pub fn unpack_file(
     pieces: &[PathBuf],
     out_dir: &Path,
     fallback_name: &str,
-) -> Result<(String, String, u64), DiskError> {
+) -> Result<(String, Digest, u64), DiskError> {
     let first = pieces
         .first()
         .cloned()
@@ -447,7 +447,7 @@ fn inflate_into(
     output: &fs_err::File,
     path: &Path,
     first: &Path,
-) -> Result<(String, u64), DiskError> {
+) -> Result<(Digest, u64), DiskError> {
     let fail = |reason: &str| DiskError::GzipHeader {
         reason: reason.to_owned(),
     };
@@ -488,7 +488,7 @@ fn inflate_into(
         }
     }
     check_trailer(input, crc.finalize(), size, first)?;
-    Ok((digest::format(hasher), size))
+    Ok((Digest::from_hasher(hasher), size))
 }
 
 /// Checks the CRC-32 and ISIZE trailer and that nothing follows it.

@@ -16,20 +16,21 @@ pub mod legacy;
 pub mod qcow2;
 pub mod sparse;
 
+pub use digest::{Digest, InvalidDigest, sha256_hex};
 pub use error::DiskError;
 
 /// Where packed blobs go (implemented by the OCI store crate).
 pub trait BlobSink: Sync {
     /// Directory for temporary files, on the same filesystem as the store (so a rename is atomic).
     fn temp_dir(&self) -> &std::path::Path;
-    /// Whether the store already holds this blob (`sha256:<hex>`); if so the packer drops its temp file.
-    fn contains(&self, digest: &str) -> bool;
+    /// Whether the store already holds this blob; if so the packer drops its temp file.
+    fn contains(&self, digest: &Digest) -> bool;
     /// Takes ownership of a finished, fsynced temp file whose sha256 is `digest`, moving it into the store.
-    fn commit(&self, temp: &std::path::Path, digest: &str, size: u64) -> std::io::Result<()>;
+    fn commit(&self, temp: &std::path::Path, digest: &Digest, size: u64) -> std::io::Result<()>;
     /// A blob an earlier export stored that is said to hold exactly the `length` bytes whose sha256
     /// is `digest`. The packer checks that claim (the blob's own digest, and that it decompresses to
     /// the chunk's bytes) before it uses the blob instead of compressing the chunk again.
-    fn known_chunk(&self, _digest: &str, _length: u64) -> Option<KnownBlob> {
+    fn known_chunk(&self, _digest: &Digest, _length: u64) -> Option<KnownBlob> {
         None
     }
     /// Makes `blob`, which the store holds elsewhere, part of this sink; whether it could.
@@ -41,8 +42,8 @@ pub trait BlobSink: Sync {
 /// A blob of the store that [`BlobSink::known_chunk`] offers for reuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownBlob {
-    /// Its digest (`sha256:<hex>`).
-    pub digest: String,
+    /// Its digest.
+    pub digest: Digest,
     /// Its size in bytes.
     pub size: u64,
     /// Where to read it.

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{DirSink, sparse_file, test_disk};
-use sardine_disk::DiskError;
 use sardine_disk::chunked::{
     ChunkSource, FRAME_SIZE, PackOptions, PackedFile, pack_file, pack_sparse_file, unpack_file,
     unpack_sparse_file,
 };
 use sardine_disk::sparse::allocated_bytes;
-use sardine_testbed::{digest_of, noise};
+use sardine_disk::{Digest, DiskError};
+use sardine_testbed::noise;
 
 const CHUNK: u64 = 4 << 20;
 
@@ -201,7 +201,7 @@ fn replace_first_blob(
     chunks[0].blob = path.clone();
     chunks[0].blob_size = bytes.len() as u64;
     if fix_digest {
-        chunks[0].blob_digest = digest_of(bytes);
+        chunks[0].blob_digest = sardine_disk::Digest::of(bytes);
     }
     path
 }
@@ -522,7 +522,7 @@ fn chunks_longer_than_a_frame_are_streamed_in_frames_and_round_trip() {
     for chunk in &packed.chunks {
         assert_eq!(
             chunk.digest,
-            digest_of(&read_range(&src, chunk.offset, chunk.length))
+            Digest::of(&read_range(&src, chunk.offset, chunk.length))
         );
     }
     let target = dir.path().join("out.img");

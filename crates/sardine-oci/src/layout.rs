@@ -34,10 +34,11 @@ pub use error::StoreError;
 pub use gc::{GcReport, gc};
 pub use sink::RepoSink;
 
+use crate::Digest;
 use crate::lock::{self, LockGuard};
-use crate::manifest::{Descriptor, Index, Manifest, sha256_digest};
+use crate::manifest::{Descriptor, Index, Manifest};
 use crate::media_types;
-use crate::reference::{self, sha256_hex};
+use crate::reference;
 
 /// The directory below the ocidir holding sarde's own files.
 const STORE_DIR: &str = ".sardine";
@@ -62,9 +63,9 @@ pub struct ImageEntry {
     /// The tag, if the entry has one.
     pub tag: Option<String>,
     /// The manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// The image ID (config digest); None if the manifest cannot be read.
-    pub id: Option<String>,
+    pub id: Option<Digest>,
     /// The manifest size from the index entry.
     pub manifest_size: u64,
 }
@@ -214,35 +215,28 @@ impl Repo {
         Ok(())
     }
 
-    /// The file of blob `digest` (which must be `sha256:<64 hex>`).
-    pub fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
-        let hex = sha256_hex(digest).ok_or_else(|| StoreError::InvalidDigest {
-            digest: digest.to_owned(),
-        })?;
-        Ok(self.blobs_dir().join(hex))
+    /// The file of blob `digest`.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
     }
 
-    /// Whether the repository has blob `digest` (false for invalid digests).
-    pub fn has_blob(&self, digest: &str) -> bool {
-        self.blob_path(digest).is_ok_and(|path| path.is_file())
+    /// Whether the repository has blob `digest`.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
     }
 
     /// Whether the store-wide pool holds blob `digest` of `size` bytes (another repository of
     /// the store has it), so it can be linked instead of downloaded ([`Repo::link_pooled_blob`]).
-    pub fn has_pooled_blob(&self, digest: &str, size: u64) -> bool {
-        let pooled = self
-            .store
-            .pool_dir()
-            .join(sha256_hex(digest).unwrap_or_default());
-        sha256_hex(digest).is_some()
-            && fs_err::metadata(pooled).is_ok_and(|m| m.is_file() && m.len() == size)
+    pub fn has_pooled_blob(&self, digest: &Digest, size: u64) -> bool {
+        let pooled = self.store.pool_dir().join(digest.hex());
+        fs_err::metadata(pooled).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
     /// Links blob `digest` from the pool into this repository if the pool has it with `size`
     /// bytes; whether it did. Pool files were verified when they were committed, and the pool
     /// lock keeps [`gc`] from removing the file in between.
-    pub fn link_pooled_blob(&self, digest: &str, size: u64) -> Result<bool, StoreError> {
-        let dest = self.blob_path(digest)?;
+    pub fn link_pooled_blob(&self, digest: &Digest, size: u64) -> Result<bool, StoreError> {
+        let dest = self.blob_path(digest);
         if dest.is_file() {
             return Ok(true);
         }
@@ -257,10 +251,7 @@ impl Repo {
             return Ok(false);
         }
         fs_err::create_dir_all(self.blobs_dir()).context(context)?;
-        let pooled = self
-            .store
-            .pool_dir()
-            .join(sha256_hex(digest).unwrap_or_default());
+        let pooled = self.store.pool_dir().join(digest.hex());
         match link_no_clobber(&pooled, &dest) {
             Ok(()) => {}
             Err(e) if fsutil::link_unsupported(&e) => return Ok(false),
@@ -282,8 +273,8 @@ impl Repo {
     /// (or, if the pool has it already, is dropped) and is hard-linked from there into the
     /// repository, so identical blobs are stored once. If hard links are not possible it is
     /// renamed into the repository instead. `temp` is gone afterwards in every successful case.
-    pub fn commit_blob(&self, temp: &Path, digest: &str) -> Result<(), StoreError> {
-        let dest = self.blob_path(digest)?;
+    pub fn commit_blob(&self, temp: &Path, digest: &Digest) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
         let context = || format!("cannot store blob {digest} in `{}`", self.name);
         if dest.is_file() {
             return fsutil::remove_if_exists(temp).context(context);
@@ -293,7 +284,7 @@ impl Repo {
         let pool_dir = self.store.pool_dir();
         fs_err::create_dir_all(&pool_dir).context(context)?;
         let _pool_guard = lock_at(&self.store.pool_lock_path(), lock::lock_shared)?;
-        let pooled = pool_dir.join(sha256_hex(digest).unwrap_or_default());
+        let pooled = pool_dir.join(digest.hex());
         let linked = link_no_clobber(temp, &pooled).and_then(|()| link_no_clobber(&pooled, &dest));
         match linked {
             Ok(()) => fsutil::remove_if_exists(temp).context(context)?,
@@ -314,8 +305,8 @@ impl Repo {
     }
 
     /// Stores `data` as a blob (temp file, fsync, commit); returns its digest and size.
-    pub fn put_blob_bytes(&self, data: &[u8]) -> Result<(String, u64), StoreError> {
-        let digest = sha256_digest(data);
+    pub fn put_blob_bytes(&self, data: &[u8]) -> Result<(Digest, u64), StoreError> {
+        let digest = Digest::of(data);
         let size = data.len() as u64;
         if self.has_blob(&digest) {
             return Ok((digest, size));
@@ -333,8 +324,8 @@ impl Repo {
     }
 
     /// Reads blob `digest` (at most `max_size` bytes) and checks its sha256.
-    pub fn read_blob(&self, digest: &str, max_size: u64) -> Result<Vec<u8>, StoreError> {
-        let path = self.blob_path(digest)?;
+    pub fn read_blob(&self, digest: &Digest, max_size: u64) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
         let file = self.open_blob(digest, &path)?;
         let mut data = Vec::new();
         file.take(max_size.saturating_add(1))
@@ -346,11 +337,11 @@ impl Repo {
                 max: max_size,
             });
         }
-        let actual = sha256_digest(&data);
-        if actual != digest {
+        let actual = Digest::of(&data);
+        if actual != *digest {
             return Err(StoreError::DigestMismatch {
                 path,
-                expected: digest.to_owned(),
+                expected: digest.clone(),
                 actual,
             });
         }
@@ -358,15 +349,15 @@ impl Repo {
     }
 
     /// Streams blob `digest` through sha256; returns its size if the content matches.
-    pub fn verify_blob(&self, digest: &str) -> Result<u64, StoreError> {
-        let path = self.blob_path(digest)?;
+    pub fn verify_blob(&self, digest: &Digest) -> Result<u64, StoreError> {
+        let path = self.blob_path(digest);
         let file = self.open_blob(digest, &path)?;
         let (actual, size) = fsutil::hash_reader(file)
             .context(|| format!("cannot read blob {digest} of `{}`", self.name))?;
-        if actual != digest {
+        if actual != *digest {
             return Err(StoreError::DigestMismatch {
                 path,
-                expected: digest.to_owned(),
+                expected: digest.clone(),
                 actual,
             });
         }
@@ -435,16 +426,17 @@ impl Repo {
         &self,
         desc: &Descriptor,
     ) -> Result<(Vec<u8>, Manifest), StoreError> {
+        let digest = desc.valid_digest()?;
         let is_index = || StoreError::IsIndex {
             repo: self.name.clone(),
-            digest: desc.digest.clone(),
+            digest: digest.clone(),
         };
         if media_types::is_index(desc.media_type()) {
             return Err(is_index());
         }
-        let data = self.read_blob(&desc.digest, MAX_MANIFEST_SIZE)?;
+        let data = self.read_blob(&digest, MAX_MANIFEST_SIZE)?;
         if data.len() as u64 != desc.size {
-            let path = self.blob_path(&desc.digest)?;
+            let path = self.blob_path(&digest);
             return Err(StoreError::SizeMismatch {
                 path,
                 expected: desc.size,
@@ -453,7 +445,7 @@ impl Repo {
         }
         let bad = |source| StoreError::BadManifest {
             repo: self.name.clone(),
-            digest: desc.digest.clone(),
+            digest: digest.clone(),
             source,
         };
         let value: serde_json::Value = serde_json::from_slice(&data).map_err(bad)?;
@@ -470,7 +462,7 @@ impl Repo {
     /// `index.json` is replaced atomically under the index lock.
     pub fn set_tag(
         &self,
-        manifest_digest: &str,
+        manifest_digest: &Digest,
         manifest_size: u64,
         media_type: &str,
         tag: Option<&str>,
@@ -481,7 +473,7 @@ impl Repo {
         if !self.has_blob(manifest_digest) {
             return Err(StoreError::BlobMissing {
                 repo: self.name.clone(),
-                digest: manifest_digest.to_owned(),
+                digest: manifest_digest.clone(),
             });
         }
         self.init()?;
@@ -522,30 +514,30 @@ impl Repo {
     }
 
     fn entries(&self, index: &Index) -> Vec<ImageEntry> {
-        let usable = index.manifests.iter().filter(|desc| {
-            let ok = sha256_hex(&desc.digest).is_some();
-            if !ok {
+        let usable = index.manifests.iter().filter_map(|desc| {
+            let digest = desc.valid_digest().ok();
+            if digest.is_none() {
                 tracing::warn!(
                     "image `{}`: ignoring an index.json entry without a valid digest",
                     self.name
                 );
             }
-            ok
+            Some((desc, digest?))
         });
         usable
-            .map(|desc| ImageEntry {
+            .map(|(desc, digest)| ImageEntry {
                 name: self.name.clone(),
                 tag: desc.ref_name().map(str::to_owned),
-                digest: desc.digest.clone(),
+                digest,
                 id: self.image_id(desc),
                 manifest_size: desc.size,
             })
             .collect()
     }
 
-    fn image_id(&self, desc: &Descriptor) -> Option<String> {
+    fn image_id(&self, desc: &Descriptor) -> Option<Digest> {
         match self.read_manifest(desc) {
-            Ok(manifest) => Some(manifest.config.digest),
+            Ok(manifest) => manifest.config.valid_digest().ok(),
             Err(e) => {
                 tracing::warn!("image `{}` {}: {}", self.name, desc.digest, error_chain(&e));
                 None
@@ -553,11 +545,11 @@ impl Repo {
         }
     }
 
-    fn open_blob(&self, digest: &str, path: &Path) -> Result<fs_err::File, StoreError> {
+    fn open_blob(&self, digest: &Digest, path: &Path) -> Result<fs_err::File, StoreError> {
         match fs_err::File::open(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobMissing {
                 repo: self.name.clone(),
-                digest: digest.to_owned(),
+                digest: digest.clone(),
             }),
             other => other.context(|| format!("cannot open blob {digest} of `{}`", self.name)),
         }

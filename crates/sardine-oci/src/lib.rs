@@ -14,3 +14,5 @@ pub mod media_types;
 pub mod reference;
 pub mod registry;
 pub mod transfer;
+
+pub use sardine_disk::{Digest, InvalidDigest};

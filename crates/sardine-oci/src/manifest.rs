@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
 use crate::media_types;
+use crate::{Digest, InvalidDigest};
 
 /// A content descriptor: what a manifest or index points at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +59,19 @@ impl Descriptor {
         }
     }
 
+    /// The digest, checked: the way every use of a descriptor's digest starts.
+    pub fn valid_digest(&self) -> Result<Digest, InvalidDigest> {
+        Digest::parse(&self.digest)
+    }
+
+    /// The blob this descriptor points at, with its digest checked.
+    pub fn blob_ref(&self) -> Result<BlobRef, InvalidDigest> {
+        Ok(BlobRef {
+            digest: self.valid_digest()?,
+            size: self.size,
+        })
+    }
+
     /// The media type, or the empty string if there is none.
     pub fn media_type(&self) -> &str {
         self.media_type.as_deref().unwrap_or("")
@@ -80,6 +93,15 @@ impl Descriptor {
             .get_or_insert_default()
             .insert(key.to_owned(), value.to_owned());
     }
+}
+
+/// A blob a manifest refers to, by checked digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes, as the descriptor declares it.
+    pub size: u64,
 }
 
 /// An image manifest (OCI or Docker schema 2).
@@ -181,11 +203,6 @@ fn schema_version_2() -> u32 {
     2
 }
 
-/// `sha256:<hex>` of `data`.
-pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Invariant: these types only hold strings, numbers and JSON values with string keys, and the
     // output goes to memory, so serialisation cannot fail.
@@ -232,13 +249,5 @@ mod tests {
         let text = String::from_utf8(one).unwrap();
         assert!(text.starts_with("{\n  \"schemaVersion\": 2,"), "{text}");
         assert!(text.find("\"a\"") < text.find("\"z\""));
-    }
-
-    #[test]
-    fn sha256_digest_of_empty_input() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 }

@@ -211,12 +211,28 @@ pub fn validate_name(name: &str) -> Result<(), ReferenceError> {
         }
         None => name,
     };
+    validate_path(path).map_err(|err| match err {
+        ReferenceError::InvalidComponent { component, .. } => ReferenceError::InvalidComponent {
+            name: name.to_owned(),
+            component,
+        },
+        other => other,
+    })
+}
+
+/// Checks a repository path without a registry part (`team/vm`, as a registry's API names it):
+/// `/`-separated components of the distribution spec's grammar, so valid paths are also safe
+/// relative paths. The one rule for repository names: references and the registry client use it.
+pub fn validate_path(path: &str) -> Result<(), ReferenceError> {
+    if path.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
     match path
         .split('/')
         .find(|component| !is_valid_path_component(component))
     {
         Some(component) => Err(ReferenceError::InvalidComponent {
-            name: name.to_owned(),
+            name: path.to_owned(),
             component: component.to_owned(),
         }),
         None => Ok(()),
@@ -263,12 +279,7 @@ pub fn validate_digest(digest: &str) -> Result<(), ReferenceError> {
     }
 }
 
-/// The hex part of a `sha256:<64 lowercase hex>` digest, or None.
-pub fn sha256_hex(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|hex| is_lower_hex(hex, 64))
-}
+pub use sardine_disk::sha256_hex;
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

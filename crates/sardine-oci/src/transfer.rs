@@ -14,21 +14,22 @@ use std::sync::{Arc, OnceLock};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use tracing::debug;
 
+use crate::Digest;
 use crate::layout::{Repo, Store, StoreError};
 use crate::lock::{self, LockGuard};
-use crate::manifest::{Descriptor, Index, Manifest};
+use crate::manifest::{BlobRef, Descriptor, Index, Manifest};
 use crate::media_types;
 use crate::reference::Reference;
-use crate::registry::{RegistryClient, RegistryError};
+use crate::registry::{FetchedManifest, RegistryClient, RegistryError};
 
 /// Receives progress of a transfer (implemented by the command line's progress bars).
 pub trait TransferProgress: Send + Sync {
     /// A blob of `size` bytes is about to be transferred (or checked).
-    fn start_blob(&self, digest: &str, size: u64);
+    fn start_blob(&self, digest: &Digest, size: u64);
     /// `bytes` more bytes were transferred (summed over all blobs).
     fn advance(&self, bytes: u64);
     /// A blob is done; `skipped` when nothing had to be transferred.
-    fn finish_blob(&self, digest: &str, skipped: bool);
+    fn finish_blob(&self, digest: &Digest, skipped: bool);
 }
 
 /// Progress that goes nowhere.
@@ -36,9 +37,9 @@ pub trait TransferProgress: Send + Sync {
 pub struct NoProgress;
 
 impl TransferProgress for NoProgress {
-    fn start_blob(&self, _digest: &str, _size: u64) {}
+    fn start_blob(&self, _digest: &Digest, _size: u64) {}
     fn advance(&self, _bytes: u64) {}
-    fn finish_blob(&self, _digest: &str, _skipped: bool) {}
+    fn finish_blob(&self, _digest: &Digest, _skipped: bool) {}
 }
 
 /// How a transfer runs.
@@ -64,7 +65,7 @@ pub trait MakeRoom: Send + Sync {
     /// Makes room for `needed` more bytes in the store, never removing the image whose manifest
     /// is `keep` (the one being fetched). Failures are the implementation's to report: the fetch
     /// goes on either way and fails cleanly if the space really runs out.
-    fn make_room(&self, needed: u64, keep: &str);
+    fn make_room(&self, needed: u64, keep: &Digest);
 }
 
 impl Default for TransferOptions {
@@ -93,7 +94,7 @@ impl std::fmt::Debug for TransferOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchReport {
     /// The digest of the fetched (platform) manifest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// Blobs downloaded.
     pub downloaded: usize,
     /// Blobs the local repository had already.
@@ -106,7 +107,7 @@ pub struct FetchReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushReport {
     /// The digest of the pushed manifest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// Blobs uploaded.
     pub uploaded: usize,
     /// Blobs the registry had already.
@@ -179,7 +180,7 @@ pub enum TransferError {
         /// The image, as the user named it.
         image: String,
         /// The local manifest's digest.
-        actual: String,
+        actual: Digest,
     },
     /// A blocking helper task died.
     #[error("an internal task failed while transferring {image}")]
@@ -234,16 +235,16 @@ pub async fn fetch_image(
     let ctx = Ctx { image: &image };
     let repo_name = remote_repository(client, remote, &ctx)?;
     let reference = remote.digest().or(remote.tag()).unwrap_or("latest");
-    let (body, media_type, _) = ctx.registry(client.get_manifest(&repo_name, reference).await)?;
-    let (body, media_type) = if media_types::is_index(&media_type) {
+    let mut fetched = ctx.registry(client.get_manifest(&repo_name, reference).await)?;
+    if media_types::is_index(&fetched.media_type) {
         let arch = opts.arch.as_deref().unwrap_or(host_arch());
-        let chosen = pick_platform(&body, arch, &ctx)?;
+        let chosen = pick_platform(&fetched.body, arch, &ctx)?;
         debug!(%image, arch, digest = %chosen, "picked the platform manifest from the index");
-        let (body, media_type, _) = ctx.registry(client.get_manifest(&repo_name, &chosen).await)?;
-        (body, media_type)
-    } else {
-        (body, media_type)
-    };
+        fetched = ctx.registry(client.get_manifest(&repo_name, &chosen).await)?;
+    }
+    let FetchedManifest {
+        body, media_type, ..
+    } = fetched;
     if !media_types::is_manifest(&media_type) {
         return Err(TransferError::NotAnImage { image, media_type });
     }
@@ -254,9 +255,10 @@ pub async fn fetch_image(
         })?;
 
     let repo = ctx.store(store.repo(local.name()))?;
+    let blobs = ctx.store(unique_blobs(&manifest))?;
     if let Some(make_room) = opts.make_room.clone() {
-        let needed = missing_bytes(&repo, &manifest);
-        let keep = crate::manifest::sha256_digest(&body);
+        let needed = missing_bytes(&repo, &blobs);
+        let keep = Digest::of(&body);
         ctx.blocking(move || {
             make_room.make_room(needed, &keep);
             Ok(())
@@ -272,7 +274,6 @@ pub async fn fetch_image(
         .await?;
     let temp_dir = ctx.store(store.temp_dir())?;
 
-    let blobs = unique_blobs(&manifest);
     let results: Vec<Option<u64>> = futures_util::stream::iter(blobs)
         .map(|desc| fetch_blob(client, &repo_name, &repo, &temp_dir, desc, opts, &ctx))
         .buffer_unordered(opts.concurrency.max(1))
@@ -300,21 +301,17 @@ async fn fetch_blob(
     repo_name: &str,
     repo: &Repo,
     temp_dir: &std::path::Path,
-    desc: Descriptor,
+    blob: BlobRef,
     opts: &TransferOptions,
     ctx: &Ctx<'_>,
 ) -> Result<Option<u64>, TransferError> {
     let progress = &opts.progress;
-    progress.start_blob(&desc.digest, desc.size);
-    if ctx.store(repo.link_pooled_blob(&desc.digest, desc.size))? {
-        progress.finish_blob(&desc.digest, true);
+    progress.start_blob(&blob.digest, blob.size);
+    if ctx.store(repo.link_pooled_blob(&blob.digest, blob.size))? {
+        progress.finish_blob(&blob.digest, true);
         return Ok(None);
     }
-    let hex = ctx
-        .store(repo.blob_path(&desc.digest))?
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let hex = blob.digest.hex();
     let partial = temp_dir.join(format!("{hex}.partial"));
     // Another process fetching the same blob into this store uses the same partial file. The
     // lock files are never deleted (that would race), so they are shared by blobs with the same
@@ -324,21 +321,21 @@ async fn fetch_blob(
     let _in_process = process_stripe(stripe_hex).lock().await;
     let stripe = temp_dir.join(format!("fetch-{stripe_hex}.lock"));
     let _blob_lock = lock_partial(stripe, ctx).await?;
-    if ctx.store(repo.link_pooled_blob(&desc.digest, desc.size))? {
-        progress.finish_blob(&desc.digest, true);
+    if ctx.store(repo.link_pooled_blob(&blob.digest, blob.size))? {
+        progress.finish_blob(&blob.digest, true);
         return Ok(None);
     }
     let advance = Advance::new(progress.as_ref());
     ctx.registry(
         client
-            .fetch_blob(repo_name, &desc.digest, desc.size, &partial, &|n| {
+            .fetch_blob(repo_name, &blob.digest, blob.size, &partial, &|n| {
                 advance.to(n)
             })
             .await,
     )?;
-    ctx.store(repo.commit_blob(&partial, &desc.digest))?;
-    progress.finish_blob(&desc.digest, false);
-    Ok(Some(desc.size))
+    ctx.store(repo.commit_blob(&partial, &blob.digest))?;
+    progress.finish_blob(&blob.digest, false);
+    Ok(Some(blob.size))
 }
 
 /// The in-process lock of the fetch stripe `stripe_hex` (two hex digits).
@@ -373,16 +370,18 @@ pub async fn push_image(
     let repo = ctx.store(store.existing_repo(local.name()))?;
     let desc = ctx.store(repo.resolve(local.tag(), local.digest()))?;
     let (body, manifest) = ctx.store(repo.read_manifest_bytes(&desc))?;
+    let local_digest = ctx.store(desc.valid_digest().map_err(StoreError::from))?;
     if let Some(wanted) = remote.digest()
-        && wanted != desc.digest
+        && wanted != local_digest.as_str()
     {
         return Err(TransferError::DigestConflict {
             image,
-            actual: desc.digest,
+            actual: local_digest,
         });
     }
 
-    let outcomes: Vec<PushOutcome> = futures_util::stream::iter(unique_blobs(&manifest))
+    let blobs = ctx.store(unique_blobs(&manifest))?;
+    let outcomes: Vec<PushOutcome> = futures_util::stream::iter(blobs)
         .map(|blob| push_blob(client, &repo_name, &repo, blob, opts, &ctx))
         .buffer_unordered(opts.concurrency.max(1))
         .try_collect()
@@ -403,7 +402,7 @@ pub async fn push_image(
             .put_manifest(&repo_name, reference, &body, media_type)
             .await,
     )?;
-    store.mark_remote(&desc.digest, &image);
+    store.mark_remote(&local_digest, &image);
     let mut report = PushReport {
         manifest_digest: digest,
         uploaded: 0,
@@ -435,30 +434,30 @@ async fn push_blob(
     client: &RegistryClient,
     repo_name: &str,
     repo: &Repo,
-    desc: Descriptor,
+    blob: BlobRef,
     opts: &TransferOptions,
     ctx: &Ctx<'_>,
 ) -> Result<PushOutcome, TransferError> {
     let progress = &opts.progress;
-    progress.start_blob(&desc.digest, desc.size);
+    progress.start_blob(&blob.digest, blob.size);
     if ctx
-        .registry(client.blob_exists(repo_name, &desc.digest).await)?
+        .registry(client.blob_exists(repo_name, &blob.digest).await)?
         .is_some()
     {
-        progress.finish_blob(&desc.digest, true);
+        progress.finish_blob(&blob.digest, true);
         return Ok(PushOutcome::Skipped);
     }
     for source in opts.mount_from.iter().filter(|s| s.as_str() != repo_name) {
-        if ctx.registry(client.mount_blob(repo_name, &desc.digest, source).await)? {
-            progress.finish_blob(&desc.digest, true);
+        if ctx.registry(client.mount_blob(repo_name, &blob.digest, source).await)? {
+            progress.finish_blob(&blob.digest, true);
             return Ok(PushOutcome::Mounted);
         }
     }
-    let path = ctx.store(repo.blob_path(&desc.digest))?;
+    let path = repo.blob_path(&blob.digest);
     if !path.is_file() {
         let missing = StoreError::BlobMissing {
             repo: repo.name().to_owned(),
-            digest: desc.digest.clone(),
+            digest: blob.digest.clone(),
         };
         return Err(TransferError::Store {
             image: ctx.image.to_owned(),
@@ -468,32 +467,35 @@ async fn push_blob(
     let advance = Advance::new(progress.as_ref());
     ctx.registry(
         client
-            .push_blob_file(repo_name, &desc.digest, desc.size, &path, &|n| {
+            .push_blob_file(repo_name, &blob.digest, blob.size, &path, &|n| {
                 advance.to(n)
             })
             .await,
     )?;
-    progress.finish_blob(&desc.digest, false);
-    Ok(PushOutcome::Uploaded(desc.size))
+    progress.finish_blob(&blob.digest, false);
+    Ok(PushOutcome::Uploaded(blob.size))
 }
 
-/// Config and layers, each digest once.
-/// Bytes of the blobs of `manifest` that neither `repo` nor the store's pool holds.
-fn missing_bytes(repo: &Repo, manifest: &Manifest) -> u64 {
-    unique_blobs(manifest)
+/// Bytes of `blobs` that neither `repo` nor the store's pool holds.
+fn missing_bytes(repo: &Repo, blobs: &[BlobRef]) -> u64 {
+    blobs
         .iter()
-        .filter(|d| !repo.has_blob(&d.digest) && !repo.has_pooled_blob(&d.digest, d.size))
-        .map(|d| d.size)
+        .filter(|b| !repo.has_blob(&b.digest) && !repo.has_pooled_blob(&b.digest, b.size))
+        .map(|b| b.size)
         .sum()
 }
 
-fn unique_blobs(manifest: &Manifest) -> Vec<Descriptor> {
+/// Config and layers, each digest once; an invalid digest anywhere refuses the manifest.
+fn unique_blobs(manifest: &Manifest) -> Result<Vec<BlobRef>, StoreError> {
     let mut seen = HashSet::new();
-    std::iter::once(&manifest.config)
-        .chain(&manifest.layers)
-        .filter(|d| seen.insert(d.digest.clone()))
-        .cloned()
-        .collect()
+    let mut blobs = Vec::new();
+    for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let blob = desc.blob_ref()?;
+        if seen.insert(blob.digest.clone()) {
+            blobs.push(blob);
+        }
+    }
+    Ok(blobs)
 }
 
 /// The digest of the index entry for `arch` (any OS; entries without a platform are skipped).
@@ -627,11 +629,11 @@ mod tests {
     struct Recorder(Mutex<Vec<u64>>);
 
     impl TransferProgress for Recorder {
-        fn start_blob(&self, _: &str, _: u64) {}
+        fn start_blob(&self, _: &Digest, _: u64) {}
         fn advance(&self, bytes: u64) {
             self.0.lock().unwrap().push(bytes);
         }
-        fn finish_blob(&self, _: &str, _: bool) {}
+        fn finish_blob(&self, _: &Digest, _: bool) {}
     }
 
     #[test]
@@ -657,14 +659,27 @@ mod tests {
 
     #[test]
     fn blobs_are_listed_once() {
-        let config = Descriptor::new(media_types::OCI_CONFIG, "sha256:c", 1);
-        let layer = Descriptor::new("x", "sha256:l", 2);
+        let (c, l) = (Digest::of(b"c"), Digest::of(b"l"));
+        let config = Descriptor::new(media_types::OCI_CONFIG, &c, 1);
+        let layer = Descriptor::new("x", &l, 2);
         let manifest = Manifest::new(config, vec![layer.clone(), layer]);
-        let digests: Vec<String> = unique_blobs(&manifest)
+        let digests: Vec<Digest> = unique_blobs(&manifest)
+            .unwrap()
             .into_iter()
-            .map(|d| d.digest)
+            .map(|b| b.digest)
             .collect();
-        assert_eq!(digests, ["sha256:c", "sha256:l"]);
+        assert_eq!(digests, [c, l]);
+    }
+
+    #[test]
+    fn a_manifest_with_an_invalid_digest_is_refused_whole() {
+        let config = Descriptor::new(media_types::OCI_CONFIG, &Digest::of(b"c"), 1);
+        let layer = Descriptor::new("x", "sha256:../../etc/passwd", 2);
+        let manifest = Manifest::new(config, vec![layer]);
+        assert!(matches!(
+            unique_blobs(&manifest),
+            Err(StoreError::InvalidDigest(_))
+        ));
     }
 
     #[test]

@@ -11,8 +11,9 @@ use common::{
     FakeRegistry, FakeRequest, Registry, client, random_file, response, start_registry,
     start_registry_with_auth,
 };
+use sardine_oci::Digest;
 use sardine_oci::registry::{Credentials, RegistryClient, RegistryError};
-use sardine_testbed::{digest_of, random_bytes};
+use sardine_testbed::random_bytes;
 
 const MIB: usize = 1024 * 1024;
 
@@ -24,9 +25,9 @@ fn creds(user: &str, password: &str) -> Option<Credentials> {
 }
 
 /// Pushes `len` random bytes as a blob of `repo`; returns them and their digest.
-async fn push_random(client: &RegistryClient, repo: &str, len: usize) -> (Vec<u8>, String) {
+async fn push_random(client: &RegistryClient, repo: &str, len: usize) -> (Vec<u8>, Digest) {
     let data = random_bytes(len);
-    let digest = digest_of(&data);
+    let digest = Digest::of(&data);
     client
         .push_blob_bytes(repo, &digest, Bytes::from(data.clone()))
         .await
@@ -42,7 +43,12 @@ struct TempFetch {
 }
 
 /// Fetches blob `digest` (`size` bytes) of `repo` into a new temporary directory.
-async fn fetch_to_temp(client: &RegistryClient, repo: &str, digest: &str, size: u64) -> TempFetch {
+async fn fetch_to_temp(
+    client: &RegistryClient,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+) -> TempFetch {
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("blob.partial");
     let result = client
@@ -162,7 +168,7 @@ async fn push_rejects_a_file_of_the_wrong_size() {
 #[tokio::test]
 async fn push_with_wrong_digest_fails() {
     let registry = start_registry();
-    let wrong = digest_of(b"something else");
+    let wrong = Digest::of(b"something else");
     let err = client(&registry, None, None)
         .push_blob_bytes("a", &wrong, Bytes::from_static(b"data"))
         .await
@@ -189,7 +195,7 @@ async fn mount_between_repositories() {
         client.blob_exists("dst/repo", &digest).await.unwrap(),
         Some(data.len() as u64)
     );
-    let missing = digest_of(b"never uploaded");
+    let missing = Digest::of(b"never uploaded");
     assert!(
         !client
             .mount_blob("dst/repo", &missing, "src/repo")
@@ -207,7 +213,7 @@ async fn manifests_put_and_get() {
     let registry = start_registry();
     let client = client(&registry, None, None);
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    let config_digest = digest_of(config);
+    let config_digest = Digest::of(config);
     client
         .push_blob_bytes("img", &config_digest, Bytes::from_static(config))
         .await
@@ -221,13 +227,13 @@ async fn manifests_put_and_get() {
         .put_manifest("img", "v1", manifest.as_bytes(), media_type)
         .await
         .unwrap();
-    assert_eq!(digest, digest_of(manifest.as_bytes()));
+    assert_eq!(digest, Digest::of(manifest.as_bytes()));
 
     for reference in ["v1", digest.as_str()] {
-        let (body, got_type, got_digest) = client.get_manifest("img", reference).await.unwrap();
-        assert_eq!(body, manifest.as_bytes());
-        assert_eq!(got_type, media_type);
-        assert_eq!(got_digest, digest);
+        let got = client.get_manifest("img", reference).await.unwrap();
+        assert_eq!(got.body, manifest.as_bytes());
+        assert_eq!(got.media_type, media_type);
+        assert_eq!(got.digest, digest);
     }
     let err = client.get_manifest("img", "nope").await.unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
@@ -297,7 +303,7 @@ async fn fetch_with_a_corrupt_partial_fails_and_discards_it() {
 async fn fetch_of_a_missing_blob_is_not_found() {
     let registry = start_registry();
     let client = client(&registry, None, None);
-    let err = fetch_to_temp(&client, "none", &digest_of(b"x"), 1)
+    let err = fetch_to_temp(&client, "none", &Digest::of(b"x"), 1)
         .await
         .result
         .unwrap_err();
@@ -320,7 +326,7 @@ async fn serving(body: Vec<u8>, announce: bool) -> FakeRegistry {
 #[tokio::test]
 async fn hostile_registry_serving_wrong_bytes() {
     let data = random_bytes(100_000);
-    let digest = digest_of(&data);
+    let digest = Digest::of(&data);
     let fake = serving(random_bytes(data.len()), true).await;
     let fetch = fetch_to_temp(&fake.client(), "repo", &digest, data.len() as u64).await;
     let err = fetch.result.unwrap_err();
@@ -334,7 +340,7 @@ async fn hostile_registry_serving_wrong_bytes() {
 #[tokio::test]
 async fn hostile_registry_sending_too_much() {
     let data = random_bytes(50_000);
-    let digest = digest_of(&data);
+    let digest = Digest::of(&data);
     for announce in [true, false] {
         let mut body = data.clone();
         body.extend_from_slice(&random_bytes(100_000));
@@ -353,7 +359,7 @@ async fn hostile_registry_sending_too_much() {
 #[tokio::test]
 async fn transient_failures_are_retried() {
     let data = random_bytes(70_000);
-    let digest = digest_of(&data);
+    let digest = Digest::of(&data);
     let body = data.clone();
     let fake = FakeRegistry::start(Arc::new(move |n, _: &FakeRequest| {
         if n < 2 {
@@ -403,7 +409,7 @@ async fn retries_are_bounded() {
 #[tokio::test]
 async fn truncated_download_resumes_with_range() {
     let data = random_bytes(80_000);
-    let digest = digest_of(&data);
+    let digest = Digest::of(&data);
     let body = data.clone();
     let ranges = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&ranges);
@@ -484,7 +490,7 @@ async fn bearer_token_flow() {
     let client = RegistryClient::new(&fake.addr, common::options(creds("u", "p"), None)).unwrap();
     assert_eq!(
         client
-            .blob_exists("team/repo", &digest_of(b"x"))
+            .blob_exists("team/repo", &Digest::of(b"x"))
             .await
             .unwrap(),
         Some(2)
@@ -492,7 +498,7 @@ async fn bearer_token_flow() {
     // The token is cached for the scope: no second token request.
     assert_eq!(
         client
-            .blob_exists("team/repo", &digest_of(b"y"))
+            .blob_exists("team/repo", &Digest::of(b"y"))
             .await
             .unwrap(),
         Some(2)
@@ -510,7 +516,7 @@ async fn bearer_token_flow() {
 #[tokio::test]
 async fn chunked_upload_falls_back_to_one_put() {
     let data = random_bytes(300_000);
-    let digest = digest_of(&data);
+    let digest = Digest::of(&data);
     let log = Arc::new(Mutex::new(Vec::<FakeRequest>::new()));
     let seen = Arc::clone(&log);
     let fake = FakeRegistry::start(Arc::new(move |_, request: &FakeRequest| {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use common::{client, start_registry};
+use sardine_oci::Digest;
 use sardine_oci::layout::Store;
 use sardine_oci::manifest::{Descriptor, Manifest};
 use sardine_oci::media_types;
@@ -25,13 +26,13 @@ struct Counter {
 }
 
 impl TransferProgress for Counter {
-    fn start_blob(&self, _digest: &str, _size: u64) {
+    fn start_blob(&self, _digest: &Digest, _size: u64) {
         self.started.fetch_add(1, Ordering::SeqCst);
     }
     fn advance(&self, bytes: u64) {
         self.bytes.fetch_add(bytes, Ordering::SeqCst);
     }
-    fn finish_blob(&self, _digest: &str, skipped: bool) {
+    fn finish_blob(&self, _digest: &Digest, skipped: bool) {
         if skipped {
             self.skipped.fetch_add(1, Ordering::SeqCst);
         }
@@ -44,7 +45,7 @@ fn reference(s: &str) -> Reference {
 
 /// Creates `name:tag` in `store` with a config and two layers; returns the manifest digest and
 /// the layer contents.
-fn make_image(store: &Store, name: &str, tag: &str) -> (String, Vec<Vec<u8>>) {
+fn make_image(store: &Store, name: &str, tag: &str) -> (Digest, Vec<Vec<u8>>) {
     let repo = store.repo(name).unwrap();
     repo.init().unwrap();
     let (config_digest, config_size) = repo
@@ -76,7 +77,7 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 /// A store in a new temporary directory holding the image `local/vm:v1` (see [`make_image`]).
-fn source_store() -> (tempfile::TempDir, Store, String, Vec<Vec<u8>>) {
+fn source_store() -> (tempfile::TempDir, Store, Digest, Vec<Vec<u8>>) {
     let (dir, store) = temp_store();
     let (manifest_digest, layers) = make_image(&store, "local/vm", "v1");
     (dir, store, manifest_digest, layers)
@@ -145,7 +146,11 @@ async fn push_then_fetch_into_an_empty_store() {
     assert_eq!(desc.digest, manifest_digest);
     let manifest = repo.read_manifest(&desc).unwrap();
     for (layer, data) in manifest.layers.iter().zip(&layers) {
-        assert!(repo.read_blob(&layer.digest, 16 << 20).unwrap() == *data);
+        assert!(
+            repo.read_blob(&layer.valid_digest().unwrap(), 16 << 20)
+                .unwrap()
+                == *data
+        );
     }
     let partials: Vec<_> = fs_err::read_dir(target.temp_dir().unwrap())
         .unwrap()
@@ -189,15 +194,9 @@ async fn fetch_picks_the_architecture_from_an_index() {
     let pushed = push(&client, &source, &remote, &TransferOptions::default())
         .await
         .unwrap();
-    let size = fs_err::metadata(
-        source
-            .repo("local/vm")
-            .unwrap()
-            .blob_path(&manifest_digest)
-            .unwrap(),
-    )
-    .unwrap()
-    .len();
+    let size = fs_err::metadata(source.repo("local/vm").unwrap().blob_path(&manifest_digest))
+        .unwrap()
+        .len();
     let index = format!(
         r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":{size},"platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#,
         media_types::OCI_INDEX,

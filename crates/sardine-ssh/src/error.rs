@@ -68,10 +68,22 @@ pub enum SshError {
         host: String,
     },
 
+    /// Nobody named a user to log in as.
+    #[error("no user to log in as on {host}")]
+    NoUser {
+        /// The guest's host name or address.
+        host: String,
+    },
+
+    /// An identity directory holds no private key.
+    #[error("identity {} is a directory without private keys (id_*)", path.display())]
+    NoKeysInDirectory {
+        /// The directory.
+        path: PathBuf,
+    },
+
     /// The target lists no authentication method at all.
-    #[error(
-        "no SSH authentication method configured for '{user}' on {host}; give a password or a key file"
-    )]
+    #[error("no SSH authentication method configured for '{user}' on {host}")]
     NoAuthMethod {
         /// The user name.
         user: String,
@@ -133,6 +145,10 @@ impl SshError {
             SshError::AuthFailed { .. } => {
                 Some("check the configured user name, password or key file")
             }
+            SshError::NoUser { .. } => {
+                Some("name a user, or give the image a sardine config with users")
+            }
+            SshError::NoAuthMethod { .. } => Some("give a password or a key file"),
             _ => None,
         }
     }

@@ -35,4 +35,4 @@ pub use error::SshError;
 pub use exec::{ExitStatus, Output};
 pub use quote::{shell_join, shell_quote};
 pub use session::Session;
-pub use target::{Auth, Target};
+pub use target::{Auth, DEFAULT_PORT, Login, Target};

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
-use sardine_testbed::{Registry, RegistryAuth, TestVm, VmOptions, digest_of};
+use sardine_testbed::{Registry, RegistryAuth, TestVm, VmOptions};
 
 #[test]
 fn guest_boots_gets_a_lease_and_runs_commands_over_ssh() {
@@ -56,9 +56,9 @@ fn guest_with_a_backing_chain_boots() {
     );
 }
 
-fn blob(size: usize) -> (bytes::Bytes, String) {
+fn blob(size: usize) -> (bytes::Bytes, sardine_oci::Digest) {
     let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    let digest = digest_of(&data);
+    let digest = sardine_oci::Digest::of(&data);
     (data.into(), digest)
 }
 

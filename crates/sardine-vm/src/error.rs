@@ -272,6 +272,14 @@ fn free_name(dir: &std::path::Path, name: &str) -> String {
         .unwrap_or_else(|| name.to_owned())
 }
 
+impl From<sardine_oci::InvalidDigest> for ImageError {
+    fn from(err: sardine_oci::InvalidDigest) -> Self {
+        ImageError::Malformed {
+            what: err.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +288,7 @@ mod tests {
     fn hints_come_from_the_error_that_has_one() {
         let missing = StoreError::BlobMissing {
             repo: "vm".into(),
-            digest: "sha256:a".into(),
+            digest: sardine_oci::Digest::of(b"a"),
         };
         assert_eq!(hint_of(&missing).as_deref(), Some("fetch the image again"));
         let image = ImageError::Store(missing);

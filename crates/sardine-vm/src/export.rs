@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use sardine_disk::chunked::{self, PackOptions, pack_sparse_file};
 use sardine_disk::{BlobSink, KnownBlob};
 use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
+use sardine_oci::Digest;
 use sardine_oci::layout::{RepoSink, Store};
 use sardine_oci::media_types;
 use sardine_oci::reference::Reference;
@@ -72,9 +73,9 @@ pub struct ExportOptions<'a> {
 #[derive(Debug, Clone)]
 pub struct ExportReport {
     /// The manifest's digest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// The config's digest: the image ID.
-    pub config_digest: String,
+    pub config_digest: Digest,
     /// The tag written.
     pub tag: String,
     /// Layers in the manifest.
@@ -165,7 +166,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
         "exported {} as {}:{tag}: image ID {}, manifest digest {manifest_digest}",
         options.vm,
         options.reference.name(),
-        config_digest.trim_start_matches("sha256:")
+        config_digest.hex()
     );
     Ok(ExportReport {
         manifest_digest,
@@ -198,8 +199,8 @@ fn read_domain(options: &ExportOptions<'_>) -> Result<(String, PathBuf), ImageEr
 
 fn read_vmconfig(path: &Path) -> Result<Vec<u8>, ImageError> {
     let text = fs_err::read(path)?;
-    let value = crate::vmconfig::validate(&text, &path.display().to_string())?;
-    Ok(serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?)
+    let config = crate::vmconfig::VmConfig::parse(&text, &path.display().to_string())?;
+    Ok(serde_json::to_vec_pretty(config.document()).map_err(std::io::Error::other)?)
 }
 
 /// Finds every file the image must carry and points the domain at their plain names.
@@ -432,7 +433,7 @@ fn pack(
     repo: &sardine_oci::layout::Repo,
     options: &ExportOptions<'_>,
     sink: &ReusingSink,
-) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
+) -> Result<(Vec<Descriptor>, Vec<Digest>), ImageError> {
     let size = fs_err::metadata(&file.path)?.len();
     options
         .progress
@@ -467,11 +468,11 @@ fn pack(
 /// Packs one file in the default format: its header layer, then its chunks that hold data.
 fn pack_chunked(
     file: &ExportFile,
-    header_digest: &str,
+    header_digest: &Digest,
     chunk_size: u64,
     options: &ExportOptions<'_>,
     sink: &ReusingSink,
-) -> Result<(Vec<Descriptor>, Vec<String>), ImageError> {
+) -> Result<(Vec<Descriptor>, Vec<Digest>), ImageError> {
     let pack_options = PackOptions {
         chunk_size,
         level: 3,
@@ -485,7 +486,7 @@ fn pack_chunked(
         file.role,
         packed.size,
     )];
-    let mut diff_ids = vec![header_digest.to_owned()];
+    let mut diff_ids = vec![header_digest.clone()];
     for chunk in packed.chunks {
         layers.push(format::sparse_chunk_layer(&chunk));
         diff_ids.push(chunk.digest);
@@ -502,7 +503,7 @@ fn history_entry(created_by: &str) -> serde_json::Value {
 /// the changed chunks. The packer checks every offered blob before it uses it.
 struct ReusingSink {
     inner: RepoSink,
-    known: HashMap<(String, u64), KnownBlob>,
+    known: HashMap<(Digest, u64), KnownBlob>,
 }
 
 impl BlobSink for ReusingSink {
@@ -510,16 +511,16 @@ impl BlobSink for ReusingSink {
         self.inner.temp_dir()
     }
 
-    fn contains(&self, digest: &str) -> bool {
+    fn contains(&self, digest: &Digest) -> bool {
         self.inner.contains(digest)
     }
 
-    fn commit(&self, temp: &Path, digest: &str, size: u64) -> std::io::Result<()> {
+    fn commit(&self, temp: &Path, digest: &Digest, size: u64) -> std::io::Result<()> {
         self.inner.commit(temp, digest, size)
     }
 
-    fn known_chunk(&self, digest: &str, length: u64) -> Option<KnownBlob> {
-        self.known.get(&(digest.to_owned(), length)).cloned()
+    fn known_chunk(&self, digest: &Digest, length: u64) -> Option<KnownBlob> {
+        self.known.get(&(digest.clone(), length)).cloned()
     }
 
     fn adopt(&self, blob: &KnownBlob) -> std::io::Result<bool> {
@@ -529,7 +530,7 @@ impl BlobSink for ReusingSink {
 
 /// The chunks of every chunked image in the store, by (uncompressed digest, length). Images
 /// that cannot be read are skipped: this only saves work.
-fn known_chunks(store: &Store) -> HashMap<(String, u64), KnownBlob> {
+fn known_chunks(store: &Store) -> HashMap<(Digest, u64), KnownBlob> {
     let mut known = HashMap::new();
     for entry in store.list().unwrap_or_default() {
         let Ok(repo) = store.existing_repo(&entry.name) else {
@@ -549,13 +550,13 @@ fn known_chunks(store: &Store) -> HashMap<(String, u64), KnownBlob> {
                 continue;
             };
             for chunk in chunks {
-                let Ok(path) = repo.blob_path(&chunk.blob.digest) else {
+                let Ok(digest) = chunk.blob.valid_digest() else {
                     continue;
                 };
                 let blob = KnownBlob {
-                    digest: chunk.blob.digest,
+                    path: repo.blob_path(&digest),
+                    digest,
                     size: chunk.blob.size,
-                    path,
                 };
                 known.entry((chunk.digest, chunk.length)).or_insert(blob);
             }

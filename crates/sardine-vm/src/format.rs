@@ -19,6 +19,7 @@
 //! content (legacy images: one entry per file, as 0.4.2 writes them). `docs/format.md` is the
 //! full specification.
 
+use sardine_oci::Digest;
 use sardine_oci::media_types::{
     ANNOTATION_TITLE, DOCKER_CONFIG, DOCKER_MANIFEST_V2, DOMAIN_XML, OCI_CONFIG, OCI_MANIFEST,
     SARDINE_CONFIG,
@@ -116,14 +117,10 @@ fn annotation_u64(layer: &Descriptor, key: &str) -> Result<u64, ImageError> {
 }
 
 /// Checks that `digest` is `sha256:` and 64 lowercase hex digits.
-pub fn check_digest(digest: &str) -> Result<(), ImageError> {
-    if sardine_oci::reference::sha256_hex(digest).is_some() {
-        Ok(())
-    } else {
-        Err(ImageError::Malformed {
-            what: format!("invalid digest {digest:?}"),
-        })
-    }
+pub fn check_digest(digest: &str) -> Result<Digest, ImageError> {
+    Digest::parse(digest).map_err(|_| ImageError::Malformed {
+        what: format!("invalid digest {digest:?}"),
+    })
 }
 
 /// What a file is to the VM.
@@ -172,8 +169,8 @@ pub struct Chunk {
     pub offset: u64,
     /// Uncompressed length.
     pub length: u64,
-    /// `sha256:<hex>` of the uncompressed bytes.
-    pub digest: String,
+    /// The digest of the uncompressed bytes.
+    pub digest: Digest,
 }
 
 /// A file of the image, in the order of the manifest.
@@ -318,7 +315,7 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
         blob: layer.clone(),
         offset: annotation_u64(layer, ANNOTATION_OFFSET)?,
         length: annotation_u64(layer, ANNOTATION_LENGTH)?,
-        digest: annotation(layer, ANNOTATION_CHUNK_DIGEST)?.to_owned(),
+        digest: check_digest(annotation(layer, ANNOTATION_CHUNK_DIGEST)?)?,
     };
     check_chunk(&name, &chunk)?;
     let existing = files
@@ -439,14 +436,13 @@ fn parse_sparse_chunk(layer: &Descriptor) -> Result<Chunk, ImageError> {
         blob: layer.clone(),
         offset: offset.parse().map_err(|_| malformed())?,
         length: length.parse().map_err(|_| malformed())?,
-        digest: digest.to_owned(),
+        digest: check_digest(digest)?,
     };
     Ok(chunk)
 }
 
-/// Checks the digest of a chunk of the file `name` and that its length is within bounds.
+/// Checks that the length of a chunk of the file `name` is within bounds.
 fn check_chunk(name: &str, chunk: &Chunk) -> Result<(), ImageError> {
-    check_digest(&chunk.digest)?;
     if chunk.length > sardine_disk::chunked::MAX_CHUNK_SIZE {
         return Err(ImageError::Malformed {
             what: format!(
@@ -608,7 +604,7 @@ pub struct RootFs {
     #[serde(rename = "type")]
     pub kind: String,
     /// Uncompressed digests.
-    pub diff_ids: Vec<String>,
+    pub diff_ids: Vec<Digest>,
 }
 
 /// Maps libvirt's architecture names to Go's, as OCI platforms use them.
@@ -714,8 +710,8 @@ mod tests {
         sparse_chunk_layer(&sardine_disk::chunked::PackedChunk {
             offset,
             length,
-            digest: D1.to_owned(),
-            blob_digest: D2.to_owned(),
+            digest: Digest::parse(D1).unwrap(),
+            blob_digest: Digest::parse(D2).unwrap(),
             blob_size: 10,
         })
     }
@@ -822,8 +818,8 @@ mod tests {
         let longest = sardine_disk::chunked::PackedChunk {
             offset: u64::MAX,
             length: u64::MAX,
-            digest: D1.to_owned(),
-            blob_digest: D2.to_owned(),
+            digest: Digest::parse(D1).unwrap(),
+            blob_digest: Digest::parse(D2).unwrap(),
             blob_size: u64::MAX,
         };
         layers.push(sparse_chunk_layer(&longest));

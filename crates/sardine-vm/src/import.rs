@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sardine_disk::chunked::{ChunkSource, unpack_file, unpack_sparse_file};
 use sardine_libvirt::{BootFile, DomainXml, ImageMetadata, Libvirt, sanitize};
+use sardine_oci::Digest;
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
@@ -62,7 +63,7 @@ pub struct Imported {
 
 impl LocalImage {
     /// The image config's `rootfs.diff_ids`: the uncompressed digests (empty when it has none).
-    fn diff_ids(&self) -> Result<Vec<String>, ImageError> {
+    fn diff_ids(&self) -> Result<Vec<Digest>, ImageError> {
         let bytes = self.repo.read_blob(self.id(), format::MAX_SMALL_BLOB)?;
         let config: format::ImageConfig =
             serde_json::from_slice(&bytes).map_err(|e| ImageError::Malformed {
@@ -218,7 +219,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
         domain.set_image_metadata(&ImageMetadata {
             reference: options.reference.to_string(),
-            id: image.id().to_owned(),
+            id: image.id().to_string(),
             store: absolute_store(options.store),
         });
         if dir.exists() {
@@ -329,9 +330,10 @@ fn unpack_all(
                 let sources = chunks
                     .iter()
                     .map(|chunk| {
+                        let blob_digest = chunk.blob.valid_digest()?;
                         Ok(ChunkSource {
-                            blob: image.repo.blob_path(&chunk.blob.digest)?,
-                            blob_digest: chunk.blob.digest.clone(),
+                            blob: image.repo.blob_path(&blob_digest),
+                            blob_digest,
                             blob_size: chunk.blob.size,
                             offset: chunk.offset,
                             length: chunk.length,
@@ -359,8 +361,9 @@ fn unpack_all(
             ImageFile::Legacy { pieces, .. } => {
                 let mut paths = Vec::new();
                 for piece in pieces {
-                    image.repo.verify_blob(&piece.digest)?;
-                    paths.push(image.repo.blob_path(&piece.digest)?);
+                    let digest = piece.valid_digest()?;
+                    image.repo.verify_blob(&digest)?;
+                    paths.push(image.repo.blob_path(&digest));
                 }
                 let fallback = format!("disk{}", names.len());
                 let (name, digest, _size) =
@@ -376,7 +379,11 @@ fn unpack_all(
 /// A legacy file's pieces are verified blob by blob, but only the config's diff_ids (which 0.4.2
 /// and sarde both write: the SHA-256 of each whole uncompressed file) vouch for the file
 /// they make up together (pieces could be reordered or swapped between images).
-fn check_legacy_diff_id(name: &str, digest: &str, diff_ids: &[String]) -> Result<(), ImageError> {
+fn check_legacy_diff_id(
+    name: &str,
+    digest: &Digest,
+    diff_ids: &[Digest],
+) -> Result<(), ImageError> {
     if diff_ids.iter().any(|d| d == digest) {
         return Ok(());
     }
@@ -514,11 +521,12 @@ mod tests {
 
     #[test]
     fn legacy_files_must_match_a_diff_id() {
-        let ids = ["sha256:aa".to_owned(), "sha256:bb".to_owned()];
-        assert!(check_legacy_diff_id("disk.qcow2", "sha256:bb", &ids).is_ok());
-        let err = check_legacy_diff_id("disk.qcow2", "sha256:cc", &ids).unwrap_err();
+        let [aa, bb, cc] = [b"aa", b"bb", b"cc"].map(|bytes| Digest::of(bytes));
+        let ids = [aa.clone(), bb.clone()];
+        assert!(check_legacy_diff_id("disk.qcow2", &bb, &ids).is_ok());
+        let err = check_legacy_diff_id("disk.qcow2", &cc, &ids).unwrap_err();
         assert!(err.to_string().contains("disk.qcow2"), "{err}");
-        assert!(check_legacy_diff_id("disk.qcow2", "sha256:aa", &[]).is_err());
+        assert!(check_legacy_diff_id("disk.qcow2", &aa, &[]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use sardine_oci::Digest;
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use serde::Serialize;
@@ -19,9 +20,9 @@ pub struct Inspection {
     /// The reference asked for.
     pub reference: String,
     /// The manifest's digest (what `NAME@sha256:…` references and registries use).
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// The image ID: the config's digest (what `export` prints and base VMs are named after).
-    pub id: String,
+    pub id: Digest,
     /// `chunked` (sarde's format) or `legacy` (sardinecake 0.4.2's gzip layers).
     pub format: &'static str,
     /// The image config's architecture.
@@ -74,14 +75,14 @@ pub fn inspect_local(store: &Store, reference: &Reference) -> Result<Inspection,
         &image.manifest_digest,
         &manifest,
         &config,
-        image.vmconfig()?,
+        image.vmconfig()?.map(|config| config.document().clone()),
     )
 }
 
 /// Describes an image from its manifest and config bytes and its sardine config.
 pub fn describe(
     reference: &str,
-    manifest_digest: &str,
+    manifest_digest: &Digest,
     manifest_bytes: &[u8],
     config_bytes: &[u8],
     sardine_config: Option<serde_json::Value>,
@@ -109,8 +110,8 @@ pub fn describe(
         + distinct.iter().map(|(_, size)| size).sum::<u64>();
     Ok(Inspection {
         reference: reference.to_owned(),
-        manifest_digest: manifest_digest.to_owned(),
-        id: manifest.config.digest.clone(),
+        manifest_digest: manifest_digest.clone(),
+        id: manifest.config.valid_digest()?,
         format: if legacy { "legacy" } else { "chunked" },
         architecture: text("architecture"),
         os: text("os"),

@@ -35,3 +35,4 @@ pub use sardine_oci::lock;
 pub use sardine_oci::reference::Reference;
 pub use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient, RegistryError};
 pub use sardine_oci::transfer::{FetchReport, PushReport, TransferError, TransferProgress};
+pub use sardine_oci::{Digest, InvalidDigest};

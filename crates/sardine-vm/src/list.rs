@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use sardine_libvirt::{DomainXml, Libvirt, VmState};
+use sardine_oci::Digest;
 use sardine_oci::layout::Store;
 
 use crate::error::ImageError;
@@ -31,9 +32,9 @@ pub struct ListEntry {
     /// The tag, if any.
     pub tag: Option<String>,
     /// The manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// The image ID (config digest).
-    pub id: Option<String>,
+    pub id: Option<Digest>,
     /// `Some(true)` running, `Some(false)` defined but not running, `None` not imported.
     pub state: Option<bool>,
     /// Bytes of the manifest, config and (distinct) layers, as stored; `None` if unreadable.

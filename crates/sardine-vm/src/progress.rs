@@ -28,7 +28,7 @@ impl Progress for NoProgress {
 }
 
 impl TransferProgress for NoProgress {
-    fn start_blob(&self, _digest: &str, _size: u64) {}
+    fn start_blob(&self, _digest: &sardine_oci::Digest, _size: u64) {}
     fn advance(&self, _bytes: u64) {}
-    fn finish_blob(&self, _digest: &str, _skipped: bool) {}
+    fn finish_blob(&self, _digest: &sardine_oci::Digest, _skipped: bool) {}
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime};
 use sardine_config::format_size;
 use serde::Serialize;
 
+use sardine_oci::Digest;
 use sardine_oci::layout::{ImageEntry, Store};
 
 use crate::error::ImageError;
@@ -64,9 +65,9 @@ pub struct PrunedImage {
     /// Its tags (empty for an untagged manifest).
     pub tags: Vec<String>,
     /// The manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// The image ID (config digest).
-    pub id: String,
+    pub id: Digest,
     /// Its last use (RFC 3339).
     pub last_used: String,
     /// Bytes of the store freed by removing it (blobs other images share are not counted).
@@ -344,7 +345,7 @@ pub(crate) struct AutoPrune {
 }
 
 impl sardine_oci::transfer::MakeRoom for AutoPrune {
-    fn make_room(&self, needed: u64, keep: &str) {
+    fn make_room(&self, needed: u64, keep: &Digest) {
         make_room_and_log(&RoomRequest {
             store: &self.store,
             connect: self.connect.as_deref(),
@@ -378,8 +379,8 @@ impl PruneReport {
 struct Unit {
     name: String,
     tags: Vec<String>,
-    digest: String,
-    id: String,
+    digest: Digest,
+    id: Digest,
     last_used: SystemTime,
     /// (file identity, bytes) of each of its blob files present in the repository.
     files: Vec<(FileId, u64)>,
@@ -417,19 +418,14 @@ fn unit_of(store: &Store, entry: &ImageEntry) -> Option<Unit> {
     let repo = store.existing_repo(&entry.name).ok()?;
     let mut files = Vec::new();
     for digest in blobs.keys() {
-        let Some(meta) = repo
-            .blob_path(digest)
-            .ok()
-            .and_then(|p| fs_err::metadata(p).ok())
-        else {
+        let Ok(meta) = fs_err::metadata(repo.blob_path(digest)) else {
             continue;
         };
         files.push(((meta.dev(), meta.ino()), meta.len()));
     }
-    let manifest_written = repo
-        .blob_path(&entry.digest)
+    let manifest_written = fs_err::metadata(repo.blob_path(&entry.digest))
         .ok()
-        .and_then(|p| fs_err::metadata(p).ok()?.modified().ok());
+        .and_then(|m| m.modified().ok());
     let last_used = store
         .last_used(&entry.digest)
         .or(manifest_written)
@@ -517,7 +513,7 @@ fn lru_candidates(
     eligible: impl Fn(&Unit) -> bool,
 ) -> Vec<usize> {
     let mut candidates: Vec<usize> = (0..units.len())
-        .filter(|&i| !protected_ids.contains(&units[i].id) && eligible(&units[i]))
+        .filter(|&i| !protected_ids.contains(units[i].id.as_str()) && eligible(&units[i]))
         .collect();
     candidates.sort_by(|&a, &b| {
         let (a, b) = (&units[a], &units[b]);
@@ -663,8 +659,8 @@ mod tests {
         Unit {
             name: name.into(),
             tags: vec!["1".into()],
-            digest: format!("sha256:m-{name}"),
-            id: format!("sha256:id-{name}"),
+            digest: Digest::of(format!("m-{name}").as_bytes()),
+            id: Digest::of(format!("id-{name}").as_bytes()),
             last_used: now() - DAY * days_ago as u32,
             files: files
                 .iter()
@@ -702,7 +698,7 @@ mod tests {
         layer_size: usize,
         days_ago: u32,
         remote: bool,
-    ) -> String {
+    ) -> Digest {
         let repo = store.repo(name).unwrap();
         let (config, config_size) = repo
             .put_blob_bytes(format!("{{\"name\":\"{name}\"}}").as_bytes())
@@ -841,7 +837,7 @@ mod tests {
             unit("base", 30, &[(1, 100)]),
             unit("other", 10, &[(2, 100)]),
         ];
-        let protected = BTreeSet::from(["sha256:id-base".to_owned()]);
+        let protected = BTreeSet::from([Digest::of(b"id-base").to_string()]);
         let plan = plan_images(&units, &protected, &options(&store, None, Some(0)), now());
         assert_eq!(removed_names(&units, &plan), ["other"]);
         assert_eq!((plan.store_size, plan.over_budget), (100, true));

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use sardine_oci::Digest;
 use sardine_oci::layout::{Repo, Store};
 use sardine_oci::reference::Reference;
 use sardine_oci::registry::RegistryClient;
@@ -138,7 +139,7 @@ fn sharing_repositories(store: &Store, local: &Reference, target: &Reference) ->
 }
 
 /// The blobs of every image manifest of a local repository.
-fn repo_blobs(repo: &Repo) -> HashSet<String> {
+fn repo_blobs(repo: &Repo) -> HashSet<Digest> {
     let Ok(index) = repo.index() else {
         return HashSet::new();
     };
@@ -147,7 +148,7 @@ fn repo_blobs(repo: &Repo) -> HashSet<String> {
         .iter()
         .filter_map(|desc| repo.read_manifest(desc).ok())
         .flat_map(|m| std::iter::once(m.config).chain(m.layers))
-        .map(|d| d.digest)
+        .filter_map(|d| d.valid_digest().ok())
         .collect()
 }
 

@@ -5,18 +5,22 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use sardine_oci::Digest;
 use sardine_oci::layout::{Repo, Store};
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
 use crate::format::{self, ImageLayers, Manifest};
+use crate::vmconfig::VmConfig;
 
 /// An image read from the store: its manifest, config digest and sorted-out layers.
 pub struct LocalImage {
     /// The repository holding it.
     pub repo: Repo,
     /// Manifest digest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
+    /// The image ID: the config blob's digest.
+    id: Digest,
     /// The manifest.
     pub manifest: Manifest,
     /// Its layers, sorted out.
@@ -40,37 +44,41 @@ impl LocalImage {
         let descriptor = repo
             .resolve(reference.tag(), reference.digest())
             .map_err(|e| not_found(Some(e)))?;
-        let manifest_digest = descriptor.digest.clone();
+        let manifest_digest = descriptor.valid_digest()?;
         let manifest = repo.read_manifest(&descriptor)?;
         format::check_manifest(&manifest)?;
+        let id = manifest.config.valid_digest()?;
         let layers = ImageLayers::from_manifest(&manifest)?;
         Ok(LocalImage {
             repo,
             manifest_digest,
+            id,
             manifest,
             layers,
         })
     }
 
     /// The image ID: the config blob's digest.
-    pub fn id(&self) -> &str {
-        &self.manifest.config.digest
+    pub fn id(&self) -> &Digest {
+        &self.id
     }
 
     /// The sardine VM config, if the image has one.
-    pub fn vmconfig(&self) -> Result<Option<serde_json::Value>, ImageError> {
+    pub fn vmconfig(&self) -> Result<Option<VmConfig>, ImageError> {
         let Some(layer) = &self.layers.vmconfig else {
             return Ok(None);
         };
-        let bytes = self.repo.read_blob(&layer.digest, format::MAX_SMALL_BLOB)?;
-        Ok(Some(crate::vmconfig::validate(&bytes, &layer.digest)?))
+        let bytes = self
+            .repo
+            .read_blob(&layer.valid_digest()?, format::MAX_SMALL_BLOB)?;
+        Ok(Some(VmConfig::parse(&bytes, &layer.digest)?))
     }
 
     /// The domain XML as stored in the image.
     pub fn domain_xml(&self) -> Result<String, ImageError> {
         let bytes = self
             .repo
-            .read_blob(&self.layers.domain.digest, format::MAX_SMALL_BLOB)?;
+            .read_blob(&self.layers.domain.valid_digest()?, format::MAX_SMALL_BLOB)?;
         String::from_utf8(bytes).map_err(|_| ImageError::Malformed {
             what: "the domain XML is not UTF-8".into(),
         })
@@ -84,13 +92,13 @@ pub fn image_blobs(
     name: &str,
     tag: Option<&str>,
     digest: Option<&str>,
-) -> Option<HashMap<String, u64>> {
+) -> Option<HashMap<Digest, u64>> {
     let repo = store.existing_repo(name).ok()?;
     let descriptor = repo.resolve(tag, digest).ok()?;
     let manifest = repo.read_manifest(&descriptor).ok()?;
-    let mut blobs = HashMap::from([(descriptor.digest.clone(), descriptor.size)]);
+    let mut blobs = HashMap::from([(descriptor.valid_digest().ok()?, descriptor.size)]);
     for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        blobs.insert(desc.digest.clone(), desc.size);
+        blobs.insert(desc.valid_digest().ok()?, desc.size);
     }
     Some(blobs)
 }

@@ -5,6 +5,7 @@
 //! digest and image ID. The target's lock is held from the first blob to the tag, so garbage
 //! collection cannot remove blobs that are not referenced yet.
 
+use sardine_oci::Digest;
 use sardine_oci::layout::{Repo, Store};
 use sardine_oci::manifest::Descriptor;
 use sardine_oci::reference::Reference;
@@ -18,7 +19,7 @@ pub struct Tagged {
     /// The new name, as `repository:tag`.
     pub reference: String,
     /// The manifest digest both names share.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
 }
 
 /// Gives the local image `source` the name `target` (a tag; replacing what that tag named).
@@ -29,7 +30,7 @@ pub fn tag(store: &Store, source: &Reference, target: &Reference) -> Result<Tagg
         });
     }
     let image = LocalImage::open(store, source)?;
-    let manifest_size = fs_err::metadata(image.repo.blob_path(&image.manifest_digest)?)?.len();
+    let manifest_size = fs_err::metadata(image.repo.blob_path(&image.manifest_digest))?.len();
     let destination = store.repo(target.name())?;
     destination.init()?;
     let _lock = destination.lock()?;
@@ -61,17 +62,18 @@ pub fn tag(store: &Store, source: &Reference, target: &Reference) -> Result<Tagg
 /// Makes `blob` of `from` a blob of `to`: a hard link from the pool, else (a file system
 /// without hard links) a verified copy.
 fn link_blob(from: &Repo, to: &Repo, blob: &Descriptor) -> Result<(), ImageError> {
-    if to.has_blob(&blob.digest) || to.link_pooled_blob(&blob.digest, blob.size)? {
+    let digest = blob.valid_digest()?;
+    if to.has_blob(&digest) || to.link_pooled_blob(&digest, blob.size)? {
         return Ok(());
     }
-    from.verify_blob(&blob.digest)?;
+    from.verify_blob(&digest)?;
     let temp = to.store().temp_dir()?.join(format!(
         "tag-{}-{}.partial",
-        blob.digest.trim_start_matches("sha256:"),
+        digest.hex(),
         std::process::id()
     ));
-    fs_err::copy(from.blob_path(&blob.digest)?, &temp)?;
+    fs_err::copy(from.blob_path(&digest), &temp)?;
     fs_err::File::open(&temp)?.sync_all()?;
-    to.commit_blob(&temp, &blob.digest)?;
+    to.commit_blob(&temp, &digest)?;
     Ok(())
 }

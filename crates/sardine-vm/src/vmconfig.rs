@@ -6,12 +6,107 @@
 //! any other keys allowed. Validated here in code, so no schema file is looked up in the
 //! current directory (W23).
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ImageError;
 
-/// Validates a sardine VM config and returns it re-serialised (2-space indented JSON).
-pub fn validate(text: &[u8], origin: &str) -> Result<Value, ImageError> {
+/// A checked sardine VM config: the typed parts sarde uses, and the document as it was (so
+/// printing it loses no key an image author added).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmConfig {
+    /// The users, first the one logins default to.
+    pub users: Vec<User>,
+    /// The services the guest offers.
+    pub services: Vec<Service>,
+    document: Value,
+}
+
+/// A user of the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct User {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// sardinecake 0.4.2 read an SSH port here when no `ssh` service was given.
+    #[serde(default)]
+    port: Option<u64>,
+}
+
+/// A network service of the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Service {
+    /// Its name (`ssh`, `rdp`, ...).
+    pub service: String,
+    /// Its port.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+impl VmConfig {
+    /// Checks a sardine VM config from `origin` (a file or layer, for messages).
+    pub fn parse(text: &[u8], origin: &str) -> Result<VmConfig, ImageError> {
+        let document = validate(text, origin)?;
+        let part = |key: &str| {
+            document
+                .get(key)
+                .cloned()
+                .unwrap_or(Value::Array(Vec::new()))
+        };
+        let typed = |key: &str| ImageError::VmConfig {
+            origin: origin.to_owned(),
+            what: format!("`{key}` does not match the schema"),
+        };
+        Ok(VmConfig {
+            users: serde_json::from_value(part("users")).map_err(|_| typed("users"))?,
+            services: serde_json::from_value(part("services")).map_err(|_| typed("services"))?,
+            document,
+        })
+    }
+
+    /// The document, as JSON.
+    pub fn document(&self) -> &Value {
+        &self.document
+    }
+
+    /// The first user, whom logins default to.
+    pub fn first_user(&self) -> Option<&User> {
+        self.users.first()
+    }
+
+    /// The SSH port the image announces: its `ssh` service over TCP, or (as 0.4.2 read it)
+    /// its first user's `port`.
+    pub fn ssh_port(&self) -> Option<u16> {
+        match self
+            .services
+            .iter()
+            .find(|s| s.service == "ssh" && s.protocol == "tcp")
+        {
+            Some(service) => Some(service.port),
+            None => self
+                .first_user()?
+                .port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0),
+        }
+    }
+
+    /// What the image says about logging in: its first user and its SSH port.
+    pub fn login(&self) -> sardine_ssh::Login {
+        let user = self.first_user();
+        sardine_ssh::Login {
+            user: user.map(|u| u.username.clone()),
+            password: user.map(|u| u.password.clone()),
+            port: self.ssh_port(),
+            identities: Vec::new(),
+        }
+    }
+}
+
+/// Checks a sardine VM config against the schema and returns it as JSON.
+fn validate(text: &[u8], origin: &str) -> Result<Value, ImageError> {
     let fail = |what: String| ImageError::VmConfig {
         origin: origin.to_owned(),
         what,
@@ -56,15 +151,6 @@ pub fn validate(text: &[u8], origin: &str) -> Result<Value, ImageError> {
     Ok(value)
 }
 
-/// The first user's credentials, if the config has any (what SSH logins default to).
-pub fn first_user(config: &Value) -> Option<(String, String)> {
-    let user = config.get("users")?.as_array()?.first()?;
-    Some((
-        user.get("username")?.as_str()?.to_owned(),
-        user.get("password")?.as_str()?.to_owned(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,11 +159,35 @@ mod tests {
     fn accepts_the_documented_shape() {
         let config = br#"{"users":[{"username":"vagrant","password":"vagrant"}],
             "services":[{"service":"ssh","port":22,"protocol":"tcp"}],"extra":1}"#;
-        let value = validate(config, "t").unwrap();
+        let config = VmConfig::parse(config, "t").unwrap();
+        let user = config.first_user().unwrap();
         assert_eq!(
-            first_user(&value),
-            Some(("vagrant".into(), "vagrant".into()))
+            (user.username.as_str(), user.password.as_str()),
+            ("vagrant", "vagrant")
         );
+        assert_eq!(config.ssh_port(), Some(22));
+        assert_eq!(config.document()["extra"], 1, "unknown keys are kept");
+    }
+
+    #[test]
+    fn the_ssh_port_is_the_ssh_service_else_the_first_users_legacy_port() {
+        let port = |json: &[u8]| VmConfig::parse(json, "t").unwrap().ssh_port();
+        assert_eq!(
+            port(
+                br#"{"services":[{"service":"rdp","port":3389,"protocol":"tcp"},
+                {"service":"ssh","port":2222,"protocol":"tcp"}]}"#
+            ),
+            Some(2222)
+        );
+        assert_eq!(
+            port(br#"{"users":[{"username":"u","password":"p","port":2022}]}"#),
+            Some(2022)
+        );
+        assert_eq!(port(br#"{}"#), None);
+        let login = VmConfig::parse(br#"{"users":[{"username":"u","password":"p"}]}"#, "t")
+            .unwrap()
+            .login();
+        assert_eq!((login.user.as_deref(), login.port), (Some("u"), None));
     }
 
     #[test]
@@ -92,7 +202,7 @@ mod tests {
             b"not json",
         ] {
             assert!(
-                validate(bad, "t").is_err(),
+                VmConfig::parse(bad, "t").is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -11,7 +11,7 @@ pub mod run;
 
 use sardine_vm::Store;
 use sardine_vm::store::LocalImage;
-use serde_json::Value;
+use sardine_vm::vmconfig::VmConfig;
 
 use crate::env::JobEnv;
 use crate::settings::Settings;
@@ -27,7 +27,7 @@ pub struct StageContext {
 impl StageContext {
     /// The image's sardine config (SSH credentials) from the local store. A missing image or
     /// config only means there are no defaults from the image: the settings may supply them.
-    pub fn image_config(&self) -> Option<Value> {
+    pub fn image_config(&self) -> Option<VmConfig> {
         let reference = self.settings.reference().ok()?;
         let store = Store::new(&self.settings.ocidir);
         match LocalImage::open(&store, &reference).and_then(|image| image.vmconfig()) {

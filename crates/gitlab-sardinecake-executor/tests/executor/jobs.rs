@@ -127,7 +127,7 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
             &TransferOptions::default(),
         ))
         .unwrap();
-    report.config_digest
+    report.config_digest.to_string()
 }
 
 /// config and prepare, as the runner starts every job.

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use sardine_ssh::{Auth, Session, Target};
+use sardine_ssh::{Login, Session, SshError, Target};
 use sardine_vm::store::LocalImage;
+use sardine_vm::vmconfig::VmConfig;
 use sardine_vm::{AddressSource, DomainXml, Libvirt, Vm};
 
 use super::{connect, store};
@@ -106,45 +107,31 @@ fn address(vm: &Vm, wait: Duration, sources: &[AddressSource]) -> anyhow::Result
         .map_err(anyhow::Error::new)
 }
 
-/// User and credentials: the command line, else the first user of the sardine config of the
-/// image the VM was imported from (recorded in its domain metadata).
+/// User, keys, password and port: the command line, else the sardine config of the image the
+/// VM was imported from (recorded in its domain metadata): its first user and `ssh` service.
 fn ssh_target(
     settings: &Settings,
     vm: &Vm,
     host: IpAddr,
     args: &SshArgs,
 ) -> anyhow::Result<Target> {
-    let image_user = image_user(settings, vm);
-    let user = args
-        .user
-        .clone()
-        .or_else(|| image_user.as_ref().map(|(u, _)| u.clone()));
-    let Some(user) = user else {
-        return Err(anyhow::anyhow!("no user to log in as"))
-            .exit_code(exit_code::USAGE)
-            .hint(
-                "pass --user (and --identity-file), or give the image a sardine config with users",
-            );
+    let said = Login {
+        user: args.user.clone(),
+        identities: args.identity_file.iter().cloned().collect(),
+        ..Login::default()
     };
-    let mut auth = Vec::new();
-    if let Some(path) = &args.identity_file {
-        auth.push(Auth::KeyFile {
-            path: path.clone(),
-            passphrase: None,
-        });
+    let image = image_config(settings, vm).map(|config| config.login());
+    match said.or(image.unwrap_or_default()).target(&host.to_string()) {
+        Err(e @ SshError::NoUser { .. }) => {
+            Err(anyhow::Error::new(e)).exit_code(exit_code::USAGE).hint(
+                "pass --user (and --identity-file), or give the image a sardine config with users",
+            )
+        }
+        other => Ok(other?),
     }
-    if let Some((_, password)) = image_user {
-        auth.push(Auth::Password(password));
-    }
-    Ok(Target {
-        host: host.to_string(),
-        port: 22,
-        user,
-        auth,
-    })
 }
 
-fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
+fn image_config(settings: &Settings, vm: &Vm) -> Option<VmConfig> {
     let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
     let Some(sardine_vm::ImageMetadata {
         reference,
@@ -165,8 +152,7 @@ fn image_user(settings: &Settings, vm: &Vm) -> Option<(String, String)> {
         return None;
     };
     match image.vmconfig() {
-        Ok(Some(config)) => sardine_vm::vmconfig::first_user(&config),
-        Ok(None) => None,
+        Ok(config) => config,
         Err(e) => {
             tracing::warn!("cannot read the sardine config of {reference}: {e}");
             None

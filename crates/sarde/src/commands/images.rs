@@ -47,11 +47,8 @@ fn format_inspection(image: &Inspection) -> String {
         .map_or_else(|| "unknown".to_owned(), format_size);
     let mut fields = vec![
         ("Reference", image.reference.clone()),
-        (
-            "Image ID",
-            image.id.trim_start_matches("sha256:").to_owned(),
-        ),
-        ("Manifest digest", image.manifest_digest.clone()),
+        ("Image ID", image.id.hex().to_owned()),
+        ("Manifest digest", image.manifest_digest.to_string()),
         ("Format", image.format.to_owned()),
         ("Platform", platform),
         ("Layers", image.layers.to_string()),

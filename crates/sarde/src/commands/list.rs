@@ -94,7 +94,11 @@ fn format_vms_text(vms: &[VmEntry]) -> String {
 /// ago), on the `name@digest` rows; without it the text is byte for byte 0.4.2's, which
 /// scripts parse.
 fn format_text(entries: &[ListEntry], long: bool) -> String {
-    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
+    fn text(value: &Option<impl ToString>) -> String {
+        value
+            .as_ref()
+            .map_or_else(|| "None".into(), ToString::to_string)
+    }
     let state_text = |s: Option<bool>| match s {
         Some(true) => "running",
         Some(false) => "stopped",
@@ -229,7 +233,13 @@ fn ago(time: &str, now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sardine_vm::Digest;
     use sardine_vm::list::rfc3339;
+
+    /// A digest made of the hex digits `label`, repeated.
+    fn fake(label: &str) -> Digest {
+        Digest::parse(&format!("sha256:{}", label.repeat(64 / label.len()))).unwrap()
+    }
 
     #[test]
     fn ages_are_rounded_down_to_one_unit() {
@@ -270,8 +280,8 @@ mod tests {
             source: "oci".into(),
             name: name.into(),
             tag: tag.map(Into::into),
-            digest: format!("sha256:m{id}"),
-            id: Some(format!("sha256:{id}")),
+            digest: fake(&format!("e{id}")),
+            id: Some(fake(id)),
             state,
             size: Some(7),
             last_used: None,
@@ -293,10 +303,13 @@ mod tests {
         let text = format_text(&entries, false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
-        assert!(lines[1].starts_with("oci   \tother@sha256:m1"), "{text}");
+        assert!(
+            lines[1].starts_with(&format!("oci   \tother@{}", fake("e1"))),
+            "{text}"
+        );
         assert!(lines[1].ends_with("missing"), "{text}");
         assert!(
-            lines[2].contains("vm@sha256:m2") && lines[2].contains("running"),
+            lines[2].contains(&format!("vm@{}", fake("e2"))) && lines[2].contains("running"),
             "{text}"
         );
         assert!(
@@ -311,7 +324,11 @@ mod tests {
         let json = serde_json::to_string(&entry("vm", None, "1", Some(false))).unwrap();
         assert_eq!(
             json,
-            r#"{"source":"oci","name":"vm","tag":null,"digest":"sha256:m1","id":"sha256:1","state":false,"size":7,"last_used":null}"#
+            format!(
+                r#"{{"source":"oci","name":"vm","tag":null,"digest":"{}","id":"{}","state":false,"size":7,"last_used":null}}"#,
+                fake("e1"),
+                fake("1")
+            )
         );
     }
 }

@@ -122,7 +122,7 @@ pub fn getconfig(settings: &Settings, args: &GetconfigArgs) -> anyhow::Result<()
         writeln!(
             std::io::stdout(),
             "{}",
-            serde_json::to_string_pretty(&config)?
+            serde_json::to_string_pretty(config.document())?
         )?;
     }
     Ok(())

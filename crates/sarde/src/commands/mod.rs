@@ -206,8 +206,8 @@ mod tests {
     fn integrity_is_decided_by_the_variant() {
         let mismatch = StoreError::DigestMismatch {
             path: "/b".into(),
-            expected: "sha256:a".into(),
-            actual: "sha256:b".into(),
+            expected: sardine_vm::Digest::of(b"a"),
+            actual: sardine_vm::Digest::of(b"b"),
         };
         assert_eq!(
             exit_code::code_of(&image_failure(ImageError::Store(mismatch))),
@@ -224,7 +224,7 @@ mod tests {
         );
         let missing = StoreError::BlobMissing {
             repo: "r".into(),
-            digest: "sha256:a".into(),
+            digest: sardine_vm::Digest::of(b"a"),
         };
         assert_ne!(
             exit_code::code_of(&image_failure(ImageError::Store(missing))),

@@ -96,7 +96,13 @@ fn format_text(report: &PruneReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sardine_vm::Digest;
     use sardine_vm::prune::{PrunedImage, PrunedVm};
+
+    /// A digest of 64 copies of the hex digit `c`.
+    fn fake(c: char) -> Digest {
+        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
 
     fn report(dry_run: bool) -> PruneReport {
         PruneReport {
@@ -107,16 +113,16 @@ mod tests {
                 PrunedImage {
                     name: "r/vm".into(),
                     tags: vec!["1".into(), "latest".into()],
-                    digest: "sha256:m".into(),
-                    id: "sha256:i".into(),
+                    digest: fake('a'),
+                    id: fake('1'),
                     last_used: "2025-01-02T03:04:05Z".into(),
                     freed: 1 << 20,
                 },
                 PrunedImage {
                     name: "r/vm".into(),
                     tags: Vec::new(),
-                    digest: "sha256:n".into(),
-                    id: "sha256:j".into(),
+                    digest: fake('b'),
+                    id: fake('2'),
                     last_used: "2025-01-03T03:04:05Z".into(),
                     freed: 0,
                 },
@@ -137,11 +143,14 @@ mod tests {
     fn text_lists_every_removal_and_the_total() {
         assert_eq!(
             format_text(&report(false)),
-            "removed garbage: 3 files, 2 KiB\n\
-             removed image r/vm:1, r/vm:latest (last used 2025-01-02T03:04:05Z): 1 MiB\n\
-             removed image r/vm@sha256:n (last used 2025-01-03T03:04:05Z): 0 B\n\
-             removed VM sha256:i: 512 B\n\
-             freed 1 MiB in total\n"
+            format!(
+                "removed garbage: 3 files, 2 KiB\n\
+                 removed image r/vm:1, r/vm:latest (last used 2025-01-02T03:04:05Z): 1 MiB\n\
+                 removed image r/vm@{} (last used 2025-01-03T03:04:05Z): 0 B\n\
+                 removed VM sha256:i: 512 B\n\
+                 freed 1 MiB in total\n",
+                fake('b')
+            )
         );
         let dry = format_text(&report(true));
         assert!(

@@ -612,7 +612,7 @@ mod tests {
         assert!(exit_code::hint_of(&error).is_some());
         let corrupt = RegistryError::DigestMismatch {
             digest: "sha256:a".into(),
-            actual: "sha256:b".into(),
+            actual: sardine_vm::Digest::of(b"b"),
         };
         assert_eq!(registry_code(&corrupt), exit_code::INTEGRITY);
         let refused = RegistryError::Unauthorized {

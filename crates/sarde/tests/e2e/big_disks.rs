@@ -7,7 +7,7 @@
 use fs_err::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-use sardine_oci::layout::{MAX_MANIFEST_SIZE, Store};
+use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_testbed::{Registry, RegistryAuth, VmGuard, noise};
 
@@ -52,11 +52,8 @@ fn manifest_of(ocidir: &Path, image: &str) -> (u64, usize) {
     let reference = Reference::parse(image).unwrap();
     let repo = Store::new(ocidir).existing_repo(reference.name()).unwrap();
     let descriptor = repo.resolve(reference.tag(), None).unwrap();
-    let bytes = repo
-        .read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)
-        .unwrap();
-    let layers = repo.read_manifest(&descriptor).unwrap().layers.len();
-    (bytes.len() as u64, layers)
+    let (bytes, manifest) = repo.read_manifest_bytes(&descriptor).unwrap();
+    (bytes.len() as u64, manifest.layers.len())
 }
 
 /// `length` bytes of `path` at `offset`.

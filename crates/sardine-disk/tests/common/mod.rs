@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sardine_disk::{BlobSink, KnownBlob};
+use sardine_disk::{BlobSink, Digest, KnownBlob};
 use sardine_testbed::noise;
 
 /// A blob store in a temp directory: `blobs/<hex>` plus a `tmp/` directory, counting commits.
@@ -18,9 +18,9 @@ pub struct DirSink {
     temp: PathBuf,
     pub commits: AtomicUsize,
     /// Blobs offered for reuse by (uncompressed digest, length), as an export's sink does.
-    pub offers: HashMap<(String, u64), KnownBlob>,
+    pub offers: HashMap<(Digest, u64), KnownBlob>,
     /// The digests of the offered blobs the packer adopted.
-    pub adopted: Mutex<Vec<String>>,
+    pub adopted: Mutex<Vec<Digest>>,
 }
 
 impl DirSink {
@@ -64,17 +64,17 @@ impl BlobSink for DirSink {
         &self.temp
     }
 
-    fn contains(&self, digest: &str) -> bool {
+    fn contains(&self, digest: &Digest) -> bool {
         self.blob(digest).exists()
     }
 
-    fn commit(&self, temp: &Path, digest: &str, _size: u64) -> std::io::Result<()> {
+    fn commit(&self, temp: &Path, digest: &Digest, _size: u64) -> std::io::Result<()> {
         self.commits.fetch_add(1, Ordering::SeqCst);
         std::fs::rename(temp, self.blob(digest))
     }
 
-    fn known_chunk(&self, digest: &str, length: u64) -> Option<KnownBlob> {
-        self.offers.get(&(digest.to_owned(), length)).cloned()
+    fn known_chunk(&self, digest: &Digest, length: u64) -> Option<KnownBlob> {
+        self.offers.get(&(digest.clone(), length)).cloned()
     }
 
     fn adopt(&self, blob: &KnownBlob) -> std::io::Result<bool> {

@@ -12,13 +12,8 @@ pub enum StoreError {
     #[error("invalid image reference")]
     InvalidReference(#[from] ReferenceError),
     /// A digest is not `sha256:<64 lowercase hex>` (the only algorithm the store holds).
-    #[error(
-        "`{digest}` is not a sha256 digest (expected `sha256:` followed by 64 lowercase hex digits)"
-    )]
-    InvalidDigest {
-        /// The offending digest.
-        digest: String,
-    },
+    #[error(transparent)]
+    InvalidDigest(#[from] crate::InvalidDigest),
     /// A file system operation failed.
     #[error("{context}")]
     Io {
@@ -51,7 +46,7 @@ pub enum StoreError {
         /// The repository name.
         repo: String,
         /// The missing blob.
-        digest: String,
+        digest: crate::Digest,
     },
     /// A blob's content does not hash to its name.
     #[error("blob {} is corrupt: its content hashes to {actual}", path.display())]
@@ -59,9 +54,9 @@ pub enum StoreError {
         /// The blob file.
         path: PathBuf,
         /// The sha256 digest it should have.
-        expected: String,
+        expected: crate::Digest,
         /// The sha256 digest it has.
-        actual: String,
+        actual: crate::Digest,
     },
     /// A blob's size differs from its descriptor's.
     #[error("blob {} has {actual} bytes but its descriptor says {expected}", path.display())]
@@ -111,7 +106,7 @@ pub enum StoreError {
         /// The repository name.
         repo: String,
         /// The index digest.
-        digest: String,
+        digest: crate::Digest,
     },
     /// A manifest blob is not a valid image manifest.
     #[error("manifest {digest} of image `{repo}` is not a valid image manifest")]
@@ -119,7 +114,7 @@ pub enum StoreError {
         /// The repository name.
         repo: String,
         /// The manifest digest.
-        digest: String,
+        digest: crate::Digest,
         /// The parse error.
         #[source]
         source: serde_json::Error,

@@ -53,7 +53,7 @@ pub(crate) fn parent_of(path: &Path) -> &Path {
 }
 
 /// Streams `reader` through sha256; returns (`sha256:<hex>`, size).
-pub(crate) fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
+pub(crate) fn hash_reader(mut reader: impl Read) -> io::Result<(crate::Digest, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -67,7 +67,7 @@ pub(crate) fn hash_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((format!("sha256:{}", hex::encode(hasher.finalize())), size))
+    Ok((crate::Digest::from_hasher(hasher), size))
 }
 
 /// Whether a failed `link()` means "this file system cannot hard-link here" (so we fall back

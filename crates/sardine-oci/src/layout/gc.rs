@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt as _;
 
 use super::error::IoContext as _;
 use super::{MAX_MANIFEST_SIZE, Repo, Store, StoreError, error_chain, fsutil, lock_at};
+use crate::Digest;
 use crate::lock;
 use crate::reference::sha256_hex;
 
@@ -88,17 +89,17 @@ fn collect(
     depth: usize,
     referenced: &mut HashSet<String>,
 ) -> Result<(), StoreError> {
-    if sha256_hex(digest).is_none()
-        || !referenced.insert(digest.to_owned())
-        || !repo.has_blob(digest)
-    {
+    let Ok(digest) = Digest::parse(digest) else {
+        return Ok(());
+    };
+    if !referenced.insert(digest.to_string()) || !repo.has_blob(&digest) {
         return Ok(());
     }
-    let data = repo.read_blob(digest, MAX_MANIFEST_SIZE)?;
+    let data = repo.read_blob(&digest, MAX_MANIFEST_SIZE)?;
     let value: serde_json::Value =
         serde_json::from_slice(&data).map_err(|source| StoreError::BadManifest {
             repo: repo.name().to_owned(),
-            digest: digest.to_owned(),
+            digest: digest.clone(),
             source,
         })?;
     if depth < MAX_NESTING {

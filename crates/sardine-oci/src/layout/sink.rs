@@ -5,6 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{Repo, StoreError};
+use crate::Digest;
 
 /// Commits blobs produced by `sardine-disk` into a [`Repo`].
 #[derive(Debug, Clone)]
@@ -28,11 +29,11 @@ impl sardine_disk::BlobSink for RepoSink {
         &self.temp_dir
     }
 
-    fn contains(&self, digest: &str) -> bool {
+    fn contains(&self, digest: &Digest) -> bool {
         self.repo.has_blob(digest)
     }
 
-    fn commit(&self, temp: &Path, digest: &str, size: u64) -> io::Result<()> {
+    fn commit(&self, temp: &Path, digest: &Digest, size: u64) -> io::Result<()> {
         let actual = fs_err::metadata(temp)?.len();
         if actual != size {
             return Err(io::Error::new(

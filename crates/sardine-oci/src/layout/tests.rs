@@ -9,10 +9,10 @@ use super::*;
 use crate::media_types::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 
 struct Image {
-    manifest: String,
+    manifest: Digest,
     size: u64,
-    config: String,
-    layer: String,
+    config: Digest,
+    layer: Digest,
 }
 
 fn new_store() -> (tempfile::TempDir, Store) {
@@ -50,10 +50,13 @@ fn tag(repo: &Repo, image: &Image, tag: Option<&str>) {
         .unwrap();
 }
 
-fn blob_names(repo: &Repo) -> BTreeSet<String> {
+fn blob_names(repo: &Repo) -> BTreeSet<Digest> {
     fs_err::read_dir(repo.blobs_dir())
         .unwrap()
-        .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+        .map(|e| {
+            let name = format!("sha256:{}", e.unwrap().file_name().to_string_lossy());
+            Digest::parse(&name).unwrap()
+        })
         .collect()
 }
 
@@ -102,18 +105,14 @@ fn blobs_are_verified_on_read() {
         repo.read_blob(&digest, 4),
         Err(StoreError::TooLarge { max: 4, .. })
     ));
-    assert!(matches!(
-        repo.read_blob("sha256:abc", 10),
-        Err(StoreError::InvalidDigest { .. })
-    ));
-    let missing = sha256_digest(b"other");
+    let missing = Digest::of(b"other");
     assert!(matches!(
         repo.read_blob(&missing, 10),
         Err(StoreError::BlobMissing { .. })
     ));
 
     // Corrupt the stored copy (replace the file, so the pool keeps the good one).
-    let path = repo.blob_path(&digest).unwrap();
+    let path = repo.blob_path(&digest);
     fs_err::remove_file(&path).unwrap();
     fs_err::write(&path, b"HELLO").unwrap();
     assert!(matches!(
@@ -140,7 +139,7 @@ fn retagging_replaces_instead_of_duplicating() {
     let tags: Vec<_> = index
         .manifests
         .iter()
-        .map(|d| (d.ref_name().unwrap().to_owned(), d.digest.clone()))
+        .map(|d| (d.ref_name().unwrap().to_owned(), d.valid_digest().unwrap()))
         .collect();
     assert_eq!(
         tags,
@@ -168,7 +167,7 @@ fn retagging_replaces_instead_of_duplicating() {
 fn set_tag_requires_the_manifest_blob_and_a_valid_tag() {
     let (_dir, store) = new_store();
     let repo = store.repo("vm").unwrap();
-    let missing = sha256_digest(b"not stored");
+    let missing = Digest::of(b"not stored");
     assert!(matches!(
         repo.set_tag(&missing, 3, OCI_MANIFEST, Some("t")),
         Err(StoreError::BlobMissing { .. })
@@ -273,20 +272,15 @@ fn identical_blobs_are_stored_once_across_repositories() {
     fs_err::write(&temp, b"shared disk chunk").unwrap();
     b.commit_blob(&temp, &digest).unwrap();
     assert!(!temp.exists(), "the temp file is consumed");
-    let meta_a = fs_err::metadata(a.blob_path(&digest).unwrap()).unwrap();
-    let meta_b = fs_err::metadata(b.blob_path(&digest).unwrap()).unwrap();
+    let meta_a = fs_err::metadata(a.blob_path(&digest)).unwrap();
+    let meta_b = fs_err::metadata(b.blob_path(&digest)).unwrap();
     assert_eq!(meta_a.ino(), meta_b.ino());
     assert_eq!(meta_a.nlink(), 3, "pool + two repositories");
     // Committing again drops the temp and changes nothing.
     fs_err::write(&temp, b"shared disk chunk").unwrap();
     b.commit_blob(&temp, &digest).unwrap();
     assert!(!temp.exists());
-    assert_eq!(
-        fs_err::metadata(b.blob_path(&digest).unwrap())
-            .unwrap()
-            .nlink(),
-        3
-    );
+    assert_eq!(fs_err::metadata(b.blob_path(&digest)).unwrap().nlink(), 3);
 }
 
 #[test]
@@ -308,7 +302,7 @@ fn gc_removes_exactly_the_unreferenced_blobs() {
     assert_eq!(blob_names(&a), before, "a dry run removes nothing");
     let report = gc(&store, false).unwrap();
     assert_eq!(dry, report);
-    let expected: BTreeSet<String> = [&kept.manifest, &kept.config, &kept.layer]
+    let expected: BTreeSet<Digest> = [&kept.manifest, &kept.config, &kept.layer]
         .into_iter()
         .cloned()
         .collect();
@@ -348,7 +342,7 @@ fn gc_skips_a_repository_with_an_unreadable_manifest() {
     let image = put_image(&repo, "1", b"x");
     tag(&repo, &image, Some("latest"));
     let (stray, _) = repo.put_blob_bytes(b"stray").unwrap();
-    let path = repo.blob_path(&image.manifest).unwrap();
+    let path = repo.blob_path(&image.manifest);
     fs_err::remove_file(&path).unwrap();
     fs_err::write(&path, b"garbage").unwrap();
     gc(&store, false).unwrap();
@@ -371,7 +365,7 @@ fn list_handles_missing_empty_and_broken_stores() {
     let broken = store.repo("broken").unwrap();
     let bad_image = put_image(&broken, "2", b"y");
     tag(&broken, &bad_image, None);
-    fs_err::remove_file(broken.blob_path(&bad_image.manifest).unwrap()).unwrap();
+    fs_err::remove_file(broken.blob_path(&bad_image.manifest)).unwrap();
     let garbage = store.repo("garbage").unwrap();
     garbage.init().unwrap();
     fs_err::write(garbage.index_path(), b"{not json").unwrap();
@@ -576,7 +570,7 @@ fn repo_sink_commits_blobs_of_the_stated_size() {
     let sink = RepoSink::new(&repo).unwrap();
     let temp = sink.temp_dir().join("chunk");
     fs_err::write(&temp, b"chunk").unwrap();
-    let digest = sha256_digest(b"chunk");
+    let digest = Digest::of(b"chunk");
     assert!(!sink.contains(&digest));
     assert!(sink.commit(&temp, &digest, 4).is_err());
     sink.commit(&temp, &digest, 5).unwrap();
@@ -635,14 +629,14 @@ fn gc_removes_old_records_of_manifests_no_repository_lists() {
     let removed = put_image(&repo, "removed", b"removed layer");
     tag(&repo, &removed, Some("2"));
     store.mark_remote(&removed.manifest, "registry.example/a:2");
-    let young = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-    store.mark_used(young);
+    let young = Digest::of(b"young");
+    store.mark_used(&young);
     assert!(repo.remove_tag("2").unwrap());
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     for kind in ["used", "remote"] {
         for entry in fs_err::read_dir(store.root().join(".sardine").join(kind)).unwrap() {
             let path = entry.unwrap().path();
-            if !path.ends_with(&young[7..]) {
+            if !path.ends_with(young.hex()) {
                 let file = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
                 file.set_modified(old).unwrap();
             }
@@ -657,7 +651,7 @@ fn gc_removes_old_records_of_manifests_no_repository_lists() {
     assert_eq!(store.last_used(&removed.manifest), None);
     assert_eq!(store.remote_of(&removed.manifest), None);
     assert!(
-        store.last_used(young).is_some(),
+        store.last_used(&young).is_some(),
         "a young record may belong to an image being tagged"
     );
 }

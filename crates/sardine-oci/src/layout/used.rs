@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::Store;
-use crate::reference::sha256_hex;
+use crate::Digest;
 
 impl Store {
     /// Records that the image with manifest `manifest_digest` was used now. Best effort: a
     /// failure is logged (an unrecorded use only makes the image look older to `prune`).
-    pub fn mark_used(&self, manifest_digest: &str) {
+    pub fn mark_used(&self, manifest_digest: &Digest) {
         let Some(path) = self.used_marker(manifest_digest) else {
             return;
         };
@@ -38,7 +38,7 @@ impl Store {
     }
 
     /// When the image with manifest `manifest_digest` was last used, if that was recorded.
-    pub fn last_used(&self, manifest_digest: &str) -> Option<SystemTime> {
+    pub fn last_used(&self, manifest_digest: &Digest) -> Option<SystemTime> {
         fs_err::metadata(self.used_marker(manifest_digest)?)
             .ok()?
             .modified()
@@ -46,15 +46,15 @@ impl Store {
     }
 
     /// The manifest digests with a use record.
-    pub fn used_records(&self) -> std::io::Result<Vec<String>> {
+    pub fn used_records(&self) -> std::io::Result<Vec<Digest>> {
         let entries = match fs_err::read_dir(self.internal_dir().join("used")) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             other => other?,
         };
         let mut digests = Vec::new();
         for entry in entries {
-            let digest = format!("sha256:{}", entry?.file_name().to_string_lossy());
-            if sha256_hex(&digest).is_some() {
+            let name = format!("sha256:{}", entry?.file_name().to_string_lossy());
+            if let Ok(digest) = Digest::parse(&name) {
                 digests.push(digest);
             }
         }
@@ -63,7 +63,7 @@ impl Store {
 
     /// Records that the image with manifest `manifest_digest` is in the registry at `reference`
     /// (fetched from or pushed there). Best effort, like [`Store::mark_used`].
-    pub fn mark_remote(&self, manifest_digest: &str, reference: &str) {
+    pub fn mark_remote(&self, manifest_digest: &Digest, reference: &str) {
         let Some(path) = self.marker("remote", manifest_digest) else {
             return;
         };
@@ -79,13 +79,13 @@ impl Store {
     }
 
     /// The registry reference the image was last fetched from or pushed to, if recorded.
-    pub fn remote_of(&self, manifest_digest: &str) -> Option<String> {
+    pub fn remote_of(&self, manifest_digest: &Digest) -> Option<String> {
         let text = fs_err::read_to_string(self.marker("remote", manifest_digest)?).ok()?;
         Some(text.trim().to_owned()).filter(|reference| !reference.is_empty())
     }
 
     /// Removes both records of `manifest_digest` (once no repository lists it any more).
-    pub fn forget_records(&self, manifest_digest: &str) -> std::io::Result<()> {
+    pub fn forget_records(&self, manifest_digest: &Digest) -> std::io::Result<()> {
         for kind in ["used", "remote"] {
             let Some(path) = self.marker(kind, manifest_digest) else {
                 continue;
@@ -98,13 +98,12 @@ impl Store {
         Ok(())
     }
 
-    fn used_marker(&self, manifest_digest: &str) -> Option<PathBuf> {
+    fn used_marker(&self, manifest_digest: &Digest) -> Option<PathBuf> {
         self.marker("used", manifest_digest)
     }
 
-    fn marker(&self, kind: &str, manifest_digest: &str) -> Option<PathBuf> {
-        let hex = sha256_hex(manifest_digest)?;
-        Some(self.internal_dir().join(kind).join(hex))
+    fn marker(&self, kind: &str, manifest_digest: &Digest) -> Option<PathBuf> {
+        Some(self.internal_dir().join(kind).join(manifest_digest.hex()))
     }
 }
 
@@ -112,20 +111,22 @@ impl Store {
 mod tests {
     use super::*;
 
-    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    fn digest() -> Digest {
+        Digest::of(b"manifest")
+    }
 
     #[test]
     fn marks_reads_and_forgets_uses() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        assert_eq!(store.last_used(DIGEST), None);
+        assert_eq!(store.last_used(&digest()), None);
         let before = SystemTime::now() - std::time::Duration::from_secs(2);
-        store.mark_used(DIGEST);
-        assert!(store.last_used(DIGEST).unwrap() >= before);
-        assert_eq!(store.used_records().unwrap(), [DIGEST]);
-        store.forget_records(DIGEST).unwrap();
-        assert_eq!(store.last_used(DIGEST), None);
-        store.mark_used("sha256:not-hex");
+        store.mark_used(&digest());
+        assert!(store.last_used(&digest()).unwrap() >= before);
+        assert_eq!(store.used_records().unwrap(), [digest()]);
+        store.forget_records(&digest()).unwrap();
+        assert_eq!(store.last_used(&digest()), None);
+        fs_err::write(store.internal_dir().join("used/not-hex"), "").unwrap();
         assert!(store.used_records().unwrap().is_empty());
     }
 
@@ -133,18 +134,18 @@ mod tests {
     fn records_and_forgets_where_an_image_came_from() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        assert_eq!(store.remote_of(DIGEST), None);
-        store.mark_remote(DIGEST, "127.0.0.1:5000/vm:1");
-        store.mark_used(DIGEST);
+        assert_eq!(store.remote_of(&digest()), None);
+        store.mark_remote(&digest(), "127.0.0.1:5000/vm:1");
+        store.mark_used(&digest());
         assert_eq!(
-            store.remote_of(DIGEST).as_deref(),
+            store.remote_of(&digest()).as_deref(),
             Some("127.0.0.1:5000/vm:1")
         );
-        store.forget_records(DIGEST).unwrap();
+        store.forget_records(&digest()).unwrap();
         assert_eq!(
-            (store.remote_of(DIGEST), store.last_used(DIGEST)),
+            (store.remote_of(&digest()), store.last_used(&digest())),
             (None, None)
         );
-        store.forget_records(DIGEST).unwrap();
+        store.forget_records(&digest()).unwrap();
     }
 }

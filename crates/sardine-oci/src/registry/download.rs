@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tracing::{debug, warn};
 
 use super::auth::pull_scope;
-use super::{RegistryClient, RegistryError, Retry, header_str, parse_sha256};
+use super::{RegistryClient, RegistryError, Retry, header_str};
+use crate::Digest;
 
 /// Size of the pieces read when hashing an existing partial file.
 const REHASH_CHUNK: usize = 1024 * 1024;
@@ -93,8 +94,8 @@ impl<'a> Partial<'a> {
         self.file.sync_all().await.map_err(io)
     }
 
-    fn digest(&self) -> String {
-        format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
+    fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
     }
 }
 
@@ -111,12 +112,11 @@ impl RegistryClient {
     pub async fn fetch_blob(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         partial: &Path,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        parse_sha256(digest)?;
         let mut part = Partial::open(partial, size).await?;
         progress(part.len);
         let mut attempt = 0;
@@ -143,10 +143,10 @@ impl RegistryClient {
         part.sync().await?;
         let actual = part.digest();
         drop(part);
-        if actual != digest {
+        if actual != *digest {
             discard(partial);
             return Err(RegistryError::DigestMismatch {
-                digest: digest.to_owned(),
+                digest: digest.to_string(),
                 actual,
             });
         }
@@ -157,7 +157,7 @@ impl RegistryClient {
     async fn download_into(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         part: &mut Partial<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
@@ -216,7 +216,7 @@ impl RegistryClient {
             progress(part.len);
         }
         if part.len < size {
-            let (registry, digest) = (self.inner.registry.clone(), digest.to_owned());
+            let (registry, digest) = (self.inner.registry.clone(), digest.clone());
             return Err(RegistryError::Truncated {
                 registry,
                 digest,

@@ -46,7 +46,7 @@ pub enum RegistryError {
         /// The digest the content was requested by.
         digest: String,
         /// The digest of the content that arrived.
-        actual: String,
+        actual: crate::Digest,
     },
 
     /// The registry sent (or announced) more data than allowed.
@@ -104,7 +104,7 @@ pub enum RegistryError {
         /// The registry's address (`host[:port]`).
         registry: String,
         /// The blob being downloaded.
-        digest: String,
+        digest: crate::Digest,
         /// How many bytes arrived.
         received: u64,
         /// How many bytes were announced.
@@ -127,7 +127,7 @@ pub enum RegistryError {
         /// The blob file.
         path: PathBuf,
         /// The blob's digest.
-        digest: String,
+        digest: crate::Digest,
         /// The size the caller announced.
         expected: u64,
         /// The file's size.
@@ -143,12 +143,9 @@ pub enum RegistryError {
         name: String,
     },
 
-    /// A digest string is malformed or uses an unsupported algorithm.
-    #[error("invalid or unsupported digest {digest:?} (only sha256:<64 hex digits> is supported)")]
-    InvalidDigest {
-        /// The digest as given.
-        digest: String,
-    },
+    /// A digest string is malformed or uses an unsupported algorithm (only sha256 is supported).
+    #[error(transparent)]
+    InvalidDigest(#[from] crate::InvalidDigest),
 }
 
 impl RegistryError {
@@ -245,7 +242,7 @@ mod tests {
     fn permanent_errors() {
         let e = RegistryError::DigestMismatch {
             digest: "sha256:aa".into(),
-            actual: "sha256:bb".into(),
+            actual: crate::Digest::of(b"bb"),
         };
         assert!(!e.is_transient());
         let e = RegistryError::Unauthorized {

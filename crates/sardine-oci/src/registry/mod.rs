@@ -24,7 +24,8 @@ use tracing::{debug, warn};
 
 pub use error::RegistryError;
 
-use crate::manifest::sha256_digest;
+use crate::Digest;
+use crate::reference;
 use auth::{AuthCache, Challenge, pull_scope, push_scope};
 use error::{is_transient_status, is_transient_transport};
 
@@ -43,6 +44,17 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How much of an error response body is shown in an error message.
 const ERROR_BODY_EXCERPT: usize = 300;
+
+/// A manifest or index as a registry served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedManifest {
+    /// The raw bytes (the digest covers exactly these).
+    pub body: Vec<u8>,
+    /// Its media type, from the answer's `Content-Type` or the document itself.
+    pub media_type: String,
+    /// The digest of `body`.
+    pub digest: Digest,
+}
 
 /// A username and password (or token) for a registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -194,13 +206,13 @@ impl RegistryClient {
 
     /// Fetches a manifest or index by tag or digest.
     ///
-    /// Returns the raw bytes, the media type and the digest of the bytes. A digest reference is
-    /// verified against the content. Manifests larger than [`MAX_MANIFEST_SIZE`] are refused.
+    /// A digest reference is verified against the content. Manifests larger than
+    /// [`MAX_MANIFEST_SIZE`] are refused.
     pub async fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
-    ) -> Result<(Vec<u8>, String, String), RegistryError> {
+    ) -> Result<FetchedManifest, RegistryError> {
         let url = self.url(
             repo,
             &format!("manifests/{}", checked_reference(reference)?),
@@ -231,8 +243,8 @@ impl RegistryClient {
                 &format!("manifest {repo}:{reference}"),
             )
             .await?;
-        let digest = sha256_digest(&body);
-        if reference.contains(':') && reference != digest {
+        let digest = Digest::of(&body);
+        if reference.contains(':') && reference != digest.as_str() {
             return Err(RegistryError::DigestMismatch {
                 digest: reference.to_owned(),
                 actual: digest,
@@ -240,7 +252,11 @@ impl RegistryClient {
         }
         let media_type = manifest_media_type(content_type.as_deref(), &body)
             .ok_or_else(|| self.protocol(&action, "the manifest has no media type"))?;
-        Ok((body, media_type, digest))
+        Ok(FetchedManifest {
+            body,
+            media_type,
+            digest,
+        })
     }
 
     /// Uploads a manifest under a tag or its digest and returns its digest.
@@ -250,7 +266,7 @@ impl RegistryClient {
         reference: &str,
         body: &[u8],
         media_type: &str,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<Digest, RegistryError> {
         let url = self.url(
             repo,
             &format!("manifests/{}", checked_reference(reference)?),
@@ -264,7 +280,7 @@ impl RegistryClient {
                 limit: MAX_MANIFEST_SIZE,
             });
         }
-        let digest = sha256_digest(body);
+        let digest = Digest::of(body);
         let body = bytes::Bytes::copy_from_slice(body);
         let scopes = [push_scope(repo)];
         let resp = self
@@ -298,9 +314,8 @@ impl RegistryClient {
     pub async fn blob_exists(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
-        parse_sha256(digest)?;
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let action = format!("check for blob {digest} in {repo}");
         let scopes = [pull_scope(repo)];
@@ -330,10 +345,9 @@ impl RegistryClient {
     pub async fn mount_blob(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         from_repo: &str,
     ) -> Result<bool, RegistryError> {
-        parse_sha256(digest)?;
         checked_repo(from_repo)?;
         let mut url = self.url(repo, "blobs/uploads/")?;
         url.query_pairs_mut()
@@ -745,58 +759,28 @@ fn is_loopback_host(host: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Checks a repository name: lowercase path components of `[a-z0-9._-]` separated by `/`.
+/// Checks a repository path by the rule image references follow ([`reference::validate_path`]).
 fn checked_repo(repo: &str) -> Result<&str, RegistryError> {
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c != "."
-            && c != ".."
-            && c.bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-    };
-    if repo.split('/').all(component_ok) {
-        Ok(repo)
-    } else {
-        Err(RegistryError::InvalidName {
+    match reference::validate_path(repo) {
+        Ok(()) => Ok(repo),
+        Err(_) => Err(RegistryError::InvalidName {
             what: "repository",
             name: repo.to_owned(),
-        })
-    }
-}
-
-/// Checks a tag (`[A-Za-z0-9_.-]`, at most 128) or a sha256 digest.
-fn checked_reference(reference: &str) -> Result<&str, RegistryError> {
-    if reference.contains(':') {
-        parse_sha256(reference)?;
-        return Ok(reference);
-    }
-    let tag_ok = !reference.is_empty()
-        && reference.len() <= 128
-        && reference
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if tag_ok {
-        Ok(reference)
-    } else {
-        Err(RegistryError::InvalidName {
-            what: "tag",
-            name: reference.to_owned(),
-        })
-    }
-}
-
-/// Returns the hex part of a `sha256:<64 lowercase hex>` digest.
-pub(crate) fn parse_sha256(digest: &str) -> Result<&str, RegistryError> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(hex)
-        }
-        _ => Err(RegistryError::InvalidDigest {
-            digest: digest.to_owned(),
         }),
     }
+}
+
+/// Checks a tag (by the rule image references follow) or a sha256 digest.
+fn checked_reference(reference: &str) -> Result<&str, RegistryError> {
+    if reference.contains(':') {
+        Digest::parse(reference)?;
+    } else if reference::validate_tag(reference).is_err() {
+        return Err(RegistryError::InvalidName {
+            what: "tag",
+            name: reference.to_owned(),
+        });
+    }
+    Ok(reference)
 }
 
 /// The media type from `Content-Type`, or from the manifest's `mediaType` field when the
@@ -940,22 +924,14 @@ mod tests {
             assert!(checked_repo(bad).is_err(), "{bad:?}");
         }
         assert!(checked_reference("v1.2_3-x").is_ok());
+        assert!(
+            checked_reference(".hidden").is_err(),
+            "the reference rule: no leading dot"
+        );
         assert!(checked_reference(&format!("sha256:{}", "a".repeat(64))).is_ok());
         for bad in ["", "a/b", "sha256:xyz", "md5:00", &"a".repeat(129)] {
             assert!(checked_reference(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn digests() {
-        let d = sha256_digest(b"");
-        assert_eq!(
-            d,
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(parse_sha256(&d).unwrap().len(), 64);
-        assert!(parse_sha256("sha256:E3B0").is_err());
-        assert!(parse_sha256("sha512:00").is_err());
     }
 
     #[test]

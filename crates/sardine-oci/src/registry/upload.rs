@@ -21,9 +21,8 @@ use tracing::{info, warn};
 
 use super::auth::push_scope;
 use super::error::is_transient_status;
-use super::{
-    RegistryClient, RegistryError, Retry, checked_repo, header_str, parse_sha256, retry_after,
-};
+use super::{RegistryClient, RegistryError, Retry, checked_repo, header_str, retry_after};
+use crate::Digest;
 
 const OCTET_STREAM: &str = "application/octet-stream";
 /// Size of the pieces read from disk while streaming a body.
@@ -84,7 +83,7 @@ impl RegistryClient {
     pub async fn push_blob_file(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         path: &Path,
         progress: &(dyn Fn(u64) + Send + Sync),
@@ -95,7 +94,7 @@ impl RegistryClient {
         if actual != size {
             return Err(RegistryError::SizeMismatch {
                 path: path.to_owned(),
-                digest: digest.to_owned(),
+                digest: digest.clone(),
                 expected: size,
                 actual,
             });
@@ -108,7 +107,7 @@ impl RegistryClient {
     pub async fn push_blob_bytes(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         data: Bytes,
     ) -> Result<(), RegistryError> {
         let size = data.len() as u64;
@@ -119,13 +118,12 @@ impl RegistryClient {
     async fn push_blob(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         source: &BlobSource<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
         checked_repo(repo)?;
-        parse_sha256(digest)?;
         let mut attempt = 0;
         loop {
             match self.upload_once(repo, digest, size, source, progress).await {
@@ -143,7 +141,7 @@ impl RegistryClient {
     async fn upload_once(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         source: &BlobSource<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
@@ -187,7 +185,7 @@ impl RegistryClient {
     async fn upload_monolithic(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         source: &BlobSource<'_>,
         sent: &Arc<AtomicU64>,
@@ -218,7 +216,7 @@ impl RegistryClient {
     async fn upload_chunked(
         &self,
         repo: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         source: &BlobSource<'_>,
         chunk: u64,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
 pub use sardine_testbed::Registry;
-use sardine_testbed::{RegistryAuth, digest_of, random_bytes};
+use sardine_testbed::{RegistryAuth, random_bytes};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A real registry without authentication (the test bed's, on 127.0.0.1).
@@ -48,10 +48,10 @@ pub fn options(credentials: Option<Credentials>, chunk: Option<u64>) -> ClientOp
 }
 
 /// Writes random bytes to `path` and returns them with their digest.
-pub fn random_file(path: &Path, len: usize) -> (Vec<u8>, String) {
+pub fn random_file(path: &Path, len: usize) -> (Vec<u8>, sardine_oci::Digest) {
     let data = random_bytes(len);
     fs_err::write(path, &data).unwrap();
-    let digest = digest_of(&data);
+    let digest = sardine_oci::Digest::of(&data);
     (data, digest)
 }
 
