@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sardine_disk::legacy::{check_file_name, parse_gzip_header, parse_media_type};
+use sardine_disk::legacy::{parse_gzip_header, parse_media_type};
+use sardine_disk::names::check_file_name;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(header) = parse_gzip_header(data) {

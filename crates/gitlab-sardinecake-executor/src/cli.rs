@@ -59,9 +59,13 @@ pub struct SharedOptions {
     /// SSH user in the guest (default: the image's first user, else `vagrant`).
     #[arg(short, long, global = true, value_name = "USER")]
     pub username: Option<String>,
-    /// SSH password in the guest (default: the image's first user's, else `vagrant`).
+    /// SSH password in the guest (default: the image's first user's, else `vagrant`). Visible
+    /// to every local user in the process list: prefer --password-file or the config file.
     #[arg(short, long, global = true, value_name = "PASSWORD")]
     pub password: Option<String>,
+    /// A file whose first line is the SSH password in the guest.
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
     /// SSH private key file, or a directory whose `id_*` private keys are all tried.
     #[arg(long, global = true, value_name = "PATH")]
     pub identity_file: Option<PathBuf>,

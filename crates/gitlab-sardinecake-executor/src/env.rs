@@ -23,6 +23,10 @@ pub const CI_REGISTRY_USER: &str = "CUSTOM_ENV_CI_REGISTRY_USER";
 /// Password for [`CI_REGISTRY`] (the job token).
 pub const CI_REGISTRY_PASSWORD: &str = "CUSTOM_ENV_CI_REGISTRY_PASSWORD";
 
+/// The GitLab instance's host (job IDs are unique only per instance).
+pub const CI_SERVER_HOST: &str = "CUSTOM_ENV_CI_SERVER_HOST";
+/// The runner's ID on that instance.
+pub const CI_RUNNER_ID: &str = "CUSTOM_ENV_CI_RUNNER_ID";
 /// Longest job ID (after escaping) used in a VM name; GitLab's IDs are far shorter.
 const MAX_ID_LEN: usize = 100;
 
@@ -41,6 +45,10 @@ pub struct JobEnv {
     pub registry_password: Option<String>,
     /// `BUILD_EXIT_CODE_FILE`.
     pub build_exit_code_file: Option<PathBuf>,
+    /// `CUSTOM_ENV_CI_SERVER_HOST`.
+    pub server_host: Option<String>,
+    /// `CUSTOM_ENV_CI_RUNNER_ID`.
+    pub runner_id: Option<String>,
 }
 
 impl JobEnv {
@@ -54,18 +62,40 @@ impl JobEnv {
             registry_user: get(CI_REGISTRY_USER),
             registry_password: get(CI_REGISTRY_PASSWORD),
             build_exit_code_file: get(BUILD_EXIT_CODE_FILE).map(PathBuf::from),
+            server_host: get(CI_SERVER_HOST),
+            runner_id: get(CI_RUNNER_ID),
         }
     }
 
-    /// The job VM's name, `gitlab-<job id>`.
+    /// The job VM's name: `gitlab-<job id>`, and `_r<hash>` of the GitLab instance and the
+    /// runner when the runner says which they are. Job IDs are unique per instance only: two
+    /// runners of two instances on one host must not take each other's VMs.
     pub fn vm_name(&self) -> anyhow::Result<String> {
         match &self.job_id {
-            Some(id) => Ok(vm_name(id)),
+            Some(id) => Ok(vm_name(id) + &self.runner_suffix()),
             None => anyhow::bail!(
                 "{CI_JOB_ID} is not set; this program must be run by gitlab-runner's custom executor \
                  (to try it by hand, export {CI_JOB_ID}=test1 and {CI_JOB_IMAGE}=<image>)"
             ),
         }
+    }
+}
+
+impl JobEnv {
+    /// `_r` and 8 hex digits of the SHA-256 of instance host and runner ID, or nothing when
+    /// neither is known. Escaped IDs never contain `_r`, so names stay distinct.
+    fn runner_suffix(&self) -> String {
+        if self.server_host.is_none() && self.runner_id.is_none() {
+            return String::new();
+        }
+        use sha2::Digest as _;
+        let identity = format!(
+            "{}\n{}",
+            self.server_host.as_deref().unwrap_or(""),
+            self.runner_id.as_deref().unwrap_or("")
+        );
+        let hash = sha2::Sha256::digest(identity.as_bytes());
+        format!("_r{}", &hex::encode(hash)[..8])
     }
 }
 
@@ -91,6 +121,30 @@ pub fn vm_name(job_id: &str) -> String {
 mod tests {
     use super::*;
     use crate::test_support::vars;
+
+    #[test]
+    fn jobs_of_different_instances_or_runners_get_different_names() {
+        let job = |host: Option<&str>, runner: Option<&str>| JobEnv {
+            job_id: Some("42".into()),
+            server_host: host.map(Into::into),
+            runner_id: runner.map(Into::into),
+            ..JobEnv::default()
+        };
+        let by_hand = job(None, None).vm_name().unwrap();
+        assert_eq!(by_hand, "gitlab-42");
+        let a = job(Some("gitlab.a.example"), Some("7")).vm_name().unwrap();
+        let b = job(Some("gitlab.b.example"), Some("7")).vm_name().unwrap();
+        let c = job(Some("gitlab.a.example"), Some("8")).vm_name().unwrap();
+        assert!(
+            a.starts_with("gitlab-42_r") && a.len() == "gitlab-42_r".len() + 8,
+            "{a}"
+        );
+        assert!(a != b && a != c && b != c && a != by_hand);
+        assert_eq!(
+            a,
+            job(Some("gitlab.a.example"), Some("7")).vm_name().unwrap()
+        );
+    }
 
     #[test]
     fn numeric_ids_are_kept() {

@@ -33,10 +33,11 @@ pub const DEFAULT_CLONEDIR: &str = "/var/lib/sardinecake/clones";
 /// Space automatic pruning keeps free on top of what a fetch or an import needs.
 const DEFAULT_KEEP_FREE: u64 = 1 << 30;
 
-const KNOWN_KEYS: [&str; 23] = [
+const KNOWN_KEYS: [&str; 24] = [
     "connect",
     "username",
     "password",
+    "password-file",
     "identity-file",
     "timeout",
     "ocidir",
@@ -249,10 +250,7 @@ pub fn resolve(
     Ok(Settings {
         connect: cli.connect.clone().or_else(|| lookup.string("connect")),
         username: cli.username.clone().or_else(|| lookup.string("username")),
-        password: cli
-            .password
-            .clone()
-            .or_else(|| lookup.entry("password").map(|e| e.value().to_owned())),
+        password: password(cli, &lookup)?,
         identity_file: cli
             .identity_file
             .clone()
@@ -307,6 +305,30 @@ pub fn resolve(
 }
 
 /// The space to keep free when `auto-prune` is on (`keep-free`, default 1 GiB).
+/// The SSH password: `--password-file`, `--password` (with a warning: `ps` shows it), the
+/// config file's `password-file` or `password`.
+fn password(cli: &SharedOptions, lookup: &Lookup<'_>) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &cli.password_file {
+        return read_password_file(path).map(Some);
+    }
+    if let Some(password) = &cli.password {
+        tracing::warn!(
+            "--password is visible to every local user in the process list; use --password-file or the config file's password-file"
+        );
+        return Ok(Some(password.clone()));
+    }
+    if let Some(path) = lookup.path("password-file") {
+        return read_password_file(&path).map(Some);
+    }
+    Ok(lookup.entry("password").map(|e| e.value().to_owned()))
+}
+
+/// The first line of `path`, without its line end.
+fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = fs_err::read_to_string(path).context("cannot read the SSH password file")?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
 fn auto_prune(config: &Config, section: &str) -> anyhow::Result<Option<u64>> {
     if !config.get_bool(section, "auto-prune")?.unwrap_or(false) {
         return Ok(None);
@@ -699,6 +721,28 @@ pull_policy = if-not-present
         assert_eq!(settings.insecure_registries, ["a:5000", "b", "c:1"]);
         assert!(settings.is_insecure("b"));
         assert!(!settings.is_insecure("d"));
+    }
+
+    #[test]
+    fn the_password_comes_from_a_file_before_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        fs_err::write(&file, "from-file\nignored\n").unwrap();
+        let with_file = config(&format!(
+            "[DEFAULT]\npassword = from-config\npassword-file = {}\n",
+            file.display()
+        ));
+        let settings = resolve(&SharedOptions::default(), &with_file, None).unwrap();
+        assert_eq!(settings.password.as_deref(), Some("from-file"));
+        let cli = SharedOptions {
+            password: Some("from-cli".into()),
+            ..SharedOptions::default()
+        };
+        let settings = resolve(&cli, &with_file, None).unwrap();
+        assert_eq!(settings.password.as_deref(), Some("from-cli"));
+        let plain = config("[DEFAULT]\npassword = from-config\n");
+        let settings = resolve(&SharedOptions::default(), &plain, None).unwrap();
+        assert_eq!(settings.password.as_deref(), Some("from-config"));
     }
 
     #[test]

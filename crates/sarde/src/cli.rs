@@ -116,7 +116,7 @@ pub enum Command {
   sarde fetch registry.example.org/vms/debian:12
   sarde fetch debian:12 --source registry.example.org/vms/debian:12
   sarde fetch localhost:5000/vms/debian:12 --insecure")]
-    Fetch(FetchArgs),
+    Fetch(FetchCommand),
 
     /// Copy an image from the local store to registries.
     #[command(after_help = "Examples:
@@ -341,6 +341,12 @@ pub struct ImportOptions {
     /// Whether untrusted domain XML may be defined.
     #[command(flatten)]
     pub unsafe_xml: UnsafeXmlArg,
+
+    /// The largest file a layer of sardinecake 0.4.2's gzip format may unpack to (such layers
+    /// declare no size; a qcow2 image is also bounded by its virtual size, every file by the
+    /// free space).
+    #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size, default_value = "1TiB")]
+    pub max_disk_size: u64,
 }
 
 /// Whether CONTAINER is a directory path rather than a name in the store.
@@ -433,6 +439,19 @@ pub struct FetchArgs {
     pub auto_prune: AutoPruneArgs,
 }
 
+/// Arguments of `sarde fetch`: those pull shares, and the output format.
+#[derive(Debug, Clone, Args)]
+pub struct FetchCommand {
+    /// What to fetch, and how.
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+
+    /// Output format: nothing, or a JSON summary (reference, source, manifest digest, blobs
+    /// downloaded and already present, bytes, seconds).
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
 /// Arguments of `sarde push`.
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
@@ -453,6 +472,11 @@ pub struct PushArgs {
     /// above 5 MB, others below 4 MB. (Disks are cut into chunks at export: --chunksize there.)
     #[arg(long = "upload-chunk-size", alias = "chunk-size", value_name = "SIZE", value_parser = sardine_config::parse_size)]
     pub chunk_size: Option<u64>,
+
+    /// Output format: nothing, or a JSON array with a summary per target (target, manifest
+    /// digest, blobs uploaded, mounted and already there, bytes, seconds).
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// Arguments of `sarde pull`: those of fetch, then those of import.

@@ -8,11 +8,14 @@ pub use sardine_config::env::{
     CLICOLOR_FORCE, HOME, NO_COLOR, SARDE_CONF_FILES, XDG_CONFIG_HOME, XDG_DATA_HOME,
 };
 
-/// Registry user name for every command that talks to a registry (fetch, push, pull, the
+/// Registry user name for the registry SARDE_REGISTRY names (fetch, push, pull; also the
 /// default of `sarde login -u`); with SARDE_REGISTRY_PASSWORD it beats stored credentials.
 pub const SARDE_REGISTRY_USERNAME: &str = "SARDE_REGISTRY_USERNAME";
 
-/// Registry password or token for every command that talks to a registry (with
+/// The one registry SARDE_REGISTRY_USERNAME/PASSWORD are for.
+pub const SARDE_REGISTRY: &str = sardine_vm::credentials::ENV_REGISTRY;
+
+/// Registry password or token for the registry SARDE_REGISTRY names (with
 /// SARDE_REGISTRY_USERNAME), and the default of `sarde login -p`. Safer than -p, which other
 /// users can see in the process list.
 pub const SARDE_REGISTRY_PASSWORD: &str = "SARDE_REGISTRY_PASSWORD";
@@ -27,7 +30,7 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 pub const LIBVIRT_DEFAULT_URI: &str = "LIBVIRT_DEFAULT_URI";
 
 /// Every variable with a one-line description, for the help text.
-const VARIABLES: [(&str, &str); 12] = [
+const VARIABLES: [(&str, &str); 13] = [
     (
         SARDE_CONF_FILES,
         "config files instead of the default ones (colon-separated; empty: none)",
@@ -41,12 +44,16 @@ const VARIABLES: [(&str, &str); 12] = [
         "if set, $XDG_CONFIG_HOME/sardinecake/sarde.ini is read last",
     ),
     (
+        SARDE_REGISTRY,
+        "the registry (host[:port]) SARDE_REGISTRY_USERNAME/PASSWORD are for",
+    ),
+    (
         SARDE_REGISTRY_USERNAME,
-        "registry user name (all registry commands)",
+        "registry user name for SARDE_REGISTRY",
     ),
     (
         SARDE_REGISTRY_PASSWORD,
-        "registry password or token (all registry commands)",
+        "registry password or token for SARDE_REGISTRY",
     ),
     (
         REGISTRY_AUTH_FILE,

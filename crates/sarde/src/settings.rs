@@ -710,7 +710,7 @@ source = registry.example/fetched
         let Sub::Fetch(fetch) = &s.cli.command else {
             panic!("not fetch")
         };
-        assert_eq!(fetch.auto_prune.keep_free_if_on(), None);
+        assert_eq!(fetch.fetch.auto_prune.keep_free_if_on(), None);
         assert!(
             s.ignored
                 .iter()

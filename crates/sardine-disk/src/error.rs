@@ -118,9 +118,23 @@ pub enum DiskError {
         /// What is wrong.
         reason: String,
     },
-    /// A file name taken from an image would escape the target directory or hide the file.
+    /// A legacy gzip file decompresses to more than its bound allows (a decompression bomb, or a
+    /// disk larger than this host takes).
     #[error(
-        "refusing to write a disk file named {name:?}: it must be a plain file name (no '/', no NUL, not '..', not starting with '.')"
+        "legacy disk file '{name}' is larger than {limit} bytes, the limit set by {bound}, and was not unpacked"
+    )]
+    LegacyFileTooLarge {
+        /// The file's name in the image.
+        name: String,
+        /// The bound in bytes.
+        limit: u64,
+        /// Where the bound comes from.
+        bound: String,
+    },
+    /// A file name of an image is not made of the safe characters ([`crate::names`]): it could
+    /// escape the target directory, hide the file, or be read by QEMU as a protocol or option.
+    #[error(
+        "refusing the disk file name \"{name}\": it must be a plain file name of letters, digits, '.', '_', '+' and '-', not starting with '.' or '-', of at most 255 bytes"
     )]
     UnsafeFileName {
         /// The name from the image.
@@ -138,6 +152,16 @@ pub enum DiskError {
         /// The image file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// A disk image would make QEMU open something other than a checked file: a protocol, a
+    /// format other than qcow2 or raw, a file of another format than declared, an external data
+    /// file, a device.
+    #[error("disk image '{}' is refused: {reason}", path.display())]
+    UnsafeImage {
+        /// The image.
+        path: PathBuf,
+        /// What it asks for.
         reason: String,
     },
     /// A backing file named in a qcow2 image does not exist.

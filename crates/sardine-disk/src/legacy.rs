@@ -21,8 +21,8 @@
 //! uncompressed contents), not per layer.
 //!
 //! When importing, a layer whose chunk number is 0 or absent starts a new file (0.4.2 sniffed for `1f 8b`
-//! instead, which misfires on 1 piece in 65536). The file is written under its FNAME, which must be a plain
-//! file name; a second gzip member or any other data after the first member's trailer is rejected.
+//! instead, which misfires on 1 piece in 65536). The file is written under its FNAME, which must be a safe
+//! file name ([`crate::names`]); a second gzip member or any other data after the first member's trailer is rejected.
 
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -359,33 +359,43 @@ fn zero_terminated(bytes: &[u8], start: usize, max: usize) -> Result<&[u8], &'st
     }
 }
 
-/// Checks that `name` is a plain file name: not empty, no `/`, no NUL, not starting with `.` (which also
-/// excludes `.` and `..`).
-pub fn check_file_name(name: &str) -> Result<(), DiskError> {
-    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
-        return Err(DiskError::UnsafeFileName {
-            name: name.to_owned(),
-        });
-    }
-    Ok(())
+/// How large an unpacked legacy file may become. A gzip stream declares no size (its trailer
+/// has the length modulo 2^32, at the very end), and deflate expands up to 1032:1, so without a
+/// bound one small layer could fill the VM directory's file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// The most bytes the file may have (a configured maximum disk size). A qcow2 image is
+    /// further bounded by its header's virtual size ([`qcow2_file_bound`]).
+    pub max_size: u64,
+    /// The most bytes that may be written to disk (holes excluded): the free space the file may
+    /// take.
+    pub max_written: u64,
 }
 
-/// Decompresses one file from its pieces into `out_dir/<FNAME>` (or `fallback_name` without FNAME).
-///
-/// The file is created fresh (never overwriting, never following a symlink) and written sparsely; the
-/// gzip CRC and length are verified, and trailing data after the member is an error. Returns the name,
-/// the sha256 of the uncompressed data and its size. On error the partial file is removed.
-pub fn unpack_file(
-    pieces: &[PathBuf],
-    out_dir: &Path,
-    fallback_name: &str,
-) -> Result<(String, Digest, u64), DiskError> {
-    let first = pieces
-        .first()
-        .cloned()
-        .unwrap_or_else(|| out_dir.to_path_buf());
+impl UnpackLimits {
+    /// No bounds (for files of trusted origin, and tests).
+    pub const UNBOUNDED: UnpackLimits = UnpackLimits {
+        max_size: u64::MAX,
+        max_written: u64::MAX,
+    };
+}
+
+/// The most bytes a qcow2 image file of virtual size `virtual_size` may reasonably have: the
+/// data, plus an eighth for its tables (L2 tables with subclusters take 1/32 at the smallest
+/// cluster size, refcounts less), plus 64 MiB.
+pub fn qcow2_file_bound(virtual_size: u64) -> u64 {
+    virtual_size
+        .saturating_add(virtual_size / 8)
+        .saturating_add(64 << 20)
+}
+
+/// The gzip header of the file that `pieces` make up, and the reader positioned after it.
+fn open_stream<'a>(
+    pieces: &'a [PathBuf],
+    first: &Path,
+) -> Result<(GzipHeader, impl Read + 'a), DiskError> {
     let stream_error = |reason: String| DiskError::GzipStream {
-        first_piece: first.clone(),
+        first_piece: first.to_path_buf(),
         reason,
     };
     if pieces.is_empty() {
@@ -400,22 +410,70 @@ pub fn unpack_file(
     (&mut reader)
         .take(MAX_HEADER_LEN as u64)
         .read_to_end(&mut prefix)
-        .map_err(|err| read_error(err, &first))?;
+        .map_err(|err| read_error(err, first))?;
     let header = parse_gzip_header(&prefix).map_err(|err| stream_error(err.to_string()))?;
+    let rest = Cursor::new(prefix.split_off(header.header_len));
+    Ok((header, rest.chain(reader)))
+}
+
+/// The name the file that `pieces` make up gets (its FNAME, or `fallback_name` without one),
+/// checked to be safe, read from its gzip header alone: what the domain XML policy needs to know
+/// before anything is unpacked.
+pub fn file_name(pieces: &[PathBuf], fallback_name: &str) -> Result<String, DiskError> {
+    let first = pieces.first().cloned().unwrap_or_default();
+    let (header, _) = open_stream(pieces, &first)?;
+    checked_name(&header, fallback_name)
+}
+
+/// The file's FNAME, or `fallback_name`, if it is safe.
+fn checked_name(header: &GzipHeader, fallback_name: &str) -> Result<String, DiskError> {
     let name = header
         .fname
         .clone()
         .unwrap_or_else(|| fallback_name.to_owned());
-    check_file_name(&name)?;
-    let rest = Cursor::new(prefix.split_off(header.header_len));
-    let mut input = BufReader::with_capacity(BUFFER, rest.chain(reader));
+    crate::names::check_file_name(&name)?;
+    Ok(name)
+}
+
+/// Decompresses one file from its pieces into `out_dir/<FNAME>` (or `fallback_name` without FNAME),
+/// stopping with [`DiskError::LegacyFileTooLarge`] as soon as it outgrows `limits`.
+///
+/// The file is created fresh (never overwriting, never following a symlink) and written sparsely; the
+/// gzip CRC and length are verified, and trailing data after the member is an error. Returns the name,
+/// the sha256 of the uncompressed data and its size. On error the partial file is removed.
+pub fn unpack_file(
+    pieces: &[PathBuf],
+    out_dir: &Path,
+    fallback_name: &str,
+    limits: &UnpackLimits,
+) -> Result<(String, Digest, u64), DiskError> {
+    let first = pieces
+        .first()
+        .cloned()
+        .unwrap_or_else(|| out_dir.to_path_buf());
+    let stream_error = |reason: String| DiskError::GzipStream {
+        first_piece: first.clone(),
+        reason,
+    };
+    let (header, reader) = open_stream(pieces, &first)?;
+    let name = checked_name(&header, fallback_name)?;
+    let mut input = BufReader::with_capacity(BUFFER, reader);
     let path = out_dir.join(&name);
     let output = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .map_err(DiskError::io("create", &path))?;
-    let result = inflate_into(&mut input, &output, &path, &first).and_then(|(digest, size)| {
+    let mut sink = BoundedSink {
+        file: &output,
+        path: &path,
+        name: &name,
+        limits: *limits,
+        size: 0,
+        written: 0,
+        size_bound: "the maximum disk size".to_owned(),
+    };
+    let result = inflate_into(&mut input, &mut sink, &first).and_then(|(digest, size)| {
         output
             .set_len(size)
             .map_err(DiskError::io("set the size of", &path))?;
@@ -438,14 +496,65 @@ pub fn unpack_file(
     })
 }
 
+/// Where an unpacked file goes: written sparsely, and refused as soon as it outgrows its limits.
+struct BoundedSink<'a> {
+    file: &'a fs_err::File,
+    path: &'a Path,
+    name: &'a str,
+    limits: UnpackLimits,
+    /// Bytes so far.
+    size: u64,
+    /// Bytes written to disk so far (holes excluded).
+    written: u64,
+    /// Where `limits.max_size` comes from.
+    size_bound: String,
+}
+
+impl BoundedSink<'_> {
+    /// Appends `data` within the limits (the first call gets the start of the file: a qcow2
+    /// header there lowers the size limit to what its virtual size allows).
+    fn write(&mut self, data: &[u8]) -> Result<(), DiskError> {
+        if self.size == 0
+            && let Ok(Some(header)) = crate::qcow2::parse_header(data)
+            && qcow2_file_bound(header.virtual_size) < self.limits.max_size
+        {
+            self.limits.max_size = qcow2_file_bound(header.virtual_size);
+            self.size_bound = format!(
+                "its qcow2 header's virtual size of {} bytes",
+                header.virtual_size
+            );
+        }
+        let size = self.size.saturating_add(data.len() as u64);
+        if size > self.limits.max_size {
+            return Err(self.too_large(self.limits.max_size, self.size_bound.clone()));
+        }
+        let written = sparse::write_sparse_at(self.file.file(), self.size, data)
+            .map_err(DiskError::io("write", self.path))?;
+        self.size = size;
+        self.written = self.written.saturating_add(written);
+        if self.written > self.limits.max_written {
+            let bound = "the free space that may be used".to_owned();
+            return Err(self.too_large(self.limits.max_written, bound));
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, limit: u64, bound: String) -> DiskError {
+        DiskError::LegacyFileTooLarge {
+            name: self.name.to_owned(),
+            limit,
+            bound,
+        }
+    }
+}
+
 /// Inflates the deflate data and trailer from `input` into `output`; returns the digest and size.
 ///
 /// Stream problems come back as [`DiskError::GzipHeader`] reasons, which the caller turns into
 /// [`DiskError::GzipStream`].
 fn inflate_into(
     input: &mut impl BufRead,
-    output: &fs_err::File,
-    path: &Path,
+    output: &mut BoundedSink<'_>,
     first: &Path,
 ) -> Result<(Digest, u64), DiskError> {
     let fail = |reason: &str| DiskError::GzipHeader {
@@ -473,8 +582,7 @@ fn inflate_into(
         if filled == out.len() || (end && filled > 0) {
             hasher.update(&out[..filled]);
             crc.update(&out[..filled]);
-            sparse::write_sparse_at(output.file(), size, &out[..filled])
-                .map_err(DiskError::io("write", path))?;
+            output.write(&out[..filled])?;
             size += filled as u64;
             filled = 0;
         }
@@ -699,21 +807,27 @@ mod tests {
 
     #[test]
     fn parser_returns_unsafe_names_for_the_caller_to_reject() {
-        for name in ["../etc/passwd", "a/b", "..", ".hidden", ""] {
+        for name in [
+            "../etc/passwd",
+            "a/b",
+            "..",
+            ".hidden",
+            "",
+            "nbd:127.0.0.1:10809",
+        ] {
             let mut header = vec![0x1f, 0x8b, 8, FNAME, 0, 0, 0, 0, 0, 0xff];
             header.extend_from_slice(name.as_bytes());
             header.push(0);
             let fname = parse_gzip_header(&header).unwrap().fname.unwrap();
             assert!(
                 matches!(
-                    check_file_name(&fname),
+                    crate::names::check_file_name(&fname),
                     Err(DiskError::UnsafeFileName { .. })
                 ),
                 "{name:?} passed"
             );
         }
-        check_file_name("disk.qcow2").unwrap();
-        check_file_name("a..b").unwrap();
+        crate::names::check_file_name("disk.qcow2").unwrap();
     }
 
     #[test]

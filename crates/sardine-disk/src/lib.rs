@@ -3,6 +3,7 @@
 //! * [`chunked`]: the default format of `sarde export`: a disk file cut into fixed-size chunks, each one
 //!   an independent zstd blob, packed and unpacked in parallel, holes kept.
 //! * [`legacy`]: sardinecake 0.4.2's format: one gzip member per file, its compressed stream cut into pieces.
+//! * [`names`]: the safe names of an image's files (never a QEMU protocol, path or option).
 //! * [`qcow2`]: qcow2 headers and backing chains, read without `qemu-img`; overlay creation with it.
 //! * [`sparse`]: holes: finding data segments, sparse writes, zero detection.
 //!
@@ -13,6 +14,7 @@ pub mod chunked;
 mod digest;
 mod error;
 pub mod legacy;
+pub mod names;
 pub mod qcow2;
 pub mod sparse;
 

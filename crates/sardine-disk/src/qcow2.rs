@@ -58,8 +58,123 @@ pub struct Qcow2Header {
 pub struct ChainElement {
     /// Where the image is (relative backing names resolved against the referring image's directory).
     pub path: PathBuf,
+    /// Its format (checked against what the referring image declares).
+    pub format: Format,
     /// The backing file name as written in this image.
     pub stored_backing: Option<String>,
+}
+
+/// The only two formats a disk file may have. QEMU's other formats (`qed`, `vmdk`, `vhdx`,
+/// `luks`, ...) can name further files or need host secrets, and are never opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A qcow2 image (starts with [`MAGIC`]).
+    Qcow2,
+    /// Plain bytes.
+    Raw,
+}
+
+impl Format {
+    /// The format as QEMU and libvirt name it; `None` for every other format.
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "qcow2" => Some(Format::Qcow2),
+            "raw" => Some(Format::Raw),
+            _ => None,
+        }
+    }
+
+    /// QEMU's name of the format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Qcow2 => "qcow2",
+            Format::Raw => "raw",
+        }
+    }
+
+    /// The real format of a file whose header (from [`read_header`]) is `header`.
+    pub fn of(header: Option<&Qcow2Header>) -> Format {
+        match header {
+            Some(_) => Format::Qcow2,
+            None => Format::Raw,
+        }
+    }
+}
+
+/// The backing file a qcow2 image asks QEMU to open, as [`Qcow2Header::backing_link`] checked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackingLink {
+    /// The name as stored (relative to the image's directory, or absolute).
+    pub name: String,
+    /// The format QEMU opens it as: the declared one, else qcow2 (see [`check_backing_format`]).
+    pub format: Format,
+    /// Whether the image declares the format (the backing format header extension).
+    pub declared: bool,
+}
+
+impl Qcow2Header {
+    /// What this image makes QEMU open besides itself, if anything: its backing file. Refuses
+    /// (with the reason) an external data file, a backing format other than qcow2 or raw, and a
+    /// backing name that QEMU reads as a protocol or JSON (`nbd:…`, `json:{…}`): only files.
+    pub fn backing_link(&self) -> Result<Option<BackingLink>, String> {
+        if self.external_data || self.data_file.is_some() {
+            let target = self
+                .data_file
+                .as_deref()
+                .unwrap_or("a file chosen at run time");
+            return Err(format!(
+                "it is a qcow2 image with an external data file (\"{}\")",
+                target.escape_debug()
+            ));
+        }
+        let Some(name) = self.backing_file.clone() else {
+            return Ok(None);
+        };
+        if crate::names::qemu_reads_as_protocol(&name) {
+            return Err(format!(
+                "its qcow2 header names the backing file \"{}\", which QEMU reads as a protocol, not a file",
+                name.escape_debug()
+            ));
+        }
+        let format = match self.backing_format.as_deref() {
+            None => Format::Qcow2,
+            Some(declared) => Format::parse(declared).ok_or_else(|| {
+                format!(
+                    "its backing file has the format \"{}\" (only qcow2 and raw are allowed)",
+                    declared.escape_debug()
+                )
+            })?,
+        };
+        Ok(Some(BackingLink {
+            name,
+            format,
+            declared: self.backing_format.is_some(),
+        }))
+    }
+}
+
+/// Checks that the backing file of `link` really has the format QEMU will open it as; `real` is
+/// the backing file's own header ([`read_header`]). Without a declared format QEMU guesses it
+/// from the file's contents; that is only safe when the file is qcow2 (its magic leaves QEMU no
+/// other guess), so an undeclared format is accepted for qcow2 backing files only: a raw file's
+/// bytes are the guest's to choose, and could look like any format.
+pub fn check_backing_format(link: &BackingLink, real: Option<&Qcow2Header>) -> Result<(), String> {
+    let real = Format::of(real);
+    if real == link.format {
+        return Ok(());
+    }
+    let name = link.name.escape_debug();
+    Err(if link.declared {
+        format!(
+            "it declares its backing file \"{name}\" as {}, but that file is {}",
+            link.format.as_str(),
+            real.as_str()
+        )
+    } else {
+        format!(
+            "it declares no format for its backing file \"{name}\", which is not qcow2 (QEMU would guess the format from the file's contents)"
+        )
+    })
 }
 
 /// Parses a qcow2 header from the start of an image. `None` if the bytes do not start with the qcow2
@@ -226,12 +341,17 @@ pub fn read_header(path: &Path) -> Result<Option<Qcow2Header>, DiskError> {
 }
 
 /// The backing chain of `path`: the image itself first, then its backing files in order. A relative
-/// backing name is resolved against the directory of the image that names it (as qemu does). Fails on a
+/// backing name is resolved against the directory of the image that names it (as qemu does).
+///
+/// This is the chain QEMU opens for `path` opened as qcow2 (or raw: a chain of one), checked
+/// image by image before anything is opened by anyone else: every element is a regular file,
+/// every link passes [`Qcow2Header::backing_link`] and [`check_backing_format`]. Fails on a
 /// missing backing file, a loop, or a chain longer than [`MAX_CHAIN_DEPTH`].
 pub fn backing_chain(path: &Path) -> Result<Vec<ChainElement>, DiskError> {
     let mut chain: Vec<ChainElement> = Vec::new();
     let mut seen = HashSet::new();
     let mut current = path.to_path_buf();
+    let mut link: Option<BackingLink> = None;
     loop {
         if chain.len() >= MAX_CHAIN_DEPTH {
             return Err(DiskError::BackingChainTooDeep {
@@ -239,10 +359,11 @@ pub fn backing_chain(path: &Path) -> Result<Vec<ChainElement>, DiskError> {
                 limit: MAX_CHAIN_DEPTH,
             });
         }
-        let meta = fs_err::metadata(&current).map_err(|source| match chain.last() {
-            Some(referrer) => DiskError::BackingFileMissing {
-                image: referrer.path.clone(),
-                backing: referrer.stored_backing.clone().unwrap_or_default(),
+        let referrer = chain.last().map_or(path, |element| &element.path);
+        let meta = fs_err::metadata(&current).map_err(|source| match &link {
+            Some(link) => DiskError::BackingFileMissing {
+                image: referrer.to_path_buf(),
+                backing: link.name.clone(),
                 resolved: current.clone(),
                 source,
             },
@@ -252,24 +373,53 @@ pub fn backing_chain(path: &Path) -> Result<Vec<ChainElement>, DiskError> {
                 source,
             },
         })?;
+        // Reading a FIFO would block; a device is never a disk file of a chain.
+        if !meta.is_file() {
+            let reason = match &link {
+                Some(_) => format!(
+                    "its backing file '{}' is not a regular file",
+                    current.display()
+                ),
+                None => "it is not a regular file".to_owned(),
+            };
+            return Err(unsafe_image(referrer, reason));
+        }
         if !seen.insert((meta.dev(), meta.ino())) {
             return Err(DiskError::BackingChainLoop {
                 top: path.to_path_buf(),
                 repeated: current,
             });
         }
-        let stored_backing = read_header(&current)?.and_then(|header| header.backing_file);
-        let next = stored_backing
-            .as_deref()
-            .map(|name| resolve_backing(&current, name));
+        let header = read_header(&current)?;
+        if let Some(link) = &link {
+            check_backing_format(link, header.as_ref()).map_err(|r| unsafe_image(referrer, r))?;
+        }
+        link = match &header {
+            Some(header) => header
+                .backing_link()
+                .map_err(|r| unsafe_image(&current, r))?,
+            None => None,
+        };
+        let next = link
+            .as_ref()
+            .map(|link| resolve_backing(&current, &link.name));
         chain.push(ChainElement {
             path: current,
-            stored_backing,
+            format: Format::of(header.as_ref()),
+            stored_backing: link.as_ref().map(|link| link.name.clone()),
         });
         match next {
             Some(next) => current = next,
             None => return Ok(chain),
         }
+    }
+}
+
+/// The error for an image that would make QEMU open what it must not.
+fn unsafe_image(path: &Path, reason: String) -> DiskError {
+    DiskError::UnsafeImage {
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
@@ -281,13 +431,25 @@ fn resolve_backing(image: &Path, name: &str) -> PathBuf {
 }
 
 /// Creates a qcow2 overlay on `backing` (as written into the overlay: relative names are relative to the
-/// overlay's directory), whose format is `backing_format` (`qcow2`, `raw`), with
+/// overlay's directory), whose format is `backing_format`, with
 /// `qemu-img create -q -f qcow2 -F <backing_format> -b <backing> <overlay>`.
+///
+/// qemu-img opens the backing chain (for the virtual size): check it first with
+/// [`backing_chain`]. A backing name that QEMU would read as a protocol is refused here.
 pub fn create_overlay(
     backing: &str,
-    backing_format: &str,
+    backing_format: Format,
     overlay: &Path,
 ) -> Result<(), DiskError> {
+    if crate::names::qemu_reads_as_protocol(backing) {
+        return Err(unsafe_image(
+            overlay,
+            format!(
+                "its backing file would be \"{}\", which QEMU reads as a protocol, not a file",
+                backing.escape_debug()
+            ),
+        ));
+    }
     let output = Command::new("qemu-img")
         .args([
             "create",
@@ -295,7 +457,7 @@ pub fn create_overlay(
             "-f",
             "qcow2",
             "-F",
-            backing_format,
+            backing_format.as_str(),
             "-b",
             backing,
         ])

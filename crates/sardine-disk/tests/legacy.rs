@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 
 use common::{DirSink, sparse_file, test_disk};
 use sardine_disk::DiskError;
-use sardine_disk::legacy::{self, LegacyPacked, MIME_QCOW2, MIME_RAW, pack_file, unpack_file};
+use sardine_disk::legacy::{
+    self, LegacyPacked, MIME_QCOW2, MIME_RAW, UnpackLimits, pack_file, unpack_file,
+};
 use sardine_disk::sparse::allocated_bytes;
 use sardine_testbed::{file_digest, noise};
+
+const UNBOUNDED: UnpackLimits = UnpackLimits::UNBOUNDED;
 
 fn piece_paths(sink: &DirSink, packed: &LegacyPacked) -> Vec<PathBuf> {
     packed
@@ -53,8 +57,13 @@ fn sparse_file_round_trips_in_pieces() {
     assert_eq!(sink.temp_count(), 0);
 
     let out = tempfile::tempdir().unwrap();
-    let (name, digest, unpacked_size) =
-        unpack_file(&piece_paths(&sink, &packed), out.path(), "fallback").unwrap();
+    let (name, digest, unpacked_size) = unpack_file(
+        &piece_paths(&sink, &packed),
+        out.path(),
+        "fallback",
+        &UNBOUNDED,
+    )
+    .unwrap();
     assert_eq!((name.as_str(), unpacked_size), ("disk.img", size));
     assert_eq!(digest, packed.uncompressed_digest);
     let target = out.path().join("disk.img");
@@ -94,7 +103,8 @@ fn an_empty_file_is_one_piece() {
     let packed = pack_file(&src, "one.img", None, &sink).unwrap();
     assert_eq!(packed.blobs.len(), 1);
     let out = tempfile::tempdir().unwrap();
-    let (_, _, size) = unpack_file(&piece_paths(&sink, &packed), out.path(), "x").unwrap();
+    let (_, _, size) =
+        unpack_file(&piece_paths(&sink, &packed), out.path(), "x", &UNBOUNDED).unwrap();
     assert_eq!(size, 0);
 }
 
@@ -138,7 +148,7 @@ fn repacking_stores_no_new_blobs() {
 /// Asserts that unpacking fails as `check` says and leaves nothing in the output directory.
 fn assert_fails(pieces: &[PathBuf], check: impl Fn(&DiskError) -> bool) {
     let out = tempfile::tempdir().unwrap();
-    let err = unpack_file(pieces, out.path(), "fallback.img").unwrap_err();
+    let err = unpack_file(pieces, out.path(), "fallback.img", &UNBOUNDED).unwrap_err();
     assert!(check(&err), "unexpected error: {err:?}");
     assert_eq!(
         std::fs::read_dir(out.path()).unwrap().count(),
@@ -211,11 +221,11 @@ fn a_name_outside_latin1_falls_back() {
     let sink = DirSink::new();
     let (_, pieces) = small(dir.path(), &sink, "диск.img");
     let out = tempfile::tempdir().unwrap();
-    let (name, _, _) = unpack_file(&pieces, out.path(), "fallback.img").unwrap();
+    let (name, _, _) = unpack_file(&pieces, out.path(), "fallback.img", &UNBOUNDED).unwrap();
     assert_eq!(name, "fallback.img");
     assert!(out.path().join("fallback.img").exists());
     let out = tempfile::tempdir().unwrap();
-    let err = unpack_file(&pieces, out.path(), "../bad").unwrap_err();
+    let err = unpack_file(&pieces, out.path(), "../bad", &UNBOUNDED).unwrap_err();
     assert!(matches!(err, DiskError::UnsafeFileName { .. }));
 }
 
@@ -226,7 +236,7 @@ fn existing_files_and_symlinks_are_never_overwritten() {
     let (_, pieces) = small(dir.path(), &sink, "d.img");
     let out = tempfile::tempdir().unwrap();
     std::fs::write(out.path().join("d.img"), b"precious").unwrap();
-    assert!(unpack_file(&pieces, out.path(), "x").is_err());
+    assert!(unpack_file(&pieces, out.path(), "x", &UNBOUNDED).is_err());
     assert_eq!(
         std::fs::read(out.path().join("d.img")).unwrap(),
         b"precious"
@@ -236,7 +246,7 @@ fn existing_files_and_symlinks_are_never_overwritten() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, b"victim").unwrap();
     std::os::unix::fs::symlink(&victim, out.path().join("d.img")).unwrap();
-    assert!(unpack_file(&pieces, out.path(), "x").is_err());
+    assert!(unpack_file(&pieces, out.path(), "x", &UNBOUNDED).is_err());
     assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
     assert!(
         out.path()
@@ -246,4 +256,96 @@ fn existing_files_and_symlinks_are_never_overwritten() {
             .file_type()
             .is_symlink()
     );
+}
+
+/// Packs `content` (written to a file first) as one legacy stream; returns its pieces.
+fn packed(dir: &Path, sink: &DirSink, content: &[u8]) -> Vec<PathBuf> {
+    let src = dir.join("bomb.img");
+    std::fs::write(&src, content).unwrap();
+    piece_paths(sink, &pack_file(&src, "bomb.img", None, sink).unwrap())
+}
+
+/// The bound that stopped `unpack_file`, and that nothing was left in `out`.
+fn stopped_at(pieces: &[PathBuf], out: &Path, limits: &UnpackLimits) -> (u64, String) {
+    let err = unpack_file(pieces, out, "x", limits).unwrap_err();
+    assert_eq!(
+        std::fs::read_dir(out).unwrap().count(),
+        0,
+        "a file was left"
+    );
+    match err {
+        DiskError::LegacyFileTooLarge { limit, bound, name } => {
+            assert_eq!(name, "bomb.img");
+            (limit, bound)
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_larger_than_the_maximum_size_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirSink::new();
+    let pieces = packed(dir.path(), &sink, &vec![1u8; 8 << 20]);
+    let out = tempfile::tempdir().unwrap();
+    let limits = UnpackLimits {
+        max_size: 3 << 20,
+        max_written: u64::MAX,
+    };
+    assert_eq!(
+        stopped_at(&pieces, out.path(), &limits),
+        (3 << 20, "the maximum disk size".to_owned())
+    );
+    let fits = UnpackLimits {
+        max_size: 8 << 20,
+        max_written: 8 << 20,
+    };
+    assert_eq!(
+        unpack_file(&pieces, out.path(), "x", &fits).unwrap().2,
+        8 << 20
+    );
+}
+
+#[test]
+fn written_bytes_are_bounded_but_holes_are_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirSink::new();
+    let out = tempfile::tempdir().unwrap();
+    let limits = UnpackLimits {
+        max_size: u64::MAX,
+        max_written: 1 << 20,
+    };
+    let data = packed(dir.path(), &sink, &vec![1u8; 4 << 20]);
+    let (limit, bound) = stopped_at(&data, out.path(), &limits);
+    assert_eq!(limit, 1 << 20);
+    assert!(bound.contains("free space"), "{bound}");
+    std::fs::remove_file(dir.path().join("bomb.img")).unwrap();
+    let zeros = packed(dir.path(), &sink, &vec![0u8; 16 << 20]);
+    assert_eq!(
+        unpack_file(&zeros, out.path(), "x", &limits).unwrap().2,
+        16 << 20
+    );
+}
+
+#[test]
+fn a_qcow2_file_is_bounded_by_its_virtual_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirSink::new();
+    // A 1 MiB qcow2 header followed by far more data than such an image can hold.
+    let mut content = sardine_testbed::qcow2_bytes(dir.path(), &[]).unwrap();
+    let bound = legacy::qcow2_file_bound(1 << 20);
+    content.resize(bound as usize + (4 << 20), 1);
+    let pieces = packed(dir.path(), &sink, &content);
+    let out = tempfile::tempdir().unwrap();
+    let (limit, why) = stopped_at(&pieces, out.path(), &UNBOUNDED);
+    assert_eq!(limit, bound);
+    assert!(why.contains("virtual size of 1048576 bytes"), "{why}");
+}
+
+#[test]
+fn the_file_name_is_read_without_unpacking() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = DirSink::new();
+    let pieces = packed(dir.path(), &sink, b"data");
+    assert_eq!(legacy::file_name(&pieces, "x").unwrap(), "bomb.img");
 }

@@ -375,10 +375,6 @@ impl DomainXml {
     /// credentials through it, `sarde prune` judges imported VMs by it; clones inherit it).
     /// Replaces an earlier record.
     pub fn set_image_metadata(&mut self, image: &ImageMetadata) {
-        let metadata = ensure_child(&mut self.root, "metadata");
-        metadata.children.retain(|node| {
-            !matches!(node, xmltree::XMLNode::Element(e) if e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
-        });
         let mut attrs = vec![
             ("reference", image.reference.as_str()),
             ("id", image.id.as_str()),
@@ -386,25 +382,50 @@ impl DomainXml {
         if let Some(store) = &image.store {
             attrs.push(("store", store.as_str()));
         }
-        let mut image = new_element("image", &attrs);
-        image.prefix = Some("sardine".to_owned());
-        image.namespace = Some(SARDINE_NAMESPACE.to_owned());
-        let mut namespaces = xmltree::Namespace::empty();
-        namespaces.put("sardine", SARDINE_NAMESPACE);
-        image.namespaces = Some(namespaces);
-        metadata.children.push(xmltree::XMLNode::Element(image));
+        self.set_sardine_element("image", &attrs);
     }
 
-    /// The image the VM comes from, if sarde recorded it.
+    /// The image recorded by [`DomainXml::set_image_metadata`], if any.
     pub fn image_metadata(&self) -> Option<ImageMetadata> {
-        let metadata = child(&self.root, "metadata")?;
-        let image = crate::xml::elements(metadata)
-            .find(|e| e.name == "image" && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))?;
+        let image = self.sardine_element("image")?;
         Some(ImageMetadata {
             reference: attr(image, "reference")?.to_owned(),
             id: attr(image, "id")?.to_owned(),
             store: attr(image, "store").map(str::to_owned),
         })
+    }
+
+    /// Records which program made this VM for itself (`<sardine:owner name=>`), so that it
+    /// only ever destroys VMs it made: the GitLab executor's job VMs.
+    pub fn set_owner(&mut self, owner: &str) {
+        self.set_sardine_element("owner", &[("name", owner)]);
+    }
+
+    /// The owner recorded by [`DomainXml::set_owner`], if any.
+    pub fn owner(&self) -> Option<&str> {
+        attr(self.sardine_element("owner")?, "name")
+    }
+
+    /// Replaces the `<metadata>` element `name` of sardine's namespace.
+    fn set_sardine_element(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        let metadata = ensure_child(&mut self.root, "metadata");
+        metadata.children.retain(|node| {
+            !matches!(node, xmltree::XMLNode::Element(e)
+                if e.name == name && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
+        });
+        let mut element = new_element(name, attrs);
+        element.prefix = Some("sardine".to_owned());
+        element.namespace = Some(SARDINE_NAMESPACE.to_owned());
+        let mut namespaces = xmltree::Namespace::empty();
+        namespaces.put("sardine", SARDINE_NAMESPACE);
+        element.namespaces = Some(namespaces);
+        metadata.children.push(xmltree::XMLNode::Element(element));
+    }
+
+    /// The `<metadata>` element `name` of sardine's namespace.
+    fn sardine_element(&self, name: &str) -> Option<&Element> {
+        crate::xml::elements(child(&self.root, "metadata")?)
+            .find(|e| e.name == name && e.namespace.as_deref() == Some(SARDINE_NAMESPACE))
     }
 
     fn devices(&self) -> Option<&Element> {

@@ -151,25 +151,35 @@ const RULES: &[Rule] = &[
     only("/domain/maxMemory", &["slots", "unit"]),
     only("/domain/memory", &["unit", "dumpCore"]),
     only("/domain/currentMemory", &["unit"]),
-    free("/domain/memtune"),
+    // Host resources: only limits of the VM itself, never a claim on the host's memory, CPUs
+    // or schedulers that other VMs share (hugepages, locked memory, preallocation, pinning,
+    // real-time scheduling, CPU weights, NUMA bindings, cache reservations).
+    only("/domain/memtune", &[]),
+    only("/domain/memtune/hard_limit", &["unit"]),
+    only("/domain/memtune/soft_limit", &["unit"]),
+    only("/domain/memtune/swap_hard_limit", &["unit"]),
     only("/domain/memoryBacking", &[]),
-    only("/domain/memoryBacking/hugepages", &[]),
-    only(
-        "/domain/memoryBacking/hugepages/page",
-        &["size", "unit", "nodeset"],
-    ),
     only("/domain/memoryBacking/nosharepages", &[]),
-    only("/domain/memoryBacking/locked", &[]),
     only("/domain/memoryBacking/source", &["type"]),
     only("/domain/memoryBacking/access", &["mode"]),
-    only("/domain/memoryBacking/allocation", &["mode", "threads"]),
+    only("/domain/memoryBacking/allocation", &["mode"]),
     only("/domain/memoryBacking/discard", &[]),
-    only("/domain/vcpu", &["placement", "cpuset", "current"]),
+    only("/domain/vcpu", &["placement", "current"]),
     free("/domain/vcpus"),
     only("/domain/iothreads", &[]),
     free("/domain/iothreadids"),
-    free("/domain/cputune"),
-    free("/domain/numatune"),
+    only("/domain/cputune", &[]),
+    only("/domain/cputune/period", &[]),
+    only("/domain/cputune/quota", &[]),
+    only("/domain/cputune/global_period", &[]),
+    only("/domain/cputune/global_quota", &[]),
+    only("/domain/cputune/emulator_period", &[]),
+    only("/domain/cputune/emulator_quota", &[]),
+    only("/domain/cputune/iothread_period", &[]),
+    only("/domain/cputune/iothread_quota", &[]),
+    only("/domain/cputune/vcpusched", &["vcpus", "scheduler"]),
+    only("/domain/cputune/iothreadsched", &["iothreads", "scheduler"]),
+    only("/domain/cputune/emulatorsched", &["scheduler"]),
     only("/domain/resource", &[]),
     only("/domain/sysinfo", &["type"]),
     // SMBIOS strings only: fw_cfg entries (`<entry file=...>`) would read host files.
@@ -199,7 +209,6 @@ const RULES: &[Rule] = &[
     only("/domain/on_crash", &[]),
     only("/domain/on_lockfailure", &[]),
     free("/domain/pm"),
-    free("/domain/perf"),
     free("/domain/keywrap"),
     only("/domain/seclabel", &["type", "model", "relabel"]),
     only("/domain/seclabel/label", &[]),
@@ -429,6 +438,14 @@ fn known_danger(name: &str) -> Option<&'static str> {
         }
         "launchSecurity" => "configures host memory encryption",
         "mirror" => "copies the disk to another host location",
+        "hugepages" => "takes the host's huge pages, which other VMs need",
+        "locked" => "locks all of the VM's memory in host RAM (never swapped)",
+        "min_guarantee" => "reserves host memory for the VM",
+        "numatune" => "binds the VM's memory to host NUMA nodes",
+        "vcpupin" | "emulatorpin" | "iothreadpin" => "pins the VM to host CPUs",
+        "shares" => "raises the VM's CPU weight against other VMs on the host",
+        "cachetune" | "memorytune" => "reserves host CPU cache or memory bandwidth",
+        "perf" => "enables host performance counters for the VM",
         "virtualport" | "vlan" | "teaming" => "configures host network devices",
         _ => return None,
     })
@@ -543,12 +560,29 @@ impl Walker<'_> {
             }
             "/domain/sysinfo" => self.require_value(element, "type", Some("smbios"), &["smbios"]),
             "/domain/memoryBacking/source" => {
-                self.refuse_value(
+                self.require_value(element, "type", None, &["anonymous", "memfd"]);
+            }
+            // Preallocating all memory at start takes it from the host at once.
+            "/domain/memoryBacking/allocation" => {
+                self.require_value(element, "mode", None, &["ondemand"]);
+            }
+            // A QEMU core dump with the guest's memory fills the host's disk.
+            "/domain/memory" => self.require_value(element, "dumpCore", None, &["off"]),
+            "/domain/cputune/vcpusched"
+            | "/domain/cputune/iothreadsched"
+            | "/domain/cputune/emulatorsched" => {
+                // Real-time schedulers (fifo, rr) can starve the host.
+                self.require_value(element, "scheduler", None, &["other", "batch", "idle"]);
+            }
+            "/domain/on_poweroff" | "/domain/on_reboot" | "/domain/on_crash" => {
+                // coredump-* writes the guest's memory to the host's disk.
+                self.require_text(
                     element,
-                    "type",
-                    &["file"],
-                    "backs VM memory with host files",
+                    &["destroy", "restart", "preserve", "rename-restart"],
                 );
+            }
+            "/domain/on_lockfailure" => {
+                self.require_text(element, &["poweroff", "restart", "pause", "ignore"]);
             }
             "/domain/seclabel" | "/domain/devices/disk/source/seclabel" => {
                 self.check_seclabel(element)
@@ -637,6 +671,21 @@ impl Walker<'_> {
                 Some(&format!("@{name}")),
                 format!(
                     "{name}='{value}' is not allowed (allowed: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// Refuses when the element's text is not one of `allowed`.
+    fn require_text(&mut self, element: &Element, allowed: &[&str]) {
+        let text = non_empty_text(element).unwrap_or_default();
+        if !allowed.contains(&text.as_str()) {
+            self.refuse(
+                None,
+                format!(
+                    "'{}' is not allowed (allowed: {})",
+                    text.escape_debug(),
                     allowed.join(", ")
                 ),
             );

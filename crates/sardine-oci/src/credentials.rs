@@ -1,7 +1,9 @@
 //! Registry credentials: where `sarde` finds them and where `sarde login` stores them.
 //!
 //! Lookup order (the first source that knows the registry wins):
-//! 1. `SARDE_REGISTRY_USERNAME` and `SARDE_REGISTRY_PASSWORD` (both must be set);
+//! 1. `SARDE_REGISTRY_USERNAME` and `SARDE_REGISTRY_PASSWORD`, for the registry that
+//!    `SARDE_REGISTRY` names and no other (all three must be set: credentials in the
+//!    environment of a CI job must not reach whatever registry an image names);
 //! 2. the containers auth file (podman/skopeo/buildah): `$REGISTRY_AUTH_FILE`, else
 //!    `$XDG_RUNTIME_DIR/containers/auth.json`, else `/run/containers/<uid>/auth.json`;
 //! 3. docker's `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`).
@@ -26,6 +28,9 @@ pub use crate::registry::Credentials;
 pub const ENV_USERNAME: &str = "SARDE_REGISTRY_USERNAME";
 /// Environment variable with the registry password (used with [`ENV_USERNAME`]).
 pub const ENV_PASSWORD: &str = "SARDE_REGISTRY_PASSWORD";
+/// Environment variable naming the one registry ("host[:port]") that [`ENV_USERNAME`] and
+/// [`ENV_PASSWORD`] are for.
+pub const ENV_REGISTRY: &str = "SARDE_REGISTRY";
 /// Environment variable that overrides the containers auth file location.
 pub const ENV_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// Environment variable with docker's configuration directory.
@@ -104,15 +109,40 @@ impl CredentialsError {
     }
 }
 
+/// The credentials of the environment, if they are for `registry`.
+fn from_environment(registry: &str) -> Option<Credentials> {
+    let (Ok(username), Ok(password)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD))
+    else {
+        return None;
+    };
+    match std::env::var(ENV_REGISTRY) {
+        Ok(named) if key_matches(&named, registry) => {
+            debug!(
+                registry,
+                "using credentials from {ENV_USERNAME}/{ENV_PASSWORD}"
+            );
+            Some(Credentials { username, password })
+        }
+        Ok(named) => {
+            debug!(
+                registry,
+                "{ENV_USERNAME}/{ENV_PASSWORD} are for {named}, not this registry"
+            );
+            None
+        }
+        Err(_) => {
+            warn!(
+                "{ENV_USERNAME}/{ENV_PASSWORD} are set but {ENV_REGISTRY} does not name the registry they are for: not using them for {registry}"
+            );
+            None
+        }
+    }
+}
+
 /// Finds the credentials for `registry` ("host[:port]"); `None` means anonymous access.
 pub fn lookup(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
-    if let (Ok(username), Ok(password)) = (std::env::var(ENV_USERNAME), std::env::var(ENV_PASSWORD))
-    {
-        debug!(
-            registry,
-            "using credentials from {ENV_USERNAME}/{ENV_PASSWORD}"
-        );
-        return Ok(Some(Credentials { username, password }));
+    if let Some(creds) = from_environment(registry) {
+        return Ok(Some(creds));
     }
     for path in [Some(auth_file_path()), docker_config_path()]
         .into_iter()

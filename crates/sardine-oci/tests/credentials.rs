@@ -56,19 +56,27 @@ fn store_lookup_and_remove_through_the_environment() {
         ("d", "dp")
     );
 
-    // The environment wins over files.
+    // The environment's credentials go only to the registry SARDE_REGISTRY names, and there
+    // they win over files.
     unsafe {
         std::env::set_var("SARDE_REGISTRY_USERNAME", "envuser");
         std::env::set_var("SARDE_REGISTRY_PASSWORD", "envpass");
     }
+    let user_for = |registry: &str| credentials::lookup(registry).unwrap().map(|c| c.username);
     assert_eq!(
-        credentials::lookup("127.0.0.1:5000")
-            .unwrap()
-            .unwrap()
-            .username,
-        "envuser"
+        user_for("127.0.0.1:5000").as_deref(),
+        Some("user"),
+        "without SARDE_REGISTRY they go nowhere"
+    );
+    unsafe { std::env::set_var("SARDE_REGISTRY", "127.0.0.1:5000") };
+    assert_eq!(user_for("127.0.0.1:5000").as_deref(), Some("envuser"));
+    assert_eq!(
+        user_for("evil.example").as_deref(),
+        None,
+        "an image on another registry gets nothing"
     );
     unsafe {
+        std::env::remove_var("SARDE_REGISTRY");
         std::env::remove_var("SARDE_REGISTRY_USERNAME");
         std::env::remove_var("SARDE_REGISTRY_PASSWORD");
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use common::{
-    FakeRegistry, FakeRequest, Registry, client, random_file, response, start_registry,
+    FakeRegistry, FakeRequest, Registry, client, options, random_file, response, start_registry,
     start_registry_with_auth,
 };
 use sardine_oci::Digest;
@@ -556,4 +556,55 @@ async fn chunked_upload_falls_back_to_one_put() {
     );
     assert!(put.body == data, "the PUT carries the whole blob");
     assert_eq!(log[1].header("Content-Range"), Some("0-99999"));
+}
+
+/// A hostile registry that names an upload location on another host: the upload goes there,
+/// but the credentials, which the registry asked for, stay with the registry.
+#[tokio::test]
+async fn credentials_never_go_to_an_upload_location_on_another_origin() {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let other = FakeRegistry::start(Arc::new(move |_, request: &FakeRequest| {
+        let authorization = request.header("Authorization").map(str::to_owned);
+        record.lock().unwrap().push(authorization);
+        response("201 Created", &[("Content-Length", "0".into())], b"")
+    }))
+    .await;
+    let location = format!("http://{}/v2/repo/blobs/uploads/elsewhere", other.addr);
+    let hostile = FakeRegistry::start(Arc::new(move |_, request: &FakeRequest| {
+        if request.header("Authorization").is_none() {
+            let challenge = ("WWW-Authenticate", r#"Basic realm="hostile""#.to_owned());
+            return response(
+                "401 Unauthorized",
+                &[challenge, ("Content-Length", "0".into())],
+                b"",
+            );
+        }
+        response(
+            "202 Accepted",
+            &[
+                ("Location", location.clone()),
+                ("Content-Length", "0".into()),
+            ],
+            b"",
+        )
+    }))
+    .await;
+    let client =
+        RegistryClient::new(&hostile.addr, options(creds("user", "secret"), None)).unwrap();
+    let data = Bytes::from_static(b"a blob");
+    client
+        .push_blob_bytes("repo", &Digest::of(&data), data.clone())
+        .await
+        .unwrap();
+    assert!(
+        hostile.requests() >= 2,
+        "the registry was asked with credentials"
+    );
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty(), "the upload went to the other host");
+    assert!(
+        seen.iter().all(Option::is_none),
+        "the other host got credentials: {seen:?}"
+    );
 }

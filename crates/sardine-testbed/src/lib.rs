@@ -12,13 +12,16 @@
 //!
 //! Beside the test bed, the small things many tests need once: reproducible pseudo-random
 //! data ([`Noise`], [`noise_file`]), `sha256:` digests of bytes and files ([`digest_of`],
-//! [`file_digest`]) and a free loopback port ([`free_port`]).
+//! [`file_digest`]), a free loopback port ([`free_port`]), a listener that counts connections
+//! ([`Bait`]) and qcow2 images as hostile images carry them ([`qcow2_bytes`],
+//! [`strip_backing_format`]).
 
 mod data;
 mod environment;
 mod guest;
 mod names;
 mod net;
+mod qcow2;
 mod registry;
 
 pub use data::{Noise, digest_of, file_digest, noise, noise_file, random_bytes};
@@ -28,5 +31,6 @@ pub use guest::{
     create_overlay, guest_image, qemu_img, ssh,
 };
 pub use names::unique_name;
-pub use net::free_port;
+pub use net::{Bait, free_port};
+pub use qcow2::{qcow2_bytes, strip_backing_format};
 pub use registry::{Registry, RegistryAuth};

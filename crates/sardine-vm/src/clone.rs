@@ -10,12 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
+use sardine_disk::qcow2::Format;
 use sardine_libvirt::{BootFile, DiskDevice, DiskKind, DomainXml, Libvirt, Vm};
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 
 use crate::error::ImageError;
-use crate::import::{ImportOptions, import};
+use crate::import::{ImportOptions, Imported, import};
 use crate::progress::Progress;
 
 /// What becomes of the clone.
@@ -61,6 +62,9 @@ pub struct CloneOptions<'a> {
     pub memory_mib: Option<u64>,
     /// Override the number of virtual CPUs.
     pub vcpus: Option<u32>,
+    /// The program the clone is made by and for (recorded in its metadata, see
+    /// [`crate::remove::discard_vm`]); `None` for a VM of the user's.
+    pub owner: Option<&'a str>,
 }
 
 /// The clone.
@@ -92,7 +96,8 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
             what: format!("VM {:?}", options.target),
         });
     }
-    let base = source_vm(&libvirt, options)?;
+    // An imported source stays safe from prune until the clone is defined.
+    let (base, _imported) = source_vm(&libvirt, options)?;
     let base_name = base.name().to_owned();
     let mut domain = DomainXml::parse(&base.xml(true)?)?;
     let dir = clonedir.join(options.target);
@@ -103,7 +108,7 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
         );
         fs_err::remove_dir_all(&dir)?;
     }
-    fs_err::create_dir_all(&dir)?;
+    crate::paths::create_private_dir(&dir)?;
     let result = make_clone(&libvirt, &mut domain, &dir, options);
     match result {
         Ok(vm) => {
@@ -130,10 +135,13 @@ pub fn clone(options: &CloneOptions<'_>) -> Result<Cloned, ImageError> {
 }
 
 /// The VM to clone: a defined VM of that name, else the image of that reference (imported
-/// first, once).
-fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageError> {
+/// first, once; then also the import, whose [`Imported::in_use`] keeps prune away).
+fn source_vm(
+    libvirt: &Libvirt,
+    options: &CloneOptions<'_>,
+) -> Result<(Vm, Option<Imported>), ImageError> {
     if let Some(vm) = libvirt.lookup(options.source)? {
-        return Ok(vm);
+        return Ok((vm, None));
     }
     let Some(image) = &options.image else {
         return Err(ImageError::VmNotFound {
@@ -152,13 +160,15 @@ fn source_vm(libvirt: &Libvirt, options: &CloneOptions<'_>) -> Result<Vm, ImageE
         allow_unsafe_xml: options.allow_unsafe_xml,
         threads: image.threads,
         auto_prune: None,
+        max_disk_size: crate::import::DEFAULT_MAX_DISK_SIZE,
         progress: image.progress,
     })?;
-    libvirt
+    let vm = libvirt
         .lookup(&imported.name)?
-        .ok_or(ImageError::VmNotFound {
-            name: imported.name,
-        })
+        .ok_or_else(|| ImageError::VmNotFound {
+            name: imported.name.clone(),
+        })?;
+    Ok((vm, Some(imported)))
 }
 
 /// The lock file for clones named `target` in `clonedir`: `.clone-<xx>.lock`, `xx` the first
@@ -180,11 +190,18 @@ fn make_clone(
     domain.randomize_macs();
     overlay_disks(domain, dir)?;
     copy_nvram(domain, dir)?;
+    crate::paths::seal_files(dir)?;
+    if let Some(parent) = dir.parent() {
+        crate::paths::sync_dir(parent)?;
+    }
     if let Some(memory) = options.memory_mib {
         domain.set_memory_mib(memory);
     }
     if let Some(vcpus) = options.vcpus {
         domain.set_vcpus(vcpus);
+    }
+    if let Some(owner) = options.owner {
+        domain.set_owner(owner);
     }
     let xml = domain.to_xml()?;
     let vm = match options.mode {
@@ -234,8 +251,8 @@ fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
                 ),
             });
         }
-        let format = disk.driver_type.clone().unwrap_or_else(|| "raw".to_owned());
         let source_path = PathBuf::from(&source);
+        let chain = checked_chain(&source_path, disk.driver_type.as_deref(), &target)?;
         let mut name = source_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -245,26 +262,49 @@ fn overlay_disks(domain: &mut DomainXml, dir: &Path) -> Result<(), ImageError> {
             used.insert(name.clone());
         }
         let overlay = dir.join(&name);
-        sardine_disk::qcow2::create_overlay(&source, &format, &overlay)?;
-        let mut chain = vec![(source.clone(), format.clone())];
-        if format == "qcow2" {
-            for element in sardine_disk::qcow2::backing_chain(&source_path)?
-                .into_iter()
-                .skip(1)
-            {
-                let backing_format =
-                    sardine_disk::qcow2::read_header(&element.path)?.map_or("raw", |_| "qcow2");
-                chain.push((
-                    element.path.to_string_lossy().into_owned(),
-                    backing_format.to_owned(),
-                ));
-            }
-        }
+        sardine_disk::qcow2::create_overlay(&source, chain[0].1, &overlay)?;
+        let chain: Vec<(String, String)> = chain
+            .into_iter()
+            .map(|(path, format)| (path, format.as_str().to_owned()))
+            .collect();
         domain.set_disk_source(disk.index, &overlay.to_string_lossy());
         domain.set_disk_driver_type(disk.index, "qcow2");
         domain.set_backing_chain(disk.index, &chain);
     }
     Ok(())
+}
+
+/// The files QEMU opens for the source disk `path` of driver type `driver_type` (default raw),
+/// each with its format, checked before `qemu-img` or QEMU opens any of them: only qcow2 and
+/// raw, and for qcow2 the whole backing chain ([`sardine_disk::qcow2::backing_chain`]).
+fn checked_chain(
+    path: &Path,
+    driver_type: Option<&str>,
+    target: &str,
+) -> Result<Vec<(String, Format)>, ImageError> {
+    let declared = driver_type.unwrap_or("raw");
+    let format = Format::parse(declared).ok_or_else(|| ImageError::Unsupported {
+        what: format!(
+            "disk {target} has the format '{declared}': only qcow2 and raw disks can be cloned"
+        ),
+    })?;
+    let as_text = |path: &Path| path.to_string_lossy().into_owned();
+    if format == Format::Raw {
+        return Ok(vec![(as_text(path), format)]);
+    }
+    let chain = sardine_disk::qcow2::backing_chain(path)?;
+    if chain[0].format != format {
+        return Err(ImageError::Unsupported {
+            what: format!(
+                "disk {target} is declared qcow2, but {} is not a qcow2 image",
+                path.display()
+            ),
+        });
+    }
+    Ok(chain
+        .iter()
+        .map(|element| (as_text(&element.path), element.format))
+        .collect())
 }
 
 /// Gives the clone its own copy of the source's UEFI variable store.

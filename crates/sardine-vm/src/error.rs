@@ -18,7 +18,9 @@ pub enum ImageError {
         what: String,
     },
     /// A file name from the image could escape the VM's directory.
-    #[error("the image names a file {name:?}, which is not a plain file name")]
+    #[error(
+        "the image names a file {name:?}, which is not a plain file name (letters, digits, '.', '_', '+' and '-', not starting with '.' or '-')"
+    )]
     UnsafeFileName {
         /// The name (escaped).
         name: String,
@@ -33,6 +35,17 @@ pub enum ImageError {
         /// Why it could not be read.
         #[source]
         source: Option<sardine_oci::layout::StoreError>,
+    },
+    /// A VM has the name of one that a program makes for itself, but that program did not
+    /// make it (its metadata records another owner, or none).
+    #[error("VM {name:?} was not made by {owner}{}", recorded.as_ref().map(|r| format!(" but by {r}")).unwrap_or_default())]
+    NotOurs {
+        /// The VM.
+        name: String,
+        /// The program that wanted to remove it.
+        owner: String,
+        /// The owner its metadata records.
+        recorded: Option<String>,
     },
     /// No such VM in libvirt.
     #[error("VM {name:?} not found")]
@@ -82,6 +95,16 @@ pub enum ImageError {
         backing: String,
         /// Where the backing file really is.
         backing_path: PathBuf,
+    },
+    /// A backing file that an export would have to carry under a name that is not safe
+    /// ([`sardine_disk::names`]): its overlays refer to it by that name.
+    #[error(
+        "{}: a backing file's name must consist of letters, digits, '.', '_', '+' and '-' and not start with '.' or '-' (QEMU reads other names as protocols or options)",
+        path.display()
+    )]
+    UnsafeBackingName {
+        /// The backing file.
+        path: PathBuf,
     },
     /// Something the VM uses that sarde cannot handle.
     #[error("unsupported: {what}")]
@@ -186,6 +209,9 @@ impl ImageError {
                 Some(format!("shut it down first (`virsh shutdown '{name}'`)"))
             }
             ImageError::InUse { .. } => Some("remove those VMs first".into()),
+            ImageError::NotOurs { name, .. } => Some(format!(
+                "it is left alone; if it is garbage, remove it yourself (`virsh destroy '{name}'`)"
+            )),
             ImageError::UnsafeDomain { .. } => {
                 Some("only an image you trust may be imported without the policy".into())
             }
@@ -194,6 +220,9 @@ impl ImageError {
                 backing_path,
                 ..
             } => Some(backing_hint(image, backing_path)),
+            ImageError::UnsafeBackingName { .. } => Some(
+                "copy it under such a name and point its overlays at the copy (`qemu-img rebase -u -F <format> -b <new name> <overlay>`)".into(),
+            ),
             ImageError::NoSpace { .. } => {
                 Some("free some space (prune the store) or choose another directory".into())
             }

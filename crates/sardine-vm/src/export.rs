@@ -295,8 +295,12 @@ impl FileSet {
             .ok_or_else(|| ImageError::Unsupported {
                 what: format!("{}: file name is not UTF-8", real.display()),
             })?
-            .trim_start_matches('.')
             .to_owned();
+        let base = if renamable {
+            safe_name(&base)
+        } else {
+            check_backing_name(&real, base)?
+        };
         let mut name = base.clone();
         let mut n = 0;
         while self.files.iter().any(|f| f.name == name) {
@@ -321,6 +325,38 @@ impl FileSet {
         });
         Ok(name)
     }
+}
+
+/// `name` made safe for an image ([`sardine_disk::names`]): every other character becomes `_`,
+/// leading `.` and `-` go, and the result is cut to the longest name allowed (a file nobody
+/// refers to by name but the domain, which export rewrites, may be renamed).
+fn safe_name(name: &str) -> String {
+    let replaced: String = name
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '_' | '+' | '-' => c,
+            _ => '_',
+        })
+        .collect();
+    let trimmed = replaced.trim_start_matches(['.', '-']);
+    let mut safe: String = trimmed
+        .chars()
+        .take(sardine_disk::names::MAX_FILE_NAME_LEN - 8)
+        .collect();
+    if safe.is_empty() {
+        safe = "file".to_owned();
+    }
+    safe
+}
+
+/// A backing file keeps its name (its overlays refer to it), which must therefore be safe.
+fn check_backing_name(path: &Path, name: String) -> Result<String, ImageError> {
+    if sardine_disk::names::is_safe_file_name(&name) {
+        return Ok(name);
+    }
+    Err(ImageError::UnsafeBackingName {
+        path: path.to_path_buf(),
+    })
 }
 
 /// How one file is packed.
@@ -632,6 +668,26 @@ mod tests {
         assert!(ManifestEstimate::new(&dense, &[fitting / 2], 2).bytes() > MAX_MANIFEST_SIZE);
         let too_much = vec![vec![(0, 64 * 1024 * GIB)]];
         assert_eq!(fitting_chunk_size(&too_much, 2), None);
+    }
+
+    #[test]
+    fn file_names_are_made_safe_or_refused() {
+        assert_eq!(safe_name("disk.qcow2"), "disk.qcow2");
+        assert_eq!(safe_name("nbd:127.0.0.1:10809"), "nbd_127.0.0.1_10809");
+        assert_eq!(safe_name(".-my disk (1).img"), "my_disk__1_.img");
+        assert_eq!(safe_name("..."), "file");
+        assert!(sardine_disk::names::is_safe_file_name(&safe_name(
+            &"é".repeat(300)
+        )));
+        let dir = tempfile::tempdir().unwrap();
+        let evil = dir.path().join("json:{}");
+        fs_err::write(&evil, b"1").unwrap();
+        let mut set = FileSet::default();
+        assert_eq!(set.add(&evil, FileRole::Disk, true).unwrap(), "json___");
+        let err = FileSet::default()
+            .add(&evil, FileRole::Disk, false)
+            .unwrap_err();
+        assert!(matches!(err, ImageError::UnsafeBackingName { .. }), "{err}");
     }
 
     #[test]

@@ -279,17 +279,6 @@ impl ImageLayers {
             files,
         })
     }
-
-    /// The plain names of the image's chunked files.
-    pub fn chunked_names(&self) -> Vec<String> {
-        self.files
-            .iter()
-            .filter_map(|f| match f {
-                ImageFile::Chunked { name, .. } => Some(name.clone()),
-                ImageFile::Legacy { .. } => None,
-            })
-            .collect()
-    }
 }
 
 fn bounded(layer: &Descriptor, max: u64) -> Result<&Descriptor, ImageError> {
@@ -492,15 +481,10 @@ fn add_legacy_piece(
     Ok(())
 }
 
-/// Checks that `name` is a plain file name: no `/`, no `..`, no NUL, not hidden, not empty.
+/// Checks that `name` is a safe file name ([`sardine_disk::names`]): letters, digits, `.`, `_`,
+/// `+`, `-`, not starting with `.` or `-`, so no path, no hidden file, no QEMU protocol.
 pub fn plain_file_name(name: &str) -> Result<&str, ImageError> {
-    let bad = name.is_empty()
-        || name.len() > 255
-        || name.contains('/')
-        || name.contains('\0')
-        || name.starts_with('.')
-        || name.chars().any(char::is_control);
-    if bad {
+    if !sardine_disk::names::is_safe_file_name(name) {
         return Err(ImageError::UnsafeFileName {
             name: name.escape_debug().to_string(),
         });
@@ -848,7 +832,17 @@ mod tests {
 
     #[test]
     fn refuses_path_traversal_names() {
-        for name in ["../etc/passwd", "a/b", ".hidden", "", "x\0y", "/abs"] {
+        for name in [
+            "../etc/passwd",
+            "a/b",
+            ".hidden",
+            "",
+            "x\0y",
+            "/abs",
+            "nbd:127.0.0.1:10809",
+            "json:{}",
+            "-o",
+        ] {
             let all = vec![Descriptor::new(DOMAIN_XML, D1, 1), chunk(name, 0, 1, 1)];
             let err = ImageLayers::from_manifest(&manifest(all)).unwrap_err();
             assert!(

@@ -44,9 +44,19 @@ pub struct ImportOptions<'a> {
     /// bytes, prune least recently used images first ([`crate::prune::make_room`]); `None`:
     /// never prune.
     pub auto_prune: Option<u64>,
+    /// The largest file a legacy (gzip) layer may unpack to: such streams declare no size (see
+    /// [`sardine_disk::legacy::UnpackLimits`]).
+    pub max_disk_size: u64,
     /// Progress receiver.
     pub progress: &'a dyn Progress,
 }
+
+/// The default of [`ImportOptions::max_disk_size`]: 1 TiB.
+pub const DEFAULT_MAX_DISK_SIZE: u64 = 1 << 40;
+
+/// Space left free in the VM directory's file system by every import: file systems misbehave
+/// when completely full.
+const SPACE_MARGIN: u64 = 64 << 20;
 
 /// The imported VM.
 #[derive(Debug, Clone)]
@@ -59,6 +69,9 @@ pub struct Imported {
     pub existed: bool,
     /// Its directory.
     pub dir: PathBuf,
+    /// Keeps prune from removing the VM ([`crate::prune`]'s base VM lock) while this is alive:
+    /// hold it until the VM's clones are defined.
+    pub in_use: std::sync::Arc<sardine_oci::lock::LockGuard>,
 }
 
 impl LocalImage {
@@ -160,19 +173,8 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     if !options.allow_unsafe_xml {
         domain.strip_host_state();
     }
-    let has_legacy_files = image
-        .layers
-        .files
-        .iter()
-        .any(|f| matches!(f, ImageFile::Legacy { .. }));
-    if !has_legacy_files {
-        // Refuse early, before touching the VM directory or unpacking anything.
-        check_policy(
-            &domain,
-            &image.layers.chunked_names(),
-            options.allow_unsafe_xml,
-        )?;
-    }
+    // Refuse early, before touching the VM directory or unpacking anything.
+    check_policy(&domain, &file_names(&image)?, options.allow_unsafe_xml)?;
 
     // libvirtd resolves relative paths against its own working directory, not the user's:
     // every path the domain gets is absolute and canonical.
@@ -181,17 +183,29 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let _lock = sardine_oci::lock::lock_exclusive(&vmdir.join(format!(".{name}.lock")))?;
 
     let libvirt = Libvirt::open(options.connect)?;
+    let mut in_use = crate::prune::use_base_vms(options.store)?;
     if let Some(vm) = libvirt.lookup(&name)? {
-        tracing::info!("VM {name} already exists");
-        return Ok(Imported {
-            name,
-            uuid: vm.uuid().to_string(),
-            existed: true,
-            dir,
-        });
+        let missing = missing_files(&vm, image.id())?;
+        if missing.is_empty() {
+            tracing::info!("VM {name} already exists");
+            return Ok(Imported {
+                name,
+                uuid: vm.uuid().to_string(),
+                existed: true,
+                dir,
+                in_use,
+            });
+        }
+        tracing::warn!(
+            "VM {name} is defined, but its files {} are missing (an import cut short by a crash?): importing it again",
+            missing.join(", ")
+        );
+        vm.undefine()?;
     }
     let needed = image.space_needed();
     if let Some(keep_free) = options.auto_prune {
+        // Pruning may remove base VMs; nothing of this one exists yet.
+        drop(in_use);
         crate::prune::make_room_and_log(&crate::prune::RoomRequest {
             store: options.store,
             connect: options.connect,
@@ -200,6 +214,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             keep_free,
             keep: &image.manifest_digest,
         });
+        in_use = crate::prune::use_base_vms(options.store)?;
     }
     check_space(&vmdir, needed)?;
 
@@ -211,10 +226,9 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         );
         fs_err::remove_dir_all(&staging)?;
     }
-    fs_err::create_dir_all(&staging)?;
+    crate::paths::create_private_dir(&staging)?;
     let result = unpack_all(&image, &staging, options).and_then(|names| {
         let file_names: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
-        check_policy(&domain, &file_names, options.allow_unsafe_xml)?;
         check_disk_files(&staging, &file_names)?;
         point_domain_at(&mut domain, &name, &dir, &names, options.allow_unsafe_xml)?;
         domain.set_image_metadata(&ImageMetadata {
@@ -229,7 +243,11 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
             );
             fs_err::remove_dir_all(&dir)?;
         }
+        // Durable before the domain that names them is: a power cut never leaves libvirt
+        // pointing at files that are not there.
+        crate::paths::seal_files(&staging)?;
         fs_err::rename(&staging, &dir)?;
+        crate::paths::sync_dir(&vmdir)?;
         Ok(())
     });
     if let Err(e) = result {
@@ -244,6 +262,7 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
                 uuid: vm.uuid().to_string(),
                 existed: false,
                 dir,
+                in_use,
             })
         }
         Err(e) => {
@@ -253,15 +272,39 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     }
 }
 
-/// A VM name must make a plain directory name too.
+/// The files of `vm` (disks, backing files, kernel, initrd) that do not exist, if it is a VM
+/// imported from the image `image_id`; a VM that sarde did not import from it is left alone.
+/// (The NVRAM is not counted: libvirt makes it from its template when it has none.)
+fn missing_files(vm: &sardine_libvirt::Vm, image_id: &str) -> Result<Vec<String>, ImageError> {
+    let domain = DomainXml::parse(&vm.xml(true)?)?;
+    if domain
+        .image_metadata()
+        .is_none_or(|image| image.id != image_id)
+    {
+        return Ok(Vec::new());
+    }
+    let boot = domain.boot_files();
+    let files = domain
+        .all_disk_files()
+        .into_iter()
+        .chain([boot.kernel, boot.initrd].into_iter().flatten());
+    Ok(files.filter(|file| !Path::new(file).exists()).collect())
+}
+
+/// A VM name must make a plain directory name too: not empty, no `/`, not starting with `.`,
+/// no control characters, at most 255 bytes. (It may contain `:`, as image IDs do: QEMU sees
+/// it only inside absolute paths, where a `:` is no protocol.)
 pub(crate) fn check_vm_name(name: &str) -> Result<(), ImageError> {
-    format::plain_file_name(name)
-        .map(|_| ())
-        .map_err(|_| ImageError::Unsupported {
-            what: format!(
-                "{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"
-            ),
-        })
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name.contains('/')
+        && !name.chars().any(char::is_control);
+    plain.then_some(()).ok_or_else(|| ImageError::Unsupported {
+        what: format!(
+            "{name:?} cannot be a VM name (no '/', no leading '.', no control characters)"
+        ),
+    })
 }
 
 fn check_policy(
@@ -289,9 +332,7 @@ fn check_policy(
 
 fn check_space(dir: &Path, needed: u64) -> Result<(), ImageError> {
     let available = available_space(dir)?;
-    // Keep a margin: filesystems misbehave when completely full.
-    let margin = 64 << 20;
-    if needed.saturating_add(margin) > available {
+    if needed.saturating_add(SPACE_MARGIN) > available {
         return Err(ImageError::NoSpace {
             path: dir.to_path_buf(),
             needed,
@@ -365,15 +406,54 @@ fn unpack_all(
                     image.repo.verify_blob(&digest)?;
                     paths.push(image.repo.blob_path(&digest));
                 }
-                let fallback = format!("disk{}", names.len());
-                let (name, digest, _size) =
-                    sardine_disk::legacy::unpack_file(&paths, staging, &fallback)?;
+                let limits = sardine_disk::legacy::UnpackLimits {
+                    max_size: options.max_disk_size,
+                    max_written: legacy_space(staging, options)?,
+                };
+                let (name, digest, _size) = sardine_disk::legacy::unpack_file(
+                    &paths,
+                    staging,
+                    &legacy_fallback_name(names.len()),
+                    &limits,
+                )?;
                 check_legacy_diff_id(&name, &digest, &diff_ids)?;
                 names.push((name, FileRole::Disk));
             }
         }
     }
     Ok(names)
+}
+
+/// The names of the image's files: titles of chunked files, gzip FNAMEs of legacy ones (read
+/// from their headers, before anything is unpacked).
+fn file_names(image: &LocalImage) -> Result<Vec<String>, ImageError> {
+    let mut names = Vec::new();
+    for (index, file) in image.layers.files.iter().enumerate() {
+        let name = match file {
+            ImageFile::Chunked { name, .. } => name.clone(),
+            ImageFile::Legacy { pieces, .. } => {
+                let paths = pieces
+                    .iter()
+                    .map(|piece| Ok(image.repo.blob_path(&piece.valid_digest()?)))
+                    .collect::<Result<Vec<_>, ImageError>>()?;
+                sardine_disk::legacy::file_name(&paths, &legacy_fallback_name(index))?
+            }
+        };
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The name of the `index`th file of an image if it is a legacy file without FNAME.
+fn legacy_fallback_name(index: usize) -> String {
+    format!("disk{index}")
+}
+
+/// The space a legacy file may take in `staging`: what is free, less the margin and (with
+/// auto-prune) what must stay free.
+fn legacy_space(staging: &Path, options: &ImportOptions<'_>) -> Result<u64, ImageError> {
+    let reserved = SPACE_MARGIN.saturating_add(options.auto_prune.unwrap_or(0));
+    Ok(available_space(staging)?.saturating_sub(reserved))
 }
 
 /// A legacy file's pieces are verified blob by blob, but only the config's diff_ids (which 0.4.2
@@ -394,46 +474,54 @@ fn check_legacy_diff_id(
     })
 }
 
-/// Checks the qcow2 headers of the unpacked files: a backing file must be another file of the
-/// image, named plainly, and no image may use an external data file. Otherwise QEMU (and
-/// libvirt, which relabels every file of a chain) would open a host file the image chose,
-/// such as `/etc/shadow` or `/dev/sda`.
+/// Checks the qcow2 headers of the unpacked files, so that QEMU (and libvirt, which relabels
+/// every file of a chain) opens nothing but the image's own files, each as what it is: a backing
+/// file must be another file of the image, named safely ([`sardine_disk::names`]), of the format
+/// the overlay declares ([`sardine_disk::qcow2::check_backing_format`]), chains must not loop,
+/// and no image may use an external data file or a format other than qcow2 or raw.
+/// Otherwise QEMU would open a host file or a network connection the image chose, such as
+/// `/etc/shadow`, `/dev/sda` or `nbd:127.0.0.1:10809`.
 fn check_disk_files(staging: &Path, names: &[String]) -> Result<(), ImageError> {
+    use sardine_disk::qcow2;
+    let mut headers = std::collections::HashMap::new();
+    for name in names {
+        headers.insert(name.as_str(), qcow2::read_header(&staging.join(name))?);
+    }
     let mut backing_of = std::collections::HashMap::new();
     for name in names {
         let refuse = |reason: String| ImageError::UnsafeDiskFile {
             file: name.clone(),
             reason,
         };
-        let Some(header) = sardine_disk::qcow2::read_header(&staging.join(name))? else {
+        let Some(header) = &headers[name.as_str()] else {
             continue;
         };
-        if header.external_data || header.data_file.is_some() {
-            let target = header
-                .data_file
-                .as_deref()
-                .unwrap_or("a file chosen at run time");
-            return Err(refuse(format!(
-                "it is a qcow2 image with an external data file ({target:?})"
-            )));
-        }
-        let Some(backing) = header.backing_file else {
+        let Some(link) = header.backing_link().map_err(refuse)? else {
             continue;
         };
-        if format::plain_file_name(&backing).is_err()
-            || !names.contains(&backing)
-            || backing == *name
-        {
+        let Some(backing) = headers
+            .get(link.name.as_str())
+            .filter(|_| sardine_disk::names::is_safe_file_name(&link.name) && link.name != *name)
+        else {
             return Err(refuse(format!(
-                "its qcow2 header names the backing file {:?}, which is not another file of the image",
-                backing.escape_debug().to_string()
+                "its qcow2 header names the backing file \"{}\", which is not another file of the image",
+                link.name.escape_debug()
             )));
-        }
-        backing_of.insert(name.as_str(), backing);
+        };
+        qcow2::check_backing_format(&link, backing.as_ref()).map_err(refuse)?;
+        backing_of.insert(name.as_str(), link.name);
     }
+    check_no_loops(&backing_of, names.len())
+}
+
+/// Refuses backing chains (image name to backing file name) that loop.
+fn check_no_loops(
+    backing_of: &std::collections::HashMap<&str, String>,
+    files: usize,
+) -> Result<(), ImageError> {
     for start in backing_of.keys() {
         let mut current = *start;
-        for _ in 0..=names.len() {
+        for _ in 0..=files {
             match backing_of.get(current) {
                 Some(next) => current = next,
                 None => break,

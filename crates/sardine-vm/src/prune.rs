@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use sardine_oci::Digest;
 use sardine_oci::layout::{ImageEntry, Store};
+use sardine_oci::lock::LockGuard;
 
 use crate::error::ImageError;
 use crate::list::{VmEntry, allocated_in, ids_needed_by_clones, list_vms, rfc3339};
@@ -163,7 +164,7 @@ pub fn prune(options: &PruneOptions<'_>) -> Result<PruneReport, ImageError> {
         None => removed_ids.contains(vm.image_id.as_str()),
     };
     let vms_removed = if selective {
-        remove_base_vms(&vms, &orphaned, options.connect, options.dry_run)?
+        remove_base_vms(store, &vms, &orphaned, options.connect, options.dry_run)?
     } else {
         Vec::new()
     };
@@ -265,7 +266,7 @@ fn make_room_with(
             };
             report
                 .vms
-                .extend(remove_base_vms(&vms, &ours, request.connect, false)?);
+                .extend(remove_base_vms(store, &vms, &ours, request.connect, false)?);
         }
         sardine_oci::layout::gc(store, false)?;
     }
@@ -563,11 +564,26 @@ fn remove_images(
 
 /// Imported base VMs that are shut off, serve no clone and are `orphaned`.
 fn remove_base_vms(
+    store: &Store,
     vms: &[VmEntry],
     orphaned: &dyn Fn(&VmEntry) -> bool,
     connect: Option<&str>,
     dry_run: bool,
 ) -> Result<Vec<PrunedVm>, ImageError> {
+    let _no_use = if dry_run {
+        None
+    } else {
+        match sardine_oci::lock::try_lock_exclusive(&base_vm_lock(store))? {
+            Some(guard) => Some(guard),
+            None => {
+                tracing::info!(
+                    "prune: images of {} are being imported or cloned; no base VM is removed this time",
+                    store.root().display()
+                );
+                return Ok(Vec::new());
+            }
+        }
+    };
     let bases: HashSet<&str> = vms.iter().filter_map(|vm| vm.base.as_deref()).collect();
     let mut removed = Vec::new();
     for vm in vms {
@@ -590,6 +606,22 @@ fn remove_base_vms(
         });
     }
     Ok(removed)
+}
+
+/// The lock that keeps prune from removing a base VM between its import and the definition of
+/// its clones: an import holds it shared from the moment it finds or defines the VM
+/// ([`crate::import::Imported::in_use`]) until the caller drops the result, after cloning;
+/// prune removes base VMs only when it gets the lock exclusively at once (it never waits: an
+/// import's own auto-prune runs inside such a section).
+pub(crate) fn base_vm_lock(store: &Store) -> PathBuf {
+    store.root().join(".sardine/base-vms.lock")
+}
+
+/// Takes [`base_vm_lock`] shared.
+pub(crate) fn use_base_vms(store: &Store) -> Result<std::sync::Arc<LockGuard>, ImageError> {
+    Ok(std::sync::Arc::new(sardine_oci::lock::lock_shared(
+        &base_vm_lock(store),
+    )?))
 }
 
 /// `.<name>.importing/` (an interrupted import) and `.<name>.removing/` (an interrupted `rm`)

@@ -122,11 +122,18 @@ pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<Remov
     })
 }
 
-/// Throws away the VM `name` and its directory `<dir>/<name>/` (the executor's cleanup of a
-/// job's clone): [`remove_vm`] with `force`, except that a missing VM is no error, and that the
-/// directory, or what an interrupted removal moved aside, goes also when the VM is gone
-/// already. Returns whether there was anything to remove.
-pub fn discard_vm(connect: Option<&str>, name: &str, dir: &Path) -> Result<bool, ImageError> {
+/// Throws away the VM `name` that `owner` made, and its directory `<dir>/<name>/` (the
+/// executor's cleanup of a job's clone): [`remove_vm`] with `force`, except that a missing VM
+/// is no error, and that the directory, or what an interrupted removal moved aside, goes also
+/// when the VM is gone already. A VM of that name that `owner` did not make (its metadata
+/// says so) is left alone: [`ImageError::NotOurs`]. Returns whether there was anything to remove.
+pub fn discard_vm(
+    connect: Option<&str>,
+    name: &str,
+    dir: &Path,
+    owner: &str,
+) -> Result<bool, ImageError> {
+    check_owner(connect, name, owner)?;
     let vm = match remove_vm(connect, name, true) {
         Ok(_) => true,
         Err(ImageError::VmNotFound { .. }) => false,
@@ -144,6 +151,25 @@ pub fn discard_vm(connect: Option<&str>, name: &str, dir: &Path) -> Result<bool,
         }
     }
     Ok(vm || files)
+}
+
+/// Fails unless the VM `name` is missing or records `owner` as the program that made it.
+fn check_owner(connect: Option<&str>, name: &str, owner: &str) -> Result<(), ImageError> {
+    let libvirt = Libvirt::open(connect)?;
+    let Some(vm) = libvirt.lookup(name)? else {
+        return Ok(());
+    };
+    let Some(xml) = gone_is_fine(vm.xml(false))? else {
+        return Ok(());
+    };
+    match DomainXml::parse(&xml)?.owner() {
+        Some(recorded) if recorded == owner => Ok(()),
+        recorded => Err(ImageError::NotOurs {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            recorded: recorded.map(str::to_owned),
+        }),
+    }
 }
 
 /// `Ok(None)` when libvirt says the domain is gone.
@@ -256,13 +282,23 @@ mod tests {
         fs_err::create_dir_all(&dir).unwrap();
         fs_err::write(dir.join("data.qcow2"), "x").unwrap();
         fs_err::create_dir_all(clonedir.path().join("gitlab-6")).unwrap();
-        assert!(discard_vm(connect, "gitlab-5", clonedir.path()).unwrap());
+        let discard = |name: &str| discard_vm(connect, name, clonedir.path(), "test-owner");
+        assert!(discard("gitlab-5").unwrap());
         assert!(!dir.exists());
         assert!(
             clonedir.path().join("gitlab-6").exists(),
             "other jobs' directories stay"
         );
-        assert!(!discard_vm(connect, "gitlab-5", clonedir.path()).unwrap());
-        assert!(!discard_vm(connect, "gitlab-does-not-exist", clonedir.path()).unwrap());
+        assert!(!discard("gitlab-5").unwrap());
+        assert!(!discard("gitlab-does-not-exist").unwrap());
+    }
+
+    #[test]
+    fn a_vm_of_someone_else_is_never_discarded() {
+        let connect = Some("test:///default");
+        let clonedir = tempfile::tempdir().unwrap();
+        // The test driver's own domain "test" records no owner.
+        let err = discard_vm(connect, "test", clonedir.path(), "test-owner").unwrap_err();
+        assert!(matches!(err, ImageError::NotOurs { .. }), "{err}");
     }
 }

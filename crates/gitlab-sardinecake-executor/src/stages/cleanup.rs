@@ -37,7 +37,7 @@ pub async fn remove_job_vm(
     name: String,
 ) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
-        sardine_vm::remove::discard_vm(connect.as_deref(), &name, &clonedir)
+        sardine_vm::remove::discard_vm(connect.as_deref(), &name, &clonedir, super::OWNER)
             .with_context(|| format!("cannot remove the job's VM {name} and its clone directory"))
     })
     .await

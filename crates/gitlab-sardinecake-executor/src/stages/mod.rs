@@ -14,6 +14,10 @@ use sardine_vm::store::LocalImage;
 use sardine_vm::vmconfig::VmConfig;
 
 use crate::env::JobEnv;
+
+/// The owner the executor records in its job VMs' metadata: it never destroys a VM without it
+/// (a VM of that name that somebody else made, or another program's).
+pub const OWNER: &str = "gitlab-sardinecake-executor";
 use crate::settings::Settings;
 
 /// What every stage gets: the resolved settings and the job's environment.

@@ -42,6 +42,8 @@ pub async fn prepare(ctx: &StageContext) -> anyhow::Result<Outcome> {
     fetch::ensure_image(settings, &ctx.job, &reference).await?;
     let base = import(settings, &reference).await?;
     start_clone(settings, &base.name, &name).await?;
+    // The clone is defined: prune may judge the base VM again (it sees the clone).
+    drop(base);
 
     let deadline = Instant::now() + settings.timeout;
     let step = Step::start(format!("waiting for the address of {name}"));
@@ -97,6 +99,7 @@ async fn import(settings: &Settings, reference: &Reference) -> anyhow::Result<Im
             allow_unsafe_xml: false,
             threads: threads(),
             auto_prune,
+            max_disk_size: sardine_vm::import::DEFAULT_MAX_DISK_SIZE,
             progress: &NoProgress,
         })
     })
@@ -137,6 +140,7 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
             allow_unsafe_xml: false,
             memory_mib,
             vcpus,
+            owner: Some(crate::stages::OWNER),
         })
     })
     .await

@@ -182,6 +182,42 @@ fn cleanup_removes_a_leftover_clone_directory() {
     assert!(other.exists(), "another job's directory stays");
 }
 
+/// A VM with the job's name that the executor did not make (another runner's, an
+/// administrator's) survives prepare and cleanup: both fail instead of destroying it.
+#[test]
+fn a_foreign_vm_with_the_jobs_name_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_config_dir, placeholder) = config_dir("");
+    let job = Job::new(Some("registry.example/vm:1"), &placeholder);
+    let node = dir.path().join("node.xml");
+    fs_err::write(
+        &node,
+        format!(
+            "<node><domain type='test'><name>{}</name><memory>65536</memory>\
+             <os><type>hvm</type></os></domain></node>",
+            job.vm_name()
+        ),
+    )
+    .unwrap();
+    let (_dir2, config) = config_dir(&format!(
+        "[DEFAULT]\nconnect = test://{}\nclonedir = {}\n",
+        node.display(),
+        dir.path().join("clones").display()
+    ));
+    let job = job.with_config(&config);
+    for stage in ["prepare", "cleanup"] {
+        let output = job.stage(&[stage]);
+        output.expect(2);
+        assert!(
+            output
+                .stderr
+                .contains("was not made by gitlab-sardinecake-executor"),
+            "{stage}: {}",
+            output.stderr
+        );
+    }
+}
+
 #[test]
 fn run_without_the_vm_is_a_system_failure() {
     let (_dir, config) = config_dir(TEST_DRIVER);

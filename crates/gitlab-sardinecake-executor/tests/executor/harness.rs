@@ -15,8 +15,6 @@ pub const EXECUTOR: &str = env!("CARGO_BIN_EXE_gitlab-sardinecake-executor");
 /// One job: its directory, its variables and the configuration file the executor reads.
 pub struct Job {
     dir: tempfile::TempDir,
-    /// The job ID (`CUSTOM_ENV_CI_JOB_ID`).
-    pub id: String,
     /// The job's variables, without the `CUSTOM_ENV_` prefix.
     pub variables: Vec<(String, String)>,
     /// The executor's configuration file.
@@ -59,17 +57,24 @@ impl Job {
             ("CI_JOB_TIMEOUT".into(), "3600".into()),
             ("CI_JOB_SERVICES".into(), "[]".into()),
             ("CI_SERVER".into(), "yes".into()),
+            ("CI_SERVER_HOST".into(), "gitlab.test.example".into()),
+            ("CI_RUNNER_ID".into(), "1".into()),
         ];
         if let Some(image) = image {
             variables.push(("CI_JOB_IMAGE".into(), image.into()));
         }
         Job {
             dir,
-            id,
             variables,
             config_file: config_file.to_path_buf(),
             runner_env: Vec::new(),
         }
+    }
+
+    /// The same job with another executor configuration file.
+    pub fn with_config(mut self, config_file: &Path) -> Job {
+        self.config_file = config_file.to_path_buf();
+        self
     }
 
     /// The job's directory (working directory and `TMPDIR` of every stage).
@@ -77,9 +82,16 @@ impl Job {
         self.dir.path()
     }
 
-    /// The job VM's name.
+    /// The job VM's name, as the executor makes it from the job's variables.
     pub fn vm_name(&self) -> String {
-        format!("gitlab-{}", self.id)
+        let variables: std::collections::HashMap<String, String> = self
+            .variables
+            .iter()
+            .map(|(k, v)| (format!("CUSTOM_ENV_{k}"), v.clone()))
+            .collect();
+        gitlab_sardinecake_executor::env::JobEnv::from_env(|name| variables.get(name).cloned())
+            .vm_name()
+            .unwrap()
     }
 
     /// `BUILD_EXIT_CODE_FILE`.

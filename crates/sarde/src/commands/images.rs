@@ -107,7 +107,6 @@ fn listed(config: &serde_json::Value, key: &str, fields: &[&str]) -> String {
 
 /// The files as an indented table: name, role, size, compressed size, chunks.
 fn files_table(image: &Inspection) -> String {
-    let titles = ["NAME", "ROLE", "SIZE", "COMPRESSED", "CHUNKS"].map(str::to_owned);
     let rows: Vec<[String; 5]> = image
         .files
         .iter()
@@ -121,23 +120,10 @@ fn files_table(image: &Inspection) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..titles.len())
-        .map(|i| {
-            std::iter::once(&titles)
-                .chain(&rows)
-                .map(|r| r[i].len())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in std::iter::once(&titles).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
-    }
-    out
+    super::table::aligned(
+        ["NAME", "ROLE", "SIZE", "COMPRESSED", "CHUNKS"],
+        &rows,
+        "  ",
+        "  ",
+    )
 }

@@ -62,27 +62,12 @@ fn format_vms_text(vms: &[VmEntry]) -> String {
             ]
         })
         .collect();
-    let titles = ["NAME", "STATE", "BASE", "DISK USAGE", "IMAGE"].map(str::to_owned);
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            rows.iter()
-                .chain([&titles])
-                .map(|r| r[i].len())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in std::iter::once(&titles).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("\t").trim_end());
-        out.push('\n');
-    }
-    out
+    super::table::aligned(
+        ["NAME", "STATE", "BASE", "DISK USAGE", "IMAGE"],
+        &rows,
+        "",
+        "\t",
+    )
 }
 
 /// The text table of sardinecake 0.4.2: `SOURCE`, `NAME`, `IMAGE ID`, `STATE`, TAB-separated.

@@ -86,6 +86,7 @@ pub(crate) fn import_options<'a>(
         allow_unsafe_xml: options.unsafe_xml.allow_unsafe_xml,
         threads: threads(),
         auto_prune: auto_prune.keep_free_if_on(),
+        max_disk_size: options.max_disk_size,
         progress,
     }
 }
@@ -138,6 +139,7 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
         (false, false) => CloneMode::Define,
     };
     let cloned = sardine_vm::clone::clone(&CloneOptions {
+        owner: None,
         source: &args.container,
         target: &args.target,
         clonedir: &args.vmdir.vmdir,

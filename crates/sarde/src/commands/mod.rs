@@ -11,6 +11,7 @@ mod local;
 mod power;
 mod prune;
 mod registry;
+mod table;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

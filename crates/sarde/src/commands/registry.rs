@@ -22,7 +22,9 @@ use tracing::{info, warn};
 
 use super::local::{import_options, print_imported};
 use super::{connect, image_failure, quiet, reference, store};
-use crate::cli::{FetchArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryArgs};
+use crate::cli::{
+    FetchArgs, FetchCommand, LoginArgs, LogoutArgs, OutputFormat, PullArgs, PushArgs, RegistryArgs,
+};
 use crate::env;
 use crate::exit_code::{self, Failure, ResultExt};
 use crate::progress::Reporter;
@@ -78,8 +80,10 @@ pub fn logout(_settings: &Settings, args: &LogoutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sarde fetch`: copies an image from a registry into the local store; prints nothing.
-pub fn fetch(settings: &Settings, args: &FetchArgs) -> anyhow::Result<()> {
+/// `sarde fetch`: copies an image from a registry into the local store; prints nothing, or
+/// with `--format json` a summary.
+pub fn fetch(settings: &Settings, command: &FetchCommand) -> anyhow::Result<()> {
+    let args = &command.fetch;
     let store = store(settings);
     let (remote, local) = fetch_references(&args.container, args.fetch.source.as_deref())?;
     let access = access(&args.registry, None);
@@ -88,7 +92,20 @@ pub fn fetch(settings: &Settings, args: &FetchArgs) -> anyhow::Result<()> {
     let report = runtime()?
         .block_on(sardine_vm::fetch::fetch(&options))
         .map_err(image_failure)?;
-    log_fetched(&remote, &local, &report, started.elapsed());
+    let time = started.elapsed();
+    log_fetched(&remote, &local, &report, time);
+    if command.format == OutputFormat::Json {
+        let summary = serde_json::json!({
+            "reference": local.to_string(),
+            "source": remote.to_string(),
+            "manifest_digest": report.manifest_digest,
+            "downloaded": report.downloaded,
+            "skipped": report.skipped,
+            "bytes": report.bytes,
+            "seconds": time.as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     Ok(())
 }
 
@@ -127,9 +144,19 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
         access: &access,
         progress: Arc::new(Reporter::new(quiet(settings))),
     });
+    let mut summaries = Vec::new();
     for target in &targets {
         let started = Instant::now();
         let report = runtime.block_on(push.to(target)).map_err(image_failure)?;
+        summaries.push(serde_json::json!({
+            "target": target.to_string(),
+            "manifest_digest": report.manifest_digest,
+            "uploaded": report.uploaded,
+            "mounted": report.mounted,
+            "skipped": report.skipped,
+            "bytes": report.bytes,
+            "seconds": started.elapsed().as_secs_f64(),
+        }));
         info!(
             "pushed {local} to {target} ({}): {} blobs uploaded ({}), {} mounted, {} already there, in {:.1}s",
             report.manifest_digest,
@@ -139,6 +166,9 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
             report.skipped,
             started.elapsed().as_secs_f64()
         );
+    }
+    if args.format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
     }
     Ok(())
 }

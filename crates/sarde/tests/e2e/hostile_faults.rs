@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sardine_testbed::{file_digest, noise_file};
 
 use crate::common::{expect_ok, output_of};
-use crate::hostile_support::{Env, IMAGE, REPO, domain_xml};
+use crate::hostile_support::{DOMAIN_TYPE, Env, IMAGE, Image, Layer, REPO, domain_xml};
 
 const MIB: u64 = 1 << 20;
 
@@ -345,4 +345,36 @@ fn hostile_disk_full_is_refused_early() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, [std::ffi::OsString::from(format!(".{name}.lock"))]);
+}
+
+#[test]
+fn prune_leaves_a_base_vm_alone_while_it_is_being_imported_or_cloned() {
+    // A job between the import of its base VM and the definition of its clone holds the store's
+    // base VM lock shared (as sardine_vm's `Imported::in_use` does); prune, which would remove
+    // the now orphaned base VM, leaves it until nobody holds the lock.
+    // Prune judges base VMs, named after their image ID: this image's is unique.
+    let env = Env::new();
+    let unique = sardine_testbed::unique_name("faults-prune-lock");
+    let xml = domain_xml("disk.img", "raw", "").replace(
+        "<name>hostile</name>",
+        &format!("<name>hostile</name><description>{unique}</description>"),
+    );
+    let mut image = Image::ordinary();
+    image.layers[0] = Layer::new(DOMAIN_TYPE, xml.into_bytes());
+    image.write(&env.ocidir());
+    let vmdir = env.vmdir().to_string_lossy().into_owned();
+    let name = env.ok(&["import", IMAGE, "-o", &vmdir]);
+    let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
+    env.ok(&["rm", "--image", IMAGE]);
+
+    let lock = fs_err::File::create(env.ocidir().join(".sardine/base-vms.lock")).unwrap();
+    lock.file().lock_shared().unwrap();
+    let text = env.ok(&["prune", "--older-than", "0s"]);
+    assert!(!text.contains(&format!("removed VM {name}")), "{text}");
+    assert!(guard.exists(), "prune removed a VM that was being imported");
+
+    lock.file().unlock().unwrap();
+    let text = env.ok(&["prune", "--older-than", "0s"]);
+    assert!(text.contains(&format!("removed VM {name}")), "{text}");
+    assert!(!guard.exists());
 }

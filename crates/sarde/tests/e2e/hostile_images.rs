@@ -369,3 +369,51 @@ fn hostile_unsafe_xml_is_defined_unchanged_with_allow_unsafe_xml() {
     );
     assert!(!log.exists());
 }
+
+#[test]
+fn hostile_domain_takes_host_resources_from_other_jobs() {
+    // Each would let one VM take what the host's other VMs need: memory dumps on the host's
+    // disk, real-time CPU scheduling, unswappable or preallocated memory, huge pages, pinning.
+    let env = Env::new();
+    for (fragment, path) in [
+        ("<on_crash>coredump-destroy</on_crash>", "/domain/on_crash"),
+        (
+            "<cputune><vcpusched vcpus='0' scheduler='fifo' priority='99'/></cputune>",
+            "/domain/cputune/vcpusched",
+        ),
+        (
+            "<cputune><emulatorsched scheduler='rr' priority='1'/></cputune>",
+            "/domain/cputune/emulatorsched",
+        ),
+        (
+            "<memoryBacking><locked/></memoryBacking>",
+            "/domain/memoryBacking/locked",
+        ),
+        (
+            "<memoryBacking><hugepages/></memoryBacking>",
+            "/domain/memoryBacking/hugepages",
+        ),
+        (
+            "<memoryBacking><allocation mode='immediate'/></memoryBacking>",
+            "/domain/memoryBacking/allocation",
+        ),
+        (
+            "<cputune><vcpupin vcpu='0' cpuset='0'/></cputune>",
+            "/domain/cputune/vcpupin",
+        ),
+        (
+            "<cputune><shares>262144</shares></cputune>",
+            "/domain/cputune/shares",
+        ),
+        (
+            "<numatune><memory nodeset='0'/></numatune>",
+            "/domain/numatune",
+        ),
+    ] {
+        let xml =
+            domain_xml("disk.img", "raw", "").replace("</domain>", &format!("{fragment}</domain>"));
+        let mut image = Image::ordinary();
+        image.layers[0] = Layer::new(crate::hostile_support::DOMAIN_TYPE, xml.into_bytes());
+        env.assert_refused(&image, &[path]);
+    }
+}

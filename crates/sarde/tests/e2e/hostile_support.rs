@@ -56,6 +56,9 @@ pub struct Layer {
     pub claimed_size: Option<u64>,
     /// Whether the blob file is written (false: a missing blob).
     pub present: bool,
+    /// The digest of the uncompressed layer, for the config's `rootfs.diff_ids` (default: the
+    /// blob's digest).
+    pub diff_id: Option<String>,
 }
 
 impl Layer {
@@ -66,6 +69,7 @@ impl Layer {
             annotations: Vec::new(),
             claimed_size: None,
             present: true,
+            diff_id: None,
         }
     }
 
@@ -161,7 +165,37 @@ impl Image {
             .write(Vec::new(), flate2::Compression::fast());
         encoder.write_all(content).unwrap_or_else(|e| panic!("{e}"));
         let gzip = encoder.finish().unwrap_or_else(|e| panic!("{e}"));
-        self.layers.push(Layer::new(LEGACY_RAW_TYPE, gzip));
+        let mut layer = Layer::new(LEGACY_RAW_TYPE, gzip);
+        layer.diff_id = Some(digest_of(content));
+        self.layers.push(layer);
+        self
+    }
+
+    /// Adds a legacy file (FNAME `fname`) of `head` followed by `fill` repeated up to `size`
+    /// bytes, compressed as it is made (a deflate bomb: about 1000:1), with its real diff_id.
+    pub fn legacy_bomb(mut self, fname: &str, head: &[u8], fill: u8, size: usize) -> Image {
+        use sha2::Digest as _;
+        let mut encoder = flate2::GzBuilder::new()
+            .filename(fname.as_bytes())
+            .write(Vec::new(), flate2::Compression::best());
+        let mut hasher = sha2::Sha256::new();
+        let block = vec![fill; 1 << 20];
+        let mut left = size;
+        let mut feed = |bytes: &[u8]| {
+            hasher.update(bytes);
+            encoder.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+        };
+        feed(head);
+        left -= head.len();
+        while left > 0 {
+            let n = left.min(block.len());
+            feed(&block[..n]);
+            left -= n;
+        }
+        let gzip = encoder.finish().unwrap_or_else(|e| panic!("{e}"));
+        let mut layer = Layer::new(LEGACY_RAW_TYPE, gzip);
+        layer.diff_id = Some(format!("sha256:{}", hex::encode(hasher.finalize())));
+        self.layers.push(layer);
         self
     }
 
@@ -172,7 +206,11 @@ impl Image {
     }
 
     fn config(&self) -> Vec<u8> {
-        let diff_ids: Vec<String> = self.layers.iter().map(Layer::digest).collect();
+        let diff_ids: Vec<String> = self
+            .layers
+            .iter()
+            .map(|layer| layer.diff_id.clone().unwrap_or_else(|| layer.digest()))
+            .collect();
         let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}});
         serde_json::to_vec(&config).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -285,11 +323,16 @@ impl Env {
 
     /// Like [`Env::assert_refused`], for an image already in the store.
     pub fn assert_import_refused(&self, expected: &[&str]) -> String {
+        self.assert_import_refused_with(&[], expected)
+    }
+
+    /// Like [`Env::assert_import_refused`], with `extra` arguments to `sarde import`.
+    pub fn assert_import_refused_with(&self, extra: &[&str], expected: &[&str]) -> String {
         let name = sardine_testbed::unique_name("hostile");
         let guard = sardine_testbed::VmGuard::adopt(&name).unwrap_or_else(|e| panic!("{e:#}"));
         let domains_before = domains();
         let before = self.snapshot();
-        let output = self.import(&name, &[]);
+        let output = self.import(&name, extra);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert!(!output.status.success(), "the import succeeded:\n{stderr}");
         let lower = stderr.to_lowercase();

@@ -10,8 +10,9 @@
 //! * `uefi`: a UEFI guest's NVRAM store travels with its image.
 //! * `interop_legacy`: images exchanged with the Python sardinecake 0.4.2, both ways.
 //! * `interrupted_operations`: clone and rm killed and run again.
-//! * `hostile_images` and `hostile_faults`: hand-built hostile images, and export and import
-//!   killed, run concurrently or short of space (helpers in `hostile_support`).
+//! * `hostile_images`, `hostile_disk_files` and `hostile_faults`: hand-built hostile images
+//!   (their domains, their disk files and qcow2 chains), and export and import killed, run
+//!   concurrently or short of space (helpers in `hostile_support`).
 //! * `progress_tty`: progress bars on a terminal only.
 //! * `first_hour`: the documented flow with the default directories, and relative ones.
 //! * `container_verbs`: inspect, tag, start, stop, and what day one asks of prune, ip and rm.
@@ -26,6 +27,7 @@ mod common;
 mod container_verbs;
 mod day2_operations;
 mod first_hour;
+mod hostile_disk_files;
 mod hostile_faults;
 mod hostile_images;
 mod hostile_support;

@@ -251,7 +251,11 @@ fn registry_skopeo_interop() {
     // sarde pushes, skopeo copies and inspects.
     let ours = format!("{host}/test/a:1");
     env.ok(&["export", vm.name(), &ours]);
-    env.ok(&["push", &ours]);
+    let pushed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["push", &ours, "--format", "json"])).unwrap();
+    assert_eq!(pushed[0]["target"], ours.as_str(), "{pushed}");
+    assert!(pushed[0]["uploaded"].as_u64().unwrap() > 0, "{pushed}");
+    let pushed_digest = pushed[0]["manifest_digest"].as_str().unwrap().to_owned();
     skopeo(&[
         "copy",
         "--src-tls-verify=false",
@@ -299,7 +303,18 @@ fn registry_skopeo_interop() {
     for copy in ["b", "c"] {
         let image = format!("{host}/test/{copy}:1");
         let store = env.other_store(&format!("store-{copy}"));
-        env.ok_in(&store, &["fetch", &image]);
+        let fetched: serde_json::Value =
+            serde_json::from_str(&env.ok_in(&store, &["fetch", &image, "--format", "json"]))
+                .unwrap();
+        assert_eq!(fetched["reference"], image.as_str(), "{fetched}");
+        assert_eq!(fetched["skipped"], 0, "{fetched}");
+        if copy == "b" {
+            assert_eq!(
+                fetched["manifest_digest"],
+                pushed_digest.as_str(),
+                "skopeo copies bytes"
+            );
+        }
         assert_eq!(local_blobs(&store, &image), blobs);
         import(&env, &store, &image);
     }

@@ -557,6 +557,21 @@ fn image_metadata_round_trips_and_is_replaced() {
 }
 
 #[test]
+fn the_owner_is_kept_next_to_the_image_record() {
+    let mut domain = DomainXml::parse("<domain type='qemu'><name>a</name></domain>").unwrap();
+    assert_eq!(domain.owner(), None);
+    domain.set_image_metadata(&ImageMetadata {
+        reference: "r/vm:1".into(),
+        id: "sha256:aa".into(),
+        store: None,
+    });
+    domain.set_owner("gitlab-sardinecake-executor");
+    let again = DomainXml::parse(&domain.to_xml().unwrap()).unwrap();
+    assert_eq!(again.owner(), Some("gitlab-sardinecake-executor"));
+    assert!(again.image_metadata().is_some(), "both records stay");
+}
+
+#[test]
 fn all_disk_files_follow_backing_stores_and_driver_type_is_set() {
     let mut domain = DomainXml::parse(
         "<domain><devices><disk type='file' device='disk'><source file='/c/top.qcow2'/>\

@@ -589,3 +589,99 @@ fn unknown_elements_and_attributes_are_refused() {
     let violation = &violations_of(&root("<somethingNew/>"))[0];
     assert!(violation.reason.contains("not in the list"), "{violation}");
 }
+
+#[test]
+fn host_resources_the_vm_would_take_from_others_are_refused() {
+    for (fragment, path) in [
+        ("<on_crash>coredump-destroy</on_crash>", "/domain/on_crash"),
+        ("<on_crash>coredump-restart</on_crash>", "/domain/on_crash"),
+        (
+            "<on_reboot>coredump-restart</on_reboot>",
+            "/domain/on_reboot",
+        ),
+        ("<on_poweroff>anything</on_poweroff>", "/domain/on_poweroff"),
+        (
+            "<on_lockfailure>x</on_lockfailure>",
+            "/domain/on_lockfailure",
+        ),
+        (
+            "<cputune><vcpusched vcpus='0' scheduler='fifo' priority='99'/></cputune>",
+            "/domain/cputune/vcpusched/@scheduler",
+        ),
+        (
+            "<cputune><vcpusched vcpus='0' scheduler='rr' priority='1'/></cputune>",
+            "/domain/cputune/vcpusched/@priority",
+        ),
+        (
+            "<cputune><iothreadsched iothreads='1' scheduler='fifo'/></cputune>",
+            "/domain/cputune/iothreadsched/@scheduler",
+        ),
+        (
+            "<cputune><emulatorsched scheduler='rr'/></cputune>",
+            "/domain/cputune/emulatorsched/@scheduler",
+        ),
+        (
+            "<cputune><vcpupin vcpu='0' cpuset='0'/></cputune>",
+            "/domain/cputune/vcpupin",
+        ),
+        (
+            "<cputune><shares>262144</shares></cputune>",
+            "/domain/cputune/shares",
+        ),
+        (
+            "<cputune><cachetune vcpus='0'><cache id='0' level='3' type='both' size='3' unit='MiB'/></cachetune></cputune>",
+            "/domain/cputune/cachetune",
+        ),
+        ("<cputune><unknown/></cputune>", "/domain/cputune/unknown"),
+        (
+            "<memoryBacking><locked/></memoryBacking>",
+            "/domain/memoryBacking/locked",
+        ),
+        (
+            "<memoryBacking><hugepages><page size='1' unit='G'/></hugepages></memoryBacking>",
+            "/domain/memoryBacking/hugepages",
+        ),
+        (
+            "<memoryBacking><allocation mode='immediate'/></memoryBacking>",
+            "/domain/memoryBacking/allocation/@mode",
+        ),
+        (
+            "<memoryBacking><allocation mode='ondemand' threads='64'/></memoryBacking>",
+            "/domain/memoryBacking/allocation/@threads",
+        ),
+        (
+            "<memoryBacking><source type='file'/></memoryBacking>",
+            "/domain/memoryBacking/source/@type",
+        ),
+        (
+            "<memtune><min_guarantee unit='GiB'>64</min_guarantee></memtune>",
+            "/domain/memtune/min_guarantee",
+        ),
+        (
+            "<numatune><memory mode='strict' nodeset='0'/></numatune>",
+            "/domain/numatune",
+        ),
+        (
+            "<perf><event name='cmt' enabled='yes'/></perf>",
+            "/domain/perf",
+        ),
+        ("<vcpu cpuset='0'>2</vcpu>", "/domain/vcpu/@cpuset"),
+    ] {
+        assert_refused(&root(fragment), path);
+    }
+    let dump_core =
+        domain("", "", "").replace("<memory unit='MiB'>", "<memory unit='MiB' dumpCore='on'>");
+    assert_refused(&dump_core, "/domain/memory/@dumpCore");
+}
+
+#[test]
+fn limits_of_the_vm_itself_are_safe() {
+    assert_safe(&root(
+        "<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>preserve</on_crash>\
+         <on_lockfailure>poweroff</on_lockfailure>\
+         <cputune><period>100000</period><quota>50000</quota><emulator_period>100000</emulator_period>\
+         <vcpusched vcpus='0-1' scheduler='batch'/><emulatorsched scheduler='idle'/></cputune>\
+         <memtune><hard_limit unit='GiB'>2</hard_limit><soft_limit unit='GiB'>1</soft_limit></memtune>\
+         <memoryBacking><nosharepages/><allocation mode='ondemand'/><discard/></memoryBacking>",
+    ));
+}

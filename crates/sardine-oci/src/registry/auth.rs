@@ -13,6 +13,8 @@ use super::Credentials;
 
 /// How long a token without `expires_in` is valid (the distribution spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest a token is kept, whatever its endpoint says (a day; it is fetched again after).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A token is renewed this long before it expires, so it does not expire mid-request.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 
@@ -122,9 +124,11 @@ pub(crate) struct TokenResponse {
 impl TokenResponse {
     /// The token (`token` is preferred over `access_token`, as docker does) and how long it is valid.
     pub(crate) fn into_token(self) -> Option<(String, Duration)> {
+        // Capped: `Instant::now() + lifetime` must not overflow whatever a token endpoint says.
         let lifetime = self
             .expires_in
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+            .min(MAX_TOKEN_LIFETIME);
         let token = self
             .token
             .filter(|t| !t.is_empty())
@@ -241,6 +245,18 @@ mod tests {
         assert_eq!(r.into_token(), Some(("b".into(), DEFAULT_TOKEN_LIFETIME)));
         let r: TokenResponse = serde_json::from_str(r#"{"token":""}"#).unwrap();
         assert_eq!(r.into_token(), None);
+    }
+
+    #[test]
+    fn a_huge_expires_in_is_capped_and_cached_without_overflow() {
+        let r: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let (token, lifetime) = r.into_token().unwrap();
+        assert_eq!(lifetime, MAX_TOKEN_LIFETIME);
+        let mut cache = AuthCache::default();
+        let scopes = vec![pull_scope("a")];
+        cache.store_token(&scopes, &token, lifetime);
+        assert!(cache.header_for(&scopes, None).is_some());
     }
 
     #[test]

@@ -38,6 +38,8 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json, \
      application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// Redirects followed per request (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
 /// The longest wait a `Retry-After` header can impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The longest wait between two attempts without `Retry-After`.
@@ -167,6 +169,7 @@ impl RegistryClient {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .tcp_keepalive(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::custom(no_downgrade))
             .build()
             .map_err(|source| RegistryError::Transport {
                 registry: registry.to_owned(),
@@ -402,7 +405,7 @@ impl RegistryClient {
     {
         let cached = self.cached_auth(scopes);
         let resp = self
-            .send(action, retry, || Ok(with_auth(make()?, cached.as_ref())))
+            .send(action, retry, || self.with_auth(make()?, cached.as_ref()))
             .await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
@@ -417,9 +420,7 @@ impl RegistryClient {
             return Err(self.unauthorized(StatusCode::UNAUTHORIZED, action));
         };
         let resp = self
-            .send(action, retry, || {
-                Ok(make()?.header(AUTHORIZATION, fresh.clone()))
-            })
+            .send(action, retry, || self.with_auth(make()?, Some(&fresh)))
             .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(self.unauthorized(StatusCode::UNAUTHORIZED, action));
@@ -507,10 +508,16 @@ impl RegistryClient {
                 query.append_pair("scope", scope);
             }
         }
+        // The realm the registry named gets the credentials (that is the protocol), never over
+        // plain http when the registry uses https (checked above).
         let creds = self.inner.opts.credentials.as_ref().map(auth::basic_header);
         let resp = self
             .send(&action, Retry::Transient, || {
-                Ok(with_auth(self.inner.http.get(url.clone()), creds.as_ref()))
+                let request = self.inner.http.get(url.clone());
+                Ok(match &creds {
+                    Some(value) => request.header(AUTHORIZATION, value.clone()),
+                    None => request,
+                })
             })
             .await?;
         let resp = self
@@ -644,13 +651,34 @@ impl RegistryClient {
     }
 
     /// The `Location` of an upload session, resolved against the registry URL (query kept).
+    /// A location that would leave https for plain http is refused.
     fn location(&self, resp: &Response, action: &str) -> Result<Url, RegistryError> {
         let location = header_str(resp, LOCATION)
             .ok_or_else(|| self.protocol(action, "the answer has no Location header"))?;
-        self.inner
-            .base
-            .join(location)
-            .map_err(|_| self.protocol(action, "the Location header is not a valid URL"))
+        resolve_location(&self.inner.base, location).map_err(|what| self.protocol(action, what))
+    }
+
+    /// `builder` with `auth` if it goes to the registry's own origin, else as it is.
+    fn with_auth(
+        &self,
+        builder: RequestBuilder,
+        auth: Option<&HeaderValue>,
+    ) -> Result<RequestBuilder, RegistryError> {
+        let Some(value) = auth else {
+            return Ok(builder);
+        };
+        let (client, request) = builder.build_split();
+        let mut request = request.map_err(|source| RegistryError::Transport {
+            registry: self.inner.registry.clone(),
+            action: "build a request".into(),
+            source,
+        })?;
+        if same_origin(request.url(), &self.inner.base) {
+            request.headers_mut().insert(AUTHORIZATION, value.clone());
+        } else {
+            tracing::debug!(url = %request.url(), "no credentials for another origin");
+        }
+        Ok(RequestBuilder::from_parts(client, request))
     }
 
     /// Cancels an upload session; failures only matter to the registry's garbage collector.
@@ -693,10 +721,34 @@ impl RegistryClient {
     }
 }
 
-fn with_auth(builder: RequestBuilder, auth: Option<&HeaderValue>) -> RequestBuilder {
-    match auth {
-        Some(value) => builder.header(AUTHORIZATION, value.clone()),
-        None => builder,
+/// An upload `Location` resolved against the registry's URL; one that leaves https is refused.
+fn resolve_location(base: &Url, location: &str) -> Result<Url, &'static str> {
+    let url = base
+        .join(location)
+        .map_err(|_| "the Location header is not a valid URL")?;
+    if base.scheme() == "https" && url.scheme() != "https" {
+        return Err("the Location header leaves https for plain http");
+    }
+    Ok(url)
+}
+
+/// Whether `url` is on the registry's own origin (scheme, host and port): the only place
+/// credentials go. An upload `Location` may name any host; it gets no `Authorization`.
+fn same_origin(url: &Url, base: &Url) -> bool {
+    url.origin() == base.origin()
+}
+
+/// Follows redirects (reqwest drops `Authorization` when the host or port changes), but
+/// never from https to plain http.
+fn no_downgrade(attempt: reqwest::redirect::Attempt<'_>) -> reqwest::redirect::Action {
+    let downgrade = attempt.previous().iter().any(|url| url.scheme() == "https")
+        && attempt.url().scheme() != "https";
+    if downgrade {
+        attempt.error("a redirect from https to plain http")
+    } else if attempt.previous().len() > MAX_REDIRECTS {
+        attempt.error("too many redirects")
+    } else {
+        attempt.follow()
     }
 }
 
@@ -915,6 +967,19 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn upload_locations_never_leave_https_and_credentials_stay_on_the_origin() {
+        let base = Url::parse("https://reg.example:5000/v2/").unwrap();
+        let same = resolve_location(&base, "/v2/r/blobs/uploads/1?state=x").unwrap();
+        assert!(same_origin(&same, &base));
+        let elsewhere = resolve_location(&base, "https://cdn.example/up/1").unwrap();
+        assert!(!same_origin(&elsewhere, &base));
+        assert!(resolve_location(&base, "http://reg.example:5000/v2/r/blobs/uploads/1").is_err());
+        let plain = Url::parse("http://127.0.0.1:5000/v2/").unwrap();
+        let other_port = resolve_location(&plain, "http://127.0.0.1:5001/x").unwrap();
+        assert!(!same_origin(&other_port, &plain));
     }
 
     #[test]
