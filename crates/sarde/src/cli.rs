@@ -522,7 +522,9 @@ pub struct ExportArgs {
 
     /// Size of the pieces disks are cut into ('256MiB', '1G', ...; plain numbers are bytes).
     ///
-    /// For --disk-format=legacy there is no splitting without it.
+    /// Default: 16 MiB, doubled for a disk whose data would need more than 2048 chunks (512 MiB
+    /// for 1 TiB of data), so that every image fits in what registries accept. For
+    /// --disk-format=legacy there is no splitting without it.
     #[arg(long, value_name = "SIZE", value_parser = sardine_config::parse_size)]
     pub chunksize: Option<u64>,
 

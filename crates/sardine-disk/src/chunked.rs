@@ -5,16 +5,25 @@
 //! A file of `size` bytes is cut into `ceil(size / chunk_size)` chunks; chunk `i` covers the bytes
 //! `[i * chunk_size, min((i + 1) * chunk_size, size))` of the file, so every chunk but the last is exactly
 //! `chunk_size` bytes long ([`DEFAULT_CHUNK_SIZE`] is 16 MiB). An empty file has no chunks. Holes of a sparse
-//! file are read as zeros; chunks that are all zeros are emitted like any other (they all share one blob).
+//! file are read as zeros. [`pack_file`] emits chunks that are all zeros like any other (they all share one
+//! blob); [`pack_sparse_file`] leaves them out, so that a file is described by its size and the chunks that
+//! hold data, and [`unpack_sparse_file`] reads the gaps between chunks as holes. That keeps the description
+//! of a big sparse disk as small as its data: a 200 GiB disk holding 2 MiB has one chunk, not 12,800.
+//!
+//! The chunk size of a file can grow with it ([`auto_chunk_size`]: 16 MiB until a file has
+//! [`MAX_AUTO_CHUNKS`] chunks with data, then doubling), so that the manifest of a 1 TiB disk stays small.
+//! A chunk longer than [`FRAME_SIZE`] is compressed as consecutive zstd frames of [`FRAME_SIZE`] bytes each,
+//! streamed into its blob, so packing holds at most one frame per worker whatever the chunk size.
 //!
 //! Each chunk is compressed on its own into one blob of media type [`MEDIA_TYPE_CHUNK`]: a single zstd
-//! frame (RFC 8878) holding exactly the chunk's bytes, with the content size in the frame header, no
+//! frame (RFC 8878) holding exactly the chunk's bytes (chunks longer than [`FRAME_SIZE`]: one frame per
+//! [`FRAME_SIZE`] bytes), with the content size in the frame header, no
 //! dictionary and no zstd checksum (the digests below cover it). Compression is single-threaded per chunk
 //! at the chosen level (default 3), so the same input and zstd version always give the same blob and an
 //! unchanged chunk is never stored twice. A reader must accept any valid zstd stream, including several
 //! concatenated frames.
 //!
-//! When the sink offers a blob it already holds for a chunk's uncompressed digest and length
+//! When the sink offers a blob it already holds (for chunks of at most [`FRAME_SIZE`] bytes) for a chunk's uncompressed digest and length
 //! ([`BlobSink::known_chunk`]: an earlier export of the same disk), the packer uses it instead of
 //! compressing the chunk, after checking the blob's own digest and that it decompresses to exactly
 //! the chunk's bytes (decompressing is several times faster than compressing). Re-exporting a VM
@@ -56,6 +65,13 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 
 /// The largest chunk size accepted, so a chunk always fits in memory.
 pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
+
+/// Chunks longer than this are compressed as consecutive frames of this many bytes.
+pub const FRAME_SIZE: u64 = DEFAULT_CHUNK_SIZE;
+
+/// The most chunks with data that [`auto_chunk_size`] gives a file (unless the chunk size would
+/// exceed [`MAX_CHUNK_SIZE`]): 16 MiB chunks up to 32 GiB of data, 512 MiB chunks at 1 TiB.
+pub const MAX_AUTO_CHUNKS: u64 = 2048;
 
 /// The OCI media type of a chunk blob.
 pub const MEDIA_TYPE_CHUNK: &str = "application/vnd.sardinecake.disk.chunk.v1+zstd";
@@ -124,17 +140,91 @@ pub struct PackedFile {
     pub chunks: Vec<PackedChunk>,
 }
 
-/// Packs `path` into chunk blobs stored through `sink`.
+/// Packs `path` into chunk blobs stored through `sink`, every chunk listed (all-zero ones too).
 ///
 /// Chunks are read with positioned reads (holes are never read), compressed in parallel by
 /// `opts.threads` workers (at most as many as fit in the packing memory budget, see
-/// [`memory_capped_threads`]), each holding one chunk and its compressed form. `progress` is called with the
-/// number of uncompressed bytes just finished (an increment; the calls add up to the file size).
+/// [`memory_capped_threads`]), each holding one chunk (at most one frame of it) and its compressed form.
+/// `progress` is called with the number of uncompressed bytes just finished (an increment; the calls add up
+/// to the file size).
 pub fn pack_file(
     path: &Path,
     opts: &PackOptions,
     sink: &dyn BlobSink,
     progress: &(dyn Fn(u64) + Sync),
+) -> Result<PackedFile, DiskError> {
+    pack(path, opts, sink, progress, false)
+}
+
+/// Packs `path` like [`pack_file`], but leaves out the chunks that are all zeros: the file is its size
+/// and the chunks that hold data (see [`unpack_sparse_file`]). Chunks within holes are not even looked
+/// at, so the work is that of the data, not of the file's size.
+pub fn pack_sparse_file(
+    path: &Path,
+    opts: &PackOptions,
+    sink: &dyn BlobSink,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PackedFile, DiskError> {
+    pack(path, opts, sink, progress, true)
+}
+
+/// The size and data segments of the file at `path`: what [`auto_chunk_size`] and
+/// [`data_chunk_count`] need.
+pub fn file_segments(path: &Path) -> Result<(u64, Vec<(u64, u64)>), DiskError> {
+    let file = fs_err::File::open(path).map_err(DiskError::io("open", path))?;
+    let size = file
+        .metadata()
+        .map_err(DiskError::io("read the size of", path))?
+        .len();
+    let segments =
+        sparse::data_segments(&file).map_err(DiskError::io("find the data segments of", path))?;
+    Ok((size, segments))
+}
+
+/// How many chunks of `chunk_size` bytes overlap the data `segments` (sorted, disjoint): an upper
+/// bound of the chunks [`pack_sparse_file`] lists (some may turn out to be all zeros). Takes time in
+/// the number of segments, not of chunks.
+pub fn data_chunk_count(segments: &[(u64, u64)], chunk_size: u64) -> u64 {
+    data_chunk_ranges(segments, chunk_size)
+        .map(|range| range.end - range.start)
+        .sum()
+}
+
+/// The indices of the chunks of `chunk_size` bytes that overlap the data `segments` (sorted,
+/// disjoint), as ascending, disjoint ranges.
+fn data_chunk_ranges(
+    segments: &[(u64, u64)],
+    chunk_size: u64,
+) -> impl Iterator<Item = std::ops::Range<u64>> + Send + '_ {
+    let mut next_free = 0;
+    segments
+        .iter()
+        .filter(|segment| segment.1 > 0)
+        .filter_map(move |&(start, len)| {
+            let first = (start / chunk_size).max(next_free);
+            let end = (start + len - 1) / chunk_size + 1;
+            next_free = next_free.max(end);
+            (first < end).then_some(first..end)
+        })
+}
+
+/// The chunk size for a file with these data segments: [`DEFAULT_CHUNK_SIZE`], doubled until at most
+/// [`MAX_AUTO_CHUNKS`] chunks hold data or the size reaches [`MAX_CHUNK_SIZE`].
+pub fn auto_chunk_size(segments: &[(u64, u64)]) -> u64 {
+    let mut chunk_size = DEFAULT_CHUNK_SIZE;
+    while chunk_size < MAX_CHUNK_SIZE && data_chunk_count(segments, chunk_size) > MAX_AUTO_CHUNKS {
+        chunk_size *= 2;
+    }
+    chunk_size
+}
+
+/// Packs `path`; `omit_zero`: leave out all-zero chunks.
+fn pack(
+    path: &Path,
+    opts: &PackOptions,
+    sink: &dyn BlobSink,
+    progress: &(dyn Fn(u64) + Sync),
+    omit_zero: bool,
 ) -> Result<PackedFile, DiskError> {
     check_options(opts)?;
     let file = fs_err::File::open(path).map_err(DiskError::io("open", path))?;
@@ -144,7 +234,12 @@ pub fn pack_file(
         .len();
     let segments =
         sparse::data_segments(&file).map_err(DiskError::io("find the data segments of", path))?;
-    let count = usize::try_from(size.div_ceil(opts.chunk_size)).unwrap_or(usize::MAX);
+    let count = size.div_ceil(opts.chunk_size);
+    let indices: Box<dyn Iterator<Item = u64> + Send + '_> = if omit_zero {
+        Box::new(data_chunk_ranges(&segments, opts.chunk_size).flatten())
+    } else {
+        Box::new(0..count)
+    };
     let job = PackJob {
         path,
         file: &file,
@@ -153,15 +248,18 @@ pub fn pack_file(
         opts,
         sink,
         progress,
-        next: AtomicUsize::new(0),
-        count,
+        omit_zero,
+        queue: Mutex::new(ChunkQueue {
+            indices,
+            next_offset: 0,
+        }),
         failed: AtomicBool::new(false),
         zero_chunks: Mutex::new(HashMap::new()),
     };
     let threads = opts
         .threads
-        .min(count)
-        .min(memory_capped_threads(opts.chunk_size));
+        .min(usize::try_from(count).unwrap_or(usize::MAX))
+        .min(memory_capped_threads(opts.chunk_size.min(FRAME_SIZE)));
     let mut chunks = run_workers(threads, || job.worker())?;
     chunks.sort_by_key(|chunk| chunk.offset);
     Ok(PackedFile { size, chunks })
@@ -229,13 +327,21 @@ struct PackJob<'a> {
     opts: &'a PackOptions,
     sink: &'a dyn BlobSink,
     progress: &'a (dyn Fn(u64) + Sync),
-    /// The next chunk index to hand out.
-    next: AtomicUsize,
-    count: usize,
+    /// Leave out all-zero chunks.
+    omit_zero: bool,
+    /// The chunks to hand out.
+    queue: Mutex<ChunkQueue<'a>>,
     /// Set by a worker that failed, so the others stop early.
     failed: AtomicBool,
     /// Packed all-zero chunks by length (there are at most two lengths).
     zero_chunks: Mutex<HashMap<u64, PackedChunk>>,
+}
+
+/// The chunks still to pack, and where the bytes handed out end.
+struct ChunkQueue<'a> {
+    indices: Box<dyn Iterator<Item = u64> + Send + 'a>,
+    /// The end of the last chunk handed out: the bytes before it are done or being done.
+    next_offset: u64,
 }
 
 /// One worker's reusable buffers.
@@ -268,19 +374,18 @@ impl PackJob<'_> {
     fn worker(&self) -> Result<Vec<PackedChunk>, DiskError> {
         // Chunk sizes are at most MAX_CHUNK_SIZE, which fits in usize.
         let mut buffers = PackBuffers::new(
-            self.opts.chunk_size.min(self.size) as usize,
+            self.opts.chunk_size.min(FRAME_SIZE).min(self.size) as usize,
             self.opts.level,
         )?;
         let mut done = Vec::new();
         while !self.failed.load(Ordering::Relaxed) {
-            let index = self.next.fetch_add(1, Ordering::Relaxed);
-            if index >= self.count {
+            let Some(index) = self.next_chunk() else {
                 break;
-            }
+            };
             match self.pack_chunk(index, &mut buffers) {
-                Ok(chunk) => {
-                    (self.progress)(chunk.length);
-                    done.push(chunk);
+                Ok((length, chunk)) => {
+                    (self.progress)(length);
+                    done.extend(chunk);
                 }
                 Err(err) => {
                     self.failed.store(true, Ordering::Relaxed);
@@ -291,22 +396,69 @@ impl PackJob<'_> {
         Ok(done)
     }
 
-    /// Reads, hashes, compresses and stores chunk `index`.
+    /// The index of the next chunk to pack, if any. The bytes of the chunks not handed out (holes,
+    /// with [`pack_sparse_file`]) count as done when the queue passes them.
+    fn next_chunk(&self) -> Option<u64> {
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = queue.indices.next();
+        let (offset, end) = match index {
+            Some(index) => {
+                let offset = index * self.opts.chunk_size;
+                (offset, (offset + self.opts.chunk_size).min(self.size))
+            }
+            None => (self.size, self.size),
+        };
+        if offset > queue.next_offset {
+            (self.progress)(offset - queue.next_offset);
+        }
+        queue.next_offset = queue.next_offset.max(end);
+        index
+    }
+
+    /// Reads, hashes, compresses and stores chunk `index`; returns its length and the packed chunk
+    /// (`None`: all zeros, left out).
     fn pack_chunk(
         &self,
-        index: usize,
+        index: u64,
         buffers: &mut PackBuffers,
-    ) -> Result<PackedChunk, DiskError> {
-        let offset = index as u64 * self.opts.chunk_size;
+    ) -> Result<(u64, Option<PackedChunk>), DiskError> {
+        let offset = index * self.opts.chunk_size;
         let length = self.opts.chunk_size.min(self.size - offset);
         let data = overlapping(self.segments, offset, length);
-        if data.is_empty() {
-            return self.zero_chunk(offset, length, buffers);
-        }
-        let input = &mut buffers.input[..length as usize];
-        // Only the gaps between data segments are zeroed; the segments are read over the rest.
+        let packed = if data.is_empty() {
+            self.zero_chunk(offset, length, buffers)?
+        } else if length > FRAME_SIZE {
+            let framed = self.stream_frames(offset, length, &data, buffers)?;
+            if framed.all_zero {
+                self.zero_chunk(offset, length, buffers)?
+            } else {
+                Some(framed.finish(offset, length)?)
+            }
+        } else {
+            let input = &mut buffers.input[..length as usize];
+            self.read_into(&data, offset, input)?;
+            if sparse::is_zero(input) {
+                self.zero_chunk(offset, length, buffers)?
+            } else {
+                Some(self.compress_and_store(offset, length, buffers)?)
+            }
+        };
+        Ok((length, packed))
+    }
+
+    /// Fills `input` with the file's bytes from `offset` on: the data segments `data` (within the range)
+    /// are read, only the gaps between them are zeroed.
+    fn read_into(
+        &self,
+        data: &[(u64, u64)],
+        offset: u64,
+        input: &mut [u8],
+    ) -> Result<(), DiskError> {
         let mut zeroed_to = 0;
-        for (start, len) in data {
+        for &(start, len) in data {
             let from = (start - offset) as usize;
             input[zeroed_to..from].fill(0);
             zeroed_to = from + len as usize;
@@ -315,19 +467,19 @@ impl PackJob<'_> {
                 .map_err(DiskError::io("read", self.path))?;
         }
         input[zeroed_to..].fill(0);
-        if sparse::is_zero(input) {
-            return self.zero_chunk(offset, length, buffers);
-        }
-        self.compress_and_store(offset, length, buffers)
+        Ok(())
     }
 
-    /// Packs an all-zero chunk, compressing zeros of this length only once per file.
+    /// Packs an all-zero chunk (or leaves it out), compressing zeros of this length only once per file.
     fn zero_chunk(
         &self,
         offset: u64,
         length: u64,
         buffers: &mut PackBuffers,
-    ) -> Result<PackedChunk, DiskError> {
+    ) -> Result<Option<PackedChunk>, DiskError> {
+        if self.omit_zero {
+            return Ok(None);
+        }
         let mut cache = self
             .zero_chunks
             .lock()
@@ -335,13 +487,70 @@ impl PackJob<'_> {
         let packed = match cache.get(&length) {
             Some(packed) => packed.clone(),
             None => {
-                buffers.input[..length as usize].fill(0);
-                let packed = self.compress_and_store(offset, length, buffers)?;
+                let packed = if length > FRAME_SIZE {
+                    self.stream_frames(offset, length, &[], buffers)?
+                        .finish(offset, length)?
+                } else {
+                    buffers.input[..length as usize].fill(0);
+                    self.compress_and_store(offset, length, buffers)?
+                };
                 cache.insert(length, packed.clone());
                 packed
             }
         };
-        Ok(PackedChunk { offset, ..packed })
+        Ok(Some(PackedChunk { offset, ..packed }))
+    }
+
+    /// Compresses a chunk longer than [`FRAME_SIZE`] as consecutive frames streamed into a temp blob,
+    /// hashing its bytes on the way (such chunks are not offered for reuse: that needs the whole
+    /// chunk in memory).
+    fn stream_frames(
+        &self,
+        offset: u64,
+        length: u64,
+        data: &[(u64, u64)],
+        buffers: &mut PackBuffers,
+    ) -> Result<Framed<'_>, DiskError> {
+        let mut blob = blob::TempBlob::new(self.sink)?;
+        let mut hasher = Sha256::new();
+        let mut all_zero = true;
+        let end = offset + length;
+        let mut pos = offset;
+        while pos < end {
+            let n = FRAME_SIZE.min(end - pos);
+            let input = &mut buffers.input[..n as usize];
+            self.read_into(&overlapping(data, pos, n), pos, input)?;
+            hasher.update(&*input);
+            all_zero &= sparse::is_zero(input);
+            self.compress_frame(pos, n, buffers)?;
+            blob.write(&buffers.output)?;
+            pos += n;
+        }
+        Ok(Framed {
+            blob,
+            digest: Digest::from_hasher(hasher),
+            all_zero,
+        })
+    }
+
+    /// Compresses the first `length` bytes of the input buffer (which start at `offset` in the file)
+    /// into the output buffer, as one zstd frame.
+    fn compress_frame(
+        &self,
+        offset: u64,
+        length: u64,
+        buffers: &mut PackBuffers,
+    ) -> Result<(), DiskError> {
+        buffers.output.clear();
+        buffers
+            .compressor
+            .compress_to_buffer(&buffers.input[..length as usize], &mut buffers.output)
+            .map(drop)
+            .map_err(|source| DiskError::Compress {
+                path: self.path.to_path_buf(),
+                offset,
+                source,
+            })
     }
 
     /// Hashes and compresses the first `length` bytes of the input buffer and stores the blob.
@@ -364,20 +573,34 @@ impl PackJob<'_> {
                 blob_size: known.size,
             });
         }
-        buffers.output.clear();
-        buffers
-            .compressor
-            .compress_to_buffer(input, &mut buffers.output)
-            .map_err(|source| DiskError::Compress {
-                path: self.path.to_path_buf(),
-                offset,
-                source,
-            })?;
+        self.compress_frame(offset, length, buffers)?;
         let (blob_digest, blob_size) = blob::store_bytes(self.sink, &buffers.output)?;
         Ok(PackedChunk {
             offset,
             length,
             digest,
+            blob_digest,
+            blob_size,
+        })
+    }
+}
+
+/// A chunk compressed frame by frame, not yet stored.
+struct Framed<'a> {
+    blob: blob::TempBlob<'a>,
+    /// sha256 of its uncompressed bytes.
+    digest: Digest,
+    all_zero: bool,
+}
+
+impl Framed<'_> {
+    /// Stores the blob and describes the chunk at `offset`, `length` bytes long.
+    fn finish(self, offset: u64, length: u64) -> Result<PackedChunk, DiskError> {
+        let (blob_digest, blob_size) = self.blob.finish()?;
+        Ok(PackedChunk {
+            offset,
+            length,
+            digest: self.digest,
             blob_digest,
             blob_size,
         })
@@ -471,7 +694,8 @@ pub struct ChunkSource {
 /// blob's sha256, so the error names a damaged blob); never writes more
 /// than `length` bytes per chunk nor past `size`; fsyncs. The chunks must tile `[0, size)` exactly. On any
 /// error the target is removed. `progress` is called with the number of uncompressed bytes just written
-/// (an increment).
+/// (an increment). Images of format version 1 list every chunk; [`unpack_sparse_file`] reads those
+/// [`pack_sparse_file`] writes.
 pub fn unpack_file(
     target: &Path,
     size: u64,
@@ -479,7 +703,41 @@ pub fn unpack_file(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), DiskError> {
-    check_tiling(target, size, chunks)?;
+    unpack(target, size, chunks, threads, progress, Coverage::Exact)
+}
+
+/// Unpacks like [`unpack_file`] a file that [`pack_sparse_file`] packed: the chunks must not overlap
+/// nor reach past `size`, and the gaps between them stay holes. `progress` adds up to the bytes of
+/// the chunks, which is also all the work done.
+pub fn unpack_sparse_file(
+    target: &Path,
+    size: u64,
+    chunks: &[ChunkSource],
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), DiskError> {
+    unpack(target, size, chunks, threads, progress, Coverage::Sparse)
+}
+
+/// How chunks must cover a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    /// They tile it exactly.
+    Exact,
+    /// Gaps between them are holes.
+    Sparse,
+}
+
+/// Unpacks into `target` the chunks, which must cover it as `coverage` says.
+fn unpack(
+    target: &Path,
+    size: u64,
+    chunks: &[ChunkSource],
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    coverage: Coverage,
+) -> Result<(), DiskError> {
+    check_tiling(target, size, chunks, coverage)?;
     let file = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -506,8 +764,14 @@ pub fn unpack_file(
     Ok(())
 }
 
-/// Checks that the chunks tile `[0, size)` exactly.
-fn check_tiling(target: &Path, size: u64, chunks: &[ChunkSource]) -> Result<(), DiskError> {
+/// Checks that the chunks tile `[0, size)` exactly (with [`Coverage::Sparse`]: that they do not overlap
+/// and end within it).
+fn check_tiling(
+    target: &Path,
+    size: u64,
+    chunks: &[ChunkSource],
+    coverage: Coverage,
+) -> Result<(), DiskError> {
     let fail = |reason: String| DiskError::ChunkTiling {
         target: target.to_path_buf(),
         reason,
@@ -522,7 +786,7 @@ fn check_tiling(target: &Path, size: u64, chunks: &[ChunkSource]) -> Result<(), 
                 chunk.offset
             )));
         }
-        if chunk.offset != expected {
+        if chunk.offset != expected && !(coverage == Coverage::Sparse && chunk.offset > expected) {
             let what = if chunk.offset > expected {
                 "gap"
             } else {
@@ -544,7 +808,7 @@ fn check_tiling(target: &Path, size: u64, chunks: &[ChunkSource]) -> Result<(), 
                 ))
             })?;
     }
-    if expected != size {
+    if expected != size && coverage == Coverage::Exact {
         return Err(fail(format!(
             "the chunks end at {expected}, the file size is {size}"
         )));
@@ -772,8 +1036,14 @@ mod tests {
     #[test]
     fn tiling_accepts_exact_covers_in_any_order() {
         let target = Path::new("t");
-        check_tiling(target, 0, &[]).unwrap();
-        check_tiling(target, 30, &[source(10, 20), source(0, 10)]).unwrap();
+        check_tiling(target, 0, &[], Coverage::Exact).unwrap();
+        check_tiling(
+            target,
+            30,
+            &[source(10, 20), source(0, 10)],
+            Coverage::Exact,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -790,13 +1060,70 @@ mod tests {
         for (size, chunks) in bad {
             assert!(
                 matches!(
-                    check_tiling(target, size, chunks),
+                    check_tiling(target, size, chunks, Coverage::Exact),
                     Err(DiskError::ChunkTiling { .. })
                 ),
                 "{chunks:?}"
             );
         }
-        assert!(check_tiling(target, 5, &[]).is_err());
+        assert!(check_tiling(target, 5, &[], Coverage::Exact).is_err());
+    }
+
+    #[test]
+    fn sparse_tiling_accepts_gaps_but_not_overlaps_or_overruns() {
+        let target = Path::new("t");
+        let sparse = Coverage::Sparse;
+        check_tiling(target, 100, &[], sparse).unwrap();
+        check_tiling(target, 100, &[source(50, 10), source(10, 20)], sparse).unwrap();
+        check_tiling(target, 100, &[source(90, 10)], sparse).unwrap();
+        for chunks in [
+            vec![source(0, 20), source(10, 20)],
+            vec![source(95, 10)],
+            vec![source(10, 0)],
+        ] {
+            assert!(
+                matches!(
+                    check_tiling(target, 100, &chunks, sparse),
+                    Err(DiskError::ChunkTiling { .. })
+                ),
+                "{chunks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_chunks_are_counted_once_each() {
+        assert_eq!(data_chunk_count(&[], 16), 0);
+        assert_eq!(data_chunk_count(&[(0, 1)], 16), 1);
+        assert_eq!(data_chunk_count(&[(0, 16)], 16), 1);
+        assert_eq!(data_chunk_count(&[(0, 17)], 16), 2);
+        // Two segments in one chunk, then one that starts in it and reaches into the next two.
+        assert_eq!(data_chunk_count(&[(1, 2), (5, 2), (10, 30)], 16), 3);
+        assert_eq!(data_chunk_count(&[(0, 1), (100, 1), (1000, 0)], 16), 2);
+        let ranges: Vec<_> =
+            data_chunk_ranges(&[(1, 2), (5, 2), (10, 30), (1 << 40, 1)], 16).collect();
+        assert_eq!(ranges, vec![0..1, 1..3, (1 << 36)..(1 << 36) + 1]);
+    }
+
+    #[test]
+    fn chunks_grow_with_the_data_only() {
+        const GIB: u64 = 1 << 30;
+        // Little data in a big file, and a dense 32 GiB file: 16 MiB.
+        assert_eq!(
+            auto_chunk_size(&[(0, 1 << 20), (150 * GIB, 1 << 20)]),
+            DEFAULT_CHUNK_SIZE
+        );
+        assert_eq!(auto_chunk_size(&[(0, 32 * GIB)]), DEFAULT_CHUNK_SIZE);
+        assert_eq!(
+            auto_chunk_size(&[(0, 32 * GIB + 1)]),
+            2 * DEFAULT_CHUNK_SIZE
+        );
+        // 1 TiB of data: 2048 chunks of 512 MiB; far more: capped.
+        assert_eq!(auto_chunk_size(&[(0, 1024 * GIB)]), 512 << 20);
+        assert_eq!(auto_chunk_size(&[(0, 64 * 1024 * GIB)]), MAX_CHUNK_SIZE);
+        // One 4 KiB block every 16 MiB over 64 GiB: chunks with data, not the bytes, count.
+        let scattered: Vec<(u64, u64)> = (0..4096).map(|i| (i * (16 << 20), 4096)).collect();
+        assert_eq!(auto_chunk_size(&scattered), 2 * DEFAULT_CHUNK_SIZE);
     }
 
     #[test]

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{DirSink, sparse_file, test_disk};
-use sardine_disk::DiskError;
-use sardine_disk::chunked::{ChunkSource, PackOptions, PackedFile, pack_file, unpack_file};
+use sardine_disk::chunked::{
+    ChunkSource, FRAME_SIZE, PackOptions, PackedFile, pack_file, pack_sparse_file, unpack_file,
+    unpack_sparse_file,
+};
 use sardine_disk::sparse::allocated_bytes;
+use sardine_disk::{Digest, DiskError};
 use sardine_testbed::noise;
 
 const CHUNK: u64 = 4 << 20;
@@ -418,4 +421,125 @@ fn offered_blobs_are_reused_only_when_they_hold_exactly_the_chunk() {
         std::fs::read(&src).unwrap() == std::fs::read(&target).unwrap(),
         "content differs"
     );
+}
+
+/// A sparse file with data at its start, zeros written in its middle and noise at its end.
+fn mostly_holes(path: &Path) -> u64 {
+    let size = 1 << 40;
+    sparse_file(
+        path,
+        size,
+        &[
+            (0, noise(4, 100_000)),
+            (300 << 30, vec![0u8; 1 << 20]),
+            (size - 5000, noise(5, 5000)),
+        ],
+    );
+    size
+}
+
+#[test]
+fn sparse_packing_lists_only_chunks_with_data_and_unpacks_sparse() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.img");
+    let size = mostly_holes(&src);
+    let sink = DirSink::new();
+    let done = AtomicU64::new(0);
+    let packed = pack_sparse_file(&src, &opts(2), &sink, &|n| {
+        done.fetch_add(n, Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), size, "holes count as done");
+    let offsets: Vec<u64> = packed.chunks.iter().map(|c| c.offset).collect();
+    assert_eq!(
+        offsets,
+        vec![0, size - CHUNK],
+        "the zeros in the middle are left out"
+    );
+    assert_eq!(sink.blob_count(), 2);
+
+    let target = dir.path().join("out.img");
+    let written = AtomicU64::new(0);
+    unpack_sparse_file(&target, size, &sources(&sink, &packed), 2, &|n| {
+        written.fetch_add(n, Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(written.load(Ordering::Relaxed), 2 * CHUNK);
+    assert_eq!(std::fs::metadata(&target).unwrap().len(), size);
+    assert!(allocated_bytes(&target).unwrap() < 1 << 20);
+    assert_eq!(read_range(&target, 0, 100_000), noise(4, 100_000));
+    assert_eq!(read_range(&target, size - 5000, 5000), noise(5, 5000));
+    assert_eq!(read_range(&target, 300 << 30, 1 << 20), vec![0u8; 1 << 20]);
+    assert!(
+        unpack_file(
+            &dir.path().join("exact.img"),
+            size,
+            &sources(&sink, &packed),
+            2,
+            &|_| {}
+        )
+        .is_err(),
+        "exact tiling still refuses gaps"
+    );
+}
+
+#[test]
+fn chunks_longer_than_a_frame_are_streamed_in_frames_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("disk.img");
+    let chunk = 2 * FRAME_SIZE;
+    let size = 3 * chunk + 777;
+    sparse_file(
+        &src,
+        size,
+        &[
+            (FRAME_SIZE - 10, noise(6, 3 << 20)),
+            (2 * chunk + FRAME_SIZE + 5, noise(7, 1 << 20)),
+            (size - 777, noise(8, 777)),
+        ],
+    );
+    let sink = DirSink::new();
+    let opts = PackOptions {
+        chunk_size: chunk,
+        ..opts(2)
+    };
+    let packed = pack_sparse_file(&src, &opts, &sink, &|_| {}).unwrap();
+    let lengths: Vec<(u64, u64)> = packed.chunks.iter().map(|c| (c.offset, c.length)).collect();
+    assert_eq!(
+        lengths,
+        vec![(0, chunk), (2 * chunk, chunk), (3 * chunk, 777)]
+    );
+    let full = pack_file(&src, &opts, &sink, &|_| {}).unwrap();
+    assert_eq!(
+        full.chunks.len(),
+        4,
+        "the all-zero chunk is listed by pack_file"
+    );
+    assert_eq!(
+        full.chunks[0], packed.chunks[0],
+        "the same bytes give the same blob"
+    );
+    for chunk in &packed.chunks {
+        assert_eq!(
+            chunk.digest,
+            Digest::of(&read_range(&src, chunk.offset, chunk.length))
+        );
+    }
+    let target = dir.path().join("out.img");
+    unpack_sparse_file(&target, size, &sources(&sink, &packed), 2, &|_| {}).unwrap();
+    assert!(std::fs::read(&src).unwrap() == std::fs::read(&target).unwrap());
+    let exact = dir.path().join("exact.img");
+    unpack_file(&exact, size, &sources(&sink, &full), 2, &|_| {}).unwrap();
+    assert!(std::fs::read(&src).unwrap() == std::fs::read(&exact).unwrap());
+}
+
+/// `length` bytes of `path` from `offset` on.
+fn read_range(path: &Path, offset: u64, length: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; length as usize];
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut buf, offset)
+        .unwrap();
+    buf
 }

@@ -124,6 +124,27 @@ pub enum ImageError {
         /// What.
         what: String,
     },
+    /// The image's manifest would be larger than registries accept (found before any work).
+    #[error(
+        "cannot export {vm}: {} would be cut into {chunks} chunks of {chunk_size} bytes, which makes a manifest of up to {bytes} bytes, more than the {limit} bytes registries accept",
+        file.display()
+    )]
+    ManifestTooLarge {
+        /// The VM.
+        vm: String,
+        /// Its file with the most chunks.
+        file: PathBuf,
+        /// That file's chunks with data.
+        chunks: u64,
+        /// That file's chunk size.
+        chunk_size: u64,
+        /// The manifest's size, at most.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+        /// The smallest chunk size (for every file) that fits, if one up to the largest allowed does.
+        fitting_chunk_size: Option<u64>,
+    },
     /// The domain XML breaks the import policy.
     #[error("the image's domain XML is refused by the security policy:\n{violations}")]
     UnsafeDomain {
@@ -217,6 +238,12 @@ impl ImageError {
             ImageError::NoSpace { .. } => {
                 Some("free some space (prune the store) or choose another directory".into())
             }
+            ImageError::ManifestTooLarge {
+                fitting_chunk_size, ..
+            } => Some(match fitting_chunk_size {
+                Some(size) => format!("export with a chunk size of at least {} MiB", size >> 20),
+                None => "no chunk size fits: export the VM with fewer or emptier disks (trimming a guest's free space turns it into holes, which cost nothing)".into(),
+            }),
             ImageError::Credentials { source, .. } => source.hint().map(str::to_owned),
             ImageError::Registry(e) => e.hint().map(str::to_owned),
             ImageError::Transfer(e) => e.hint().map(str::to_owned),
@@ -309,6 +336,29 @@ mod tests {
         assert_eq!(image.hint().as_deref(), Some("fetch the image again"));
         assert!(!image.to_string().contains("hint"), "{image}");
         assert_eq!(hint_of(&std::io::Error::other("x")), None);
+    }
+
+    #[test]
+    fn a_manifest_too_large_names_the_file_and_hints_at_a_chunk_size() {
+        let error = ImageError::ManifestTooLarge {
+            vm: "big".into(),
+            file: "/vms/big.raw".into(),
+            chunks: 65_536,
+            chunk_size: 16 << 20,
+            bytes: 33_555_456,
+            limit: 4 << 20,
+            fitting_chunk_size: Some(128 << 20),
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("/vms/big.raw") && message.contains("65536 chunks"),
+            "{message}"
+        );
+        assert!(!message.contains("hint"), "{message}");
+        assert_eq!(
+            error.hint().as_deref(),
+            Some("export with a chunk size of at least 128 MiB")
+        );
     }
 
     #[test]

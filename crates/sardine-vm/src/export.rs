@@ -5,11 +5,17 @@
 //! domain refers to are exported too. The domain XML is anonymised (no UUID, MACs or
 //! host-specific paths) and its file references become plain names. The tag is written last,
 //! after every blob is in the store.
+//!
+//! In the default format only the chunks that hold data become layers, and each file's chunk size
+//! grows with its data (`sardine_disk::chunked::auto_chunk_size`), so that the manifest of any disk
+//! stays small. Before any work, the layers are counted from the files' data segments: an image
+//! whose manifest would exceed what registries accept is refused then, with the chunk size that
+//! would fit.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sardine_disk::chunked::{PackOptions, pack_file};
+use sardine_disk::chunked::{self, PackOptions, pack_sparse_file};
 use sardine_disk::{BlobSink, KnownBlob};
 use sardine_libvirt::{BootFile, DiskKind, DomainXml, Libvirt, VmState};
 use sardine_oci::Digest;
@@ -26,10 +32,11 @@ use crate::progress::Progress;
 /// How disk files are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
-    /// Fixed-size zstd chunks (the default).
+    /// zstd chunks, those that hold data (the default).
     Chunked {
-        /// Uncompressed chunk size.
-        chunk_size: u64,
+        /// Uncompressed chunk size; `None`: chosen per file, growing with its data
+        /// (`sardine_disk::chunked::auto_chunk_size`).
+        chunk_size: Option<u64>,
     },
     /// sardinecake 0.4.2's gzip stream cut into pieces of `chunk_size` compressed bytes.
     Legacy {
@@ -89,6 +96,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     let mut domain = DomainXml::parse(&xml_text)?;
     let files = collect_files(&mut domain, &base_dir)?;
     let vmconfig = options.vmconfig_file.map(read_vmconfig).transpose()?;
+    let packings = plan_packings(options, &files, 1 + vmconfig.iter().count())?;
 
     let repo = options.store.repo(options.reference.name())?;
     repo.init()?;
@@ -115,8 +123,8 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
         diff_ids.push(digest);
         history.push(history_entry("sarde export --vmconfig"));
     }
-    for file in &files {
-        let (file_layers, file_diff_ids) = pack(file, options, &sink)?;
+    for (file, packing) in files.iter().zip(packings) {
+        let (file_layers, file_diff_ids) = pack(file, packing, &repo, options, &sink)?;
         layers.extend(file_layers);
         for diff_id in file_diff_ids {
             history.push(history_entry(&format!("sarde export {}", file.name)));
@@ -136,10 +144,13 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     };
     let config_bytes = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
     let (config_digest, config_size) = repo.put_blob_bytes(&config_bytes)?;
-    let manifest = Manifest::new(
+    let mut manifest = Manifest::new(
         Descriptor::new(media_types::OCI_CONFIG, &config_digest, config_size),
         layers,
     );
+    if matches!(options.disk_format, DiskFormat::Chunked { .. }) {
+        format::set_format_version(&mut manifest);
+    }
     let manifest_bytes = manifest.to_json();
     let (manifest_digest, manifest_size) = repo.put_blob_bytes(&manifest_bytes)?;
     let tag = options.reference.tag().unwrap_or("latest").to_owned();
@@ -348,10 +359,114 @@ fn check_backing_name(path: &Path, name: String) -> Result<String, ImageError> {
     })
 }
 
-/// Packs one file and returns its layers and diff_ids: one per chunk, or (legacy format, as
-/// 0.4.2 writes them) one for the whole file.
+/// How one file is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packing {
+    /// The default format, with chunks of this size.
+    Chunked(u64),
+    /// The legacy format, cut into pieces of this size (`None`: one piece).
+    Legacy(Option<u64>),
+}
+
+/// How every file is packed: in the default format, each with the options' chunk size or (when
+/// `None`) its own, after checking that the manifest (with `other_layers` besides the files')
+/// stays within what registries accept.
+fn plan_packings(
+    options: &ExportOptions<'_>,
+    files: &[ExportFile],
+    other_layers: usize,
+) -> Result<Vec<Packing>, ImageError> {
+    let chunk_size = match options.disk_format {
+        DiskFormat::Chunked { chunk_size } => chunk_size,
+        DiskFormat::Legacy { chunk_size } => {
+            return Ok(vec![Packing::Legacy(chunk_size); files.len()]);
+        }
+    };
+    let segments = files
+        .iter()
+        .map(|file| Ok(chunked::file_segments(&file.path)?.1))
+        .collect::<Result<Vec<_>, ImageError>>()?;
+    let sizes: Vec<u64> = segments
+        .iter()
+        .map(|file| chunk_size.unwrap_or_else(|| chunked::auto_chunk_size(file)))
+        .collect();
+    let estimate = ManifestEstimate::new(&segments, &sizes, other_layers);
+    if estimate.bytes() <= MAX_MANIFEST_SIZE {
+        return Ok(sizes.into_iter().map(Packing::Chunked).collect());
+    }
+    let (largest, largest_chunks) = estimate.largest_file();
+    Err(ImageError::ManifestTooLarge {
+        vm: options.vm.to_owned(),
+        file: files[largest].path.clone(),
+        chunks: largest_chunks,
+        chunk_size: sizes[largest],
+        bytes: estimate.bytes(),
+        limit: MAX_MANIFEST_SIZE,
+        fitting_chunk_size: fitting_chunk_size(&segments, other_layers),
+    })
+}
+
+/// The manifest size limit of registries (the distribution registry's default) and of sarde.
+const MAX_MANIFEST_SIZE: u64 = sardine_oci::registry::MAX_MANIFEST_SIZE;
+
+/// The smallest power-of-two chunk size from the default up to the largest allowed that, used
+/// for every file, keeps the manifest within [`MAX_MANIFEST_SIZE`].
+fn fitting_chunk_size(segments: &[Vec<(u64, u64)>], other_layers: usize) -> Option<u64> {
+    std::iter::successors(Some(chunked::DEFAULT_CHUNK_SIZE), |size| Some(size * 2))
+        .take_while(|&size| size <= chunked::MAX_CHUNK_SIZE)
+        .find(|&size| {
+            let sizes = vec![size; segments.len()];
+            ManifestEstimate::new(segments, &sizes, other_layers).bytes() <= MAX_MANIFEST_SIZE
+        })
+}
+
+/// An upper bound of an image's manifest size, from its files' chunk counts.
+struct ManifestEstimate {
+    /// Chunks with data, per file.
+    chunks: Vec<u64>,
+    other_layers: usize,
+}
+
+impl ManifestEstimate {
+    /// Counts the chunks of each file (its data `segments`, cut at its chunk size).
+    fn new(segments: &[Vec<(u64, u64)>], sizes: &[u64], other_layers: usize) -> Self {
+        let chunks = segments
+            .iter()
+            .zip(sizes)
+            .map(|(segments, &size)| chunked::data_chunk_count(segments, size))
+            .collect();
+        Self {
+            chunks,
+            other_layers,
+        }
+    }
+
+    /// The manifest's size at most: every file a header layer and its chunks.
+    fn bytes(&self) -> u64 {
+        let files = self.chunks.len() as u64;
+        let chunks = self.other_layers as u64 + self.chunks.iter().sum::<u64>();
+        format::MANIFEST_BASE_BYTES
+            + files * format::MAX_HEADER_LAYER_BYTES
+            + chunks * format::MAX_CHUNK_LAYER_BYTES
+    }
+
+    /// The index and chunk count of the file with the most chunks.
+    fn largest_file(&self) -> (usize, u64) {
+        self.chunks
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by_key(|&(_, chunks)| chunks)
+            .unwrap_or_default()
+    }
+}
+
+/// Packs one file and returns its layers and diff_ids: in the legacy format (as 0.4.2 writes it)
+/// one diff_id for the whole file.
 fn pack(
     file: &ExportFile,
+    packing: Packing,
+    repo: &sardine_oci::layout::Repo,
     options: &ExportOptions<'_>,
     sink: &ReusingSink,
 ) -> Result<(Vec<Descriptor>, Vec<Digest>), ImageError> {
@@ -359,30 +474,12 @@ fn pack(
     options
         .progress
         .start(&format!("exporting {}", file.name), size);
-    let advance = |n: u64| options.progress.advance(n);
-    let result = match options.disk_format {
-        DiskFormat::Chunked { chunk_size } => {
-            let pack_options = PackOptions {
-                chunk_size,
-                level: 3,
-                threads: options.threads,
-            };
-            let packed = pack_file(&file.path, &pack_options, sink, &advance)?;
-            let layers = packed
-                .chunks
-                .iter()
-                .map(|chunk| chunk_layer(file, packed.size, chunk))
-                .collect();
-            (
-                layers,
-                packed
-                    .chunks
-                    .into_iter()
-                    .map(|chunk| chunk.digest)
-                    .collect(),
-            )
+    let result = match packing {
+        Packing::Chunked(chunk_size) => {
+            let (header_digest, _) = repo.put_blob_bytes(format::FILE_HEADER_BLOB)?;
+            pack_chunked(file, &header_digest, chunk_size, options, sink)?
         }
-        DiskFormat::Legacy { chunk_size } => {
+        Packing::Legacy(chunk_size) => {
             let packed = sardine_disk::legacy::pack_file(&file.path, &file.name, chunk_size, sink)?;
             options.progress.advance(size);
             let layers = packed
@@ -404,27 +501,33 @@ fn pack(
     Ok(result)
 }
 
-fn chunk_layer(
+/// Packs one file in the default format: its header layer, then its chunks that hold data.
+fn pack_chunked(
     file: &ExportFile,
-    file_size: u64,
-    chunk: &sardine_disk::chunked::PackedChunk,
-) -> Descriptor {
-    let mut layer = Descriptor::new(
-        format::CHUNK_MEDIA_TYPE,
-        &chunk.blob_digest,
-        chunk.blob_size,
-    );
-    for (key, value) in [
-        (media_types::ANNOTATION_TITLE, file.name.clone()),
-        (format::ANNOTATION_ROLE, file.role.as_str().to_owned()),
-        (format::ANNOTATION_FILE_SIZE, file_size.to_string()),
-        (format::ANNOTATION_OFFSET, chunk.offset.to_string()),
-        (format::ANNOTATION_LENGTH, chunk.length.to_string()),
-        (format::ANNOTATION_CHUNK_DIGEST, chunk.digest.to_string()),
-    ] {
-        layer.set_annotation(key, &value);
+    header_digest: &Digest,
+    chunk_size: u64,
+    options: &ExportOptions<'_>,
+    sink: &ReusingSink,
+) -> Result<(Vec<Descriptor>, Vec<Digest>), ImageError> {
+    let pack_options = PackOptions {
+        chunk_size,
+        level: 3,
+        threads: options.threads,
+    };
+    let advance = |n: u64| options.progress.advance(n);
+    let packed = pack_sparse_file(&file.path, &pack_options, sink, &advance)?;
+    let mut layers = vec![format::file_header_layer(
+        header_digest,
+        &file.name,
+        file.role,
+        packed.size,
+    )];
+    let mut diff_ids = vec![header_digest.clone()];
+    for chunk in packed.chunks {
+        layers.push(format::sparse_chunk_layer(&chunk));
+        diff_ids.push(chunk.digest);
     }
-    layer
+    Ok((layers, diff_ids))
 }
 
 fn history_entry(created_by: &str) -> serde_json::Value {
@@ -528,6 +631,43 @@ mod tests {
             "disk-1.qcow2"
         );
         assert_eq!(set.files.len(), 2);
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    /// The manifest bound for files with these segments at their automatic chunk sizes.
+    fn auto_estimate(files: &[Vec<(u64, u64)>]) -> u64 {
+        let sizes: Vec<u64> = files.iter().map(|f| chunked::auto_chunk_size(f)).collect();
+        ManifestEstimate::new(files, &sizes, 2).bytes()
+    }
+
+    #[test]
+    fn manifests_of_big_disks_stay_small_at_automatic_chunk_sizes() {
+        // 200 GiB with 2 MiB of data in two places; 1 TiB of data in one file.
+        let sparse = vec![(0, 1 << 20), (150 * GIB, 1 << 20)];
+        assert!(auto_estimate(std::slice::from_ref(&sparse)) <= 100 << 10);
+        let dense = vec![(0, 1024 * GIB)];
+        assert!(auto_estimate(std::slice::from_ref(&dense)) <= 1 << 20);
+        assert_eq!(
+            fitting_chunk_size(&[sparse], 2),
+            Some(chunked::DEFAULT_CHUNK_SIZE)
+        );
+    }
+
+    #[test]
+    fn a_manifest_too_large_is_found_with_the_chunk_size_that_fits() {
+        let dense = vec![vec![(0, 1024 * GIB)]];
+        let at_16_mib = ManifestEstimate::new(&dense, &[16 << 20], 2);
+        assert!(
+            at_16_mib.bytes() > MAX_MANIFEST_SIZE,
+            "65,536 chunks do not fit"
+        );
+        assert_eq!(at_16_mib.largest_file(), (0, 65_536));
+        let fitting = fitting_chunk_size(&dense, 2).unwrap();
+        assert!(ManifestEstimate::new(&dense, &[fitting], 2).bytes() <= MAX_MANIFEST_SIZE);
+        assert!(ManifestEstimate::new(&dense, &[fitting / 2], 2).bytes() > MAX_MANIFEST_SIZE);
+        let too_much = vec![vec![(0, 64 * 1024 * GIB)]];
+        assert_eq!(fitting_chunk_size(&too_much, 2), None);
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //! 1. the domain XML (`application/vnd.libvirt.domain.config+xml`), anonymised;
 //! 2. optionally the sardine VM config (`application/vnd.sardinecake.vm.config.v1+json`);
 //! 3. the files of the VM, each chain of disk images base first, then NVRAM, kernel, initrd:
-//!    - default format: fixed-size chunks, each a zstd frame of its own
-//!      (`application/vnd.sardinecake.disk.chunk.v1+zstd`), annotated with the file name,
-//!      the file's role and size, and the chunk's offset, length and uncompressed digest;
+//!    - default format, version 2 (manifest annotation `org.sardinecake.format: "2"`): per file,
+//!      a header layer (`application/vnd.sardinecake.file.v2+json`, the blob `{}`) annotated with
+//!      the file's name, role and size, followed by the chunks that hold data, each a zstd blob
+//!      (`application/vnd.sardinecake.disk.chunk.v1+zstd`) with one annotation: its offset,
+//!      length and uncompressed digest. Gaps between chunks are holes;
+//!    - default format, version 1 (images of earlier versions, still read): fixed-size chunks
+//!      tiling each file, all-zero ones too, each annotated with the file name, the file's role
+//!      and size, and the chunk's offset, length and uncompressed digest;
 //!    - legacy format (sardinecake 0.4.2): one gzip member per file, cut into pieces
 //!      (`<mime>+gzip`, then `<mime>+gzip;chunk=N`).
 //!
@@ -36,6 +41,22 @@ pub const ANNOTATION_OFFSET: &str = "org.sardinecake.chunk.offset";
 pub const ANNOTATION_LENGTH: &str = "org.sardinecake.chunk.length";
 /// Annotation: `sha256:<hex>` of the chunk's uncompressed bytes.
 pub const ANNOTATION_CHUNK_DIGEST: &str = "org.sardinecake.chunk.digest";
+
+/// Media type of the header layer of a file in the default format, version 2.
+pub const FILE_MEDIA_TYPE: &str = "application/vnd.sardinecake.file.v2+json";
+/// The content of a file header layer: its annotations say everything.
+pub const FILE_HEADER_BLOB: &[u8] = b"{}";
+/// Annotation of a chunk in format version 2: `<offset> <length> sha256:<hex>` (the chunk's range
+/// in the file and the digest of its uncompressed bytes).
+pub const ANNOTATION_CHUNK: &str = "org.sardinecake.chunk";
+/// Manifest annotation: the version of the default format (absent: version 1).
+pub const ANNOTATION_FORMAT: &str = "org.sardinecake.format";
+/// The version of the default format that export writes, and the newest that import reads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The largest file a header of format version 2 may declare (its holes cost nothing, but a
+/// size without bounds is no size).
+pub const MAX_FILE_SIZE: u64 = 64 << 40;
 
 /// The largest domain XML or sardine config we read.
 pub const MAX_SMALL_BLOB: u64 = 1 << 20;
@@ -165,6 +186,9 @@ pub enum ImageFile {
         size: u64,
         /// The chunks, by offset.
         chunks: Vec<Chunk>,
+        /// Whether gaps between the chunks are holes (format version 2), rather than the chunks
+        /// tiling the file (version 1).
+        sparse: bool,
     },
     /// sardinecake 0.4.2's format: one gzip member cut into pieces, name in the gzip header.
     Legacy {
@@ -190,6 +214,7 @@ impl ImageLayers {
     /// Sorts out a manifest's layers, checking everything that import relies on: one domain
     /// XML, plain file names, chunks that tile each file exactly, sizes within bounds.
     pub fn from_manifest(manifest: &Manifest) -> Result<ImageLayers, ImageError> {
+        check_format_version(manifest)?;
         let mut domain = None;
         let mut vmconfig = None;
         let mut files: Vec<ImageFile> = Vec::new();
@@ -203,6 +228,11 @@ impl ImageLayers {
                 if vmconfig.is_none() {
                     vmconfig = Some(bounded(layer, MAX_SMALL_BLOB)?.clone());
                 }
+            } else if media_type == FILE_MEDIA_TYPE {
+                add_file_header(&mut files, layer)?;
+            } else if media_type == CHUNK_MEDIA_TYPE && layer.annotation(ANNOTATION_CHUNK).is_some()
+            {
+                add_sparse_chunk(&mut files, layer)?;
             } else if media_type == CHUNK_MEDIA_TYPE {
                 add_chunk(&mut files, layer)?;
             } else if let Some((mime, index)) = sardine_disk::legacy::parse_media_type(media_type) {
@@ -232,11 +262,15 @@ impl ImageLayers {
         })?;
         for file in &mut files {
             if let ImageFile::Chunked {
-                name, size, chunks, ..
+                name,
+                size,
+                chunks,
+                sparse,
+                ..
             } = file
             {
                 chunks.sort_by_key(|c| c.offset);
-                check_tiling(name, *size, chunks)?;
+                check_tiling(name, *size, chunks, *sparse)?;
             }
         }
         Ok(ImageLayers {
@@ -272,16 +306,7 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
         length: annotation_u64(layer, ANNOTATION_LENGTH)?,
         digest: check_digest(annotation(layer, ANNOTATION_CHUNK_DIGEST)?)?,
     };
-    if chunk.length > sardine_disk::chunked::MAX_CHUNK_SIZE {
-        return Err(ImageError::Malformed {
-            what: format!(
-                "layer {}: a chunk of {name} claims {} bytes (at most {} allowed)",
-                layer.digest,
-                chunk.length,
-                sardine_disk::chunked::MAX_CHUNK_SIZE
-            ),
-        });
-    }
+    check_chunk(&name, &chunk)?;
     let existing = files
         .iter_mut()
         .find(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
@@ -290,9 +315,10 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
             role: r,
             size: s,
             chunks,
+            sparse,
             ..
         }) => {
-            if *r != role || *s != size {
+            if *r != role || *s != size || *sparse {
                 return Err(ImageError::Malformed {
                     what: format!("the chunks of {name} disagree on its role or size"),
                 });
@@ -304,7 +330,117 @@ fn add_chunk(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), Image
             role,
             size,
             chunks: vec![chunk],
+            sparse: false,
         }),
+    }
+    Ok(())
+}
+
+/// Refuses images of a newer format version than this one reads.
+fn check_format_version(manifest: &Manifest) -> Result<(), ImageError> {
+    let Some(value) = manifest
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(ANNOTATION_FORMAT))
+    else {
+        return Ok(());
+    };
+    match value.parse::<u32>() {
+        Ok(version) if (1..=FORMAT_VERSION).contains(&version) => Ok(()),
+        _ => Err(ImageError::Malformed {
+            what: format!(
+                "the manifest says format version {value:?}; this version reads 1 to {FORMAT_VERSION} (a newer one wrote it?)"
+            ),
+        }),
+    }
+}
+
+/// Starts a file of format version 2 from its header layer.
+fn add_file_header(files: &mut Vec<ImageFile>, layer: &Descriptor) -> Result<(), ImageError> {
+    let name = plain_file_name(annotation(layer, ANNOTATION_TITLE)?)?.to_owned();
+    let role = FileRole::parse(annotation(layer, ANNOTATION_ROLE)?)?;
+    let size = annotation_u64(layer, ANNOTATION_FILE_SIZE)?;
+    if size > MAX_FILE_SIZE {
+        return Err(ImageError::Malformed {
+            what: format!("{name} claims {size} bytes (at most {MAX_FILE_SIZE} allowed)"),
+        });
+    }
+    let taken = files
+        .iter()
+        .any(|f| matches!(f, ImageFile::Chunked { name: n, .. } if *n == name));
+    if taken {
+        return Err(ImageError::Malformed {
+            what: format!("the image has two files called {name}"),
+        });
+    }
+    files.push(ImageFile::Chunked {
+        name,
+        role,
+        size,
+        chunks: Vec::new(),
+        sparse: true,
+    });
+    Ok(())
+}
+
+/// Adds a chunk of format version 2 to the file whose header precedes it.
+fn add_sparse_chunk(files: &mut [ImageFile], layer: &Descriptor) -> Result<(), ImageError> {
+    match files.last_mut() {
+        Some(ImageFile::Chunked {
+            name,
+            chunks,
+            sparse: true,
+            ..
+        }) => {
+            let chunk = parse_sparse_chunk(layer)?;
+            check_chunk(name, &chunk)?;
+            chunks.push(chunk);
+            Ok(())
+        }
+        _ => Err(ImageError::Malformed {
+            what: format!(
+                "chunk layer {} does not follow the header layer of its file",
+                layer.digest
+            ),
+        }),
+    }
+}
+
+/// The chunk a layer of format version 2 describes in its [`ANNOTATION_CHUNK`].
+fn parse_sparse_chunk(layer: &Descriptor) -> Result<Chunk, ImageError> {
+    let value = annotation(layer, ANNOTATION_CHUNK)?;
+    let malformed = || ImageError::Malformed {
+        what: format!(
+            "layer {}: annotation {ANNOTATION_CHUNK}={value:?} is not \"<offset> <length> <digest>\"",
+            layer.digest
+        ),
+    };
+    let mut fields = value.split(' ');
+    let (Some(offset), Some(length), Some(digest), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(malformed());
+    };
+    let chunk = Chunk {
+        blob: layer.clone(),
+        offset: offset.parse().map_err(|_| malformed())?,
+        length: length.parse().map_err(|_| malformed())?,
+        digest: check_digest(digest)?,
+    };
+    Ok(chunk)
+}
+
+/// Checks that the length of a chunk of the file `name` is within bounds.
+fn check_chunk(name: &str, chunk: &Chunk) -> Result<(), ImageError> {
+    if chunk.length > sardine_disk::chunked::MAX_CHUNK_SIZE {
+        return Err(ImageError::Malformed {
+            what: format!(
+                "layer {}: a chunk of {name} claims {} bytes (at most {} allowed)",
+                chunk.blob.digest,
+                chunk.length,
+                sardine_disk::chunked::MAX_CHUNK_SIZE
+            ),
+        });
     }
     Ok(())
 }
@@ -356,10 +492,13 @@ pub fn plain_file_name(name: &str) -> Result<&str, ImageError> {
     Ok(name)
 }
 
-fn check_tiling(name: &str, size: u64, chunks: &[Chunk]) -> Result<(), ImageError> {
+/// Checks that the chunks (sorted by offset) tile `[0, size)`; `sparse`: that they do not overlap
+/// and end within it.
+fn check_tiling(name: &str, size: u64, chunks: &[Chunk], sparse: bool) -> Result<(), ImageError> {
     let mut next = 0u64;
     for chunk in chunks {
-        if chunk.offset != next || chunk.length == 0 {
+        let gap = chunk.offset > next && sparse;
+        if (chunk.offset != next && !gap) || chunk.length == 0 {
             return Err(ImageError::Malformed {
                 what: format!(
                     "the chunks of {name} do not tile it (gap or overlap at byte {next})"
@@ -373,13 +512,54 @@ fn check_tiling(name: &str, size: u64, chunks: &[Chunk]) -> Result<(), ImageErro
                 what: format!("chunk of {name} overflows"),
             })?;
     }
-    if next != size {
+    if next > size || (next != size && !sparse) {
         return Err(ImageError::Malformed {
             what: format!("the chunks of {name} cover {next} bytes, but it has {size}"),
         });
     }
     Ok(())
 }
+
+/// The header layer of a file in format version 2; `header_digest` is that of [`FILE_HEADER_BLOB`].
+pub fn file_header_layer(header_digest: &str, name: &str, role: FileRole, size: u64) -> Descriptor {
+    let mut layer = Descriptor::new(
+        FILE_MEDIA_TYPE,
+        header_digest,
+        FILE_HEADER_BLOB.len() as u64,
+    );
+    layer.set_annotation(ANNOTATION_TITLE, name);
+    layer.set_annotation(ANNOTATION_ROLE, role.as_str());
+    layer.set_annotation(ANNOTATION_FILE_SIZE, &size.to_string());
+    layer
+}
+
+/// The layer of a chunk in format version 2.
+pub fn sparse_chunk_layer(chunk: &sardine_disk::chunked::PackedChunk) -> Descriptor {
+    let mut layer = Descriptor::new(CHUNK_MEDIA_TYPE, &chunk.blob_digest, chunk.blob_size);
+    layer.set_annotation(
+        ANNOTATION_CHUNK,
+        &format!("{} {} {}", chunk.offset, chunk.length, chunk.digest),
+    );
+    layer
+}
+
+/// Marks a manifest as written in [`FORMAT_VERSION`].
+pub fn set_format_version(manifest: &mut Manifest) {
+    manifest
+        .annotations
+        .get_or_insert_default()
+        .insert(ANNOTATION_FORMAT.to_owned(), FORMAT_VERSION.to_string());
+}
+
+/// At most what a chunk layer (or a domain XML or VM config layer) adds to a manifest: with the
+/// longest numbers, checked by a test. A real one takes about 360 bytes.
+pub const MAX_CHUNK_LAYER_BYTES: u64 = 420;
+
+/// At most what a file header layer adds to a manifest, with a name of 255 bytes.
+pub const MAX_HEADER_LAYER_BYTES: u64 = 768;
+
+/// At most what a manifest takes besides its layers (config descriptor, annotations).
+pub const MANIFEST_BASE_BYTES: u64 = 1024;
 
 /// The image config blob (what docker calls the image configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -504,6 +684,150 @@ mod tests {
             all.extend(layers);
             assert!(ImageLayers::from_manifest(&manifest(all)).is_err());
         }
+    }
+
+    fn header(name: &str, size: u64) -> Descriptor {
+        file_header_layer(D1, name, FileRole::Disk, size)
+    }
+
+    fn sparse_chunk(offset: u64, length: u64) -> Descriptor {
+        sparse_chunk_layer(&sardine_disk::chunked::PackedChunk {
+            offset,
+            length,
+            digest: Digest::parse(D1).unwrap(),
+            blob_digest: Digest::parse(D2).unwrap(),
+            blob_size: 10,
+        })
+    }
+
+    fn v2(files: Vec<Descriptor>) -> Result<ImageLayers, ImageError> {
+        let mut layers = vec![Descriptor::new(DOMAIN_XML, D1, 1)];
+        layers.extend(files);
+        let mut m = manifest(layers);
+        set_format_version(&mut m);
+        ImageLayers::from_manifest(&m)
+    }
+
+    #[test]
+    fn version_2_files_are_their_headers_and_the_chunks_with_data() {
+        let layers = v2(vec![
+            header("big.raw", 1 << 40),
+            sparse_chunk(5 << 30, 16),
+            sparse_chunk(0, 16),
+            header("empty.raw", 1 << 30),
+            header("nvram.fd", 8),
+            sparse_chunk(0, 8),
+        ])
+        .unwrap();
+        let files: Vec<(&str, u64, Vec<u64>, bool)> = layers
+            .files
+            .iter()
+            .map(|f| match f {
+                ImageFile::Chunked {
+                    name,
+                    size,
+                    chunks,
+                    sparse,
+                    ..
+                } => (
+                    name.as_str(),
+                    *size,
+                    chunks.iter().map(|c| c.offset).collect(),
+                    *sparse,
+                ),
+                ImageFile::Legacy { .. } => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("big.raw", 1 << 40, vec![0, 5 << 30], true),
+                ("empty.raw", 1 << 30, vec![], true),
+                ("nvram.fd", 8, vec![0], true),
+            ]
+        );
+    }
+
+    #[test]
+    fn version_2_refuses_overlaps_overruns_orphans_and_twins() {
+        for files in [
+            vec![header("a", 100), sparse_chunk(0, 20), sparse_chunk(10, 20)],
+            vec![header("a", 100), sparse_chunk(90, 20)],
+            vec![header("a", 100), sparse_chunk(10, 0)],
+            vec![sparse_chunk(0, 10), header("a", 100)],
+            vec![header("a", 100), header("a", 100)],
+            vec![chunk("a", 0, 100, 100), sparse_chunk(0, 10)],
+            vec![header("a", 100), chunk("a", 0, 100, 100)],
+            vec![header("a", MAX_FILE_SIZE + 1)],
+        ] {
+            assert!(v2(files.clone()).is_err(), "{files:?}");
+        }
+    }
+
+    #[test]
+    fn version_2_chunk_annotations_are_checked() {
+        for value in [
+            "0 16",
+            "0 16 sha256:1 x",
+            "x 16 sha256:1",
+            "0 16 sha256:zz",
+            "0 9999999999999 sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        ] {
+            let mut layer = sparse_chunk(0, 16);
+            layer.set_annotation(ANNOTATION_CHUNK, value);
+            assert!(v2(vec![header("a", 1 << 50), layer]).is_err(), "{value}");
+        }
+    }
+
+    #[test]
+    fn newer_format_versions_are_refused_and_version_1_images_have_none() {
+        let mut m = manifest(vec![
+            Descriptor::new(DOMAIN_XML, D1, 1),
+            chunk("a", 0, 1, 1),
+        ]);
+        ImageLayers::from_manifest(&m).unwrap();
+        for (version, ok) in [("1", true), ("2", true), ("3", false), ("x", false)] {
+            m.annotations
+                .get_or_insert_default()
+                .insert(ANNOTATION_FORMAT.to_owned(), version.to_owned());
+            let result = ImageLayers::from_manifest(&m);
+            assert_eq!(result.is_ok(), ok, "{version}");
+        }
+    }
+
+    #[test]
+    fn layers_add_at_most_the_bytes_the_estimate_counts() {
+        let mut layers = vec![Descriptor::new(DOMAIN_XML, D1, u64::MAX)];
+        let empty = manifest(layers.clone()).to_json().len() as u64;
+        let longest = sardine_disk::chunked::PackedChunk {
+            offset: u64::MAX,
+            length: u64::MAX,
+            digest: Digest::parse(D1).unwrap(),
+            blob_digest: Digest::parse(D2).unwrap(),
+            blob_size: u64::MAX,
+        };
+        layers.push(sparse_chunk_layer(&longest));
+        let one_chunk = manifest(layers.clone()).to_json().len() as u64;
+        assert!(
+            one_chunk - empty <= MAX_CHUNK_LAYER_BYTES,
+            "{}",
+            one_chunk - empty
+        );
+        let name = "n".repeat(255);
+        layers.push(file_header_layer(D1, &name, FileRole::Initrd, u64::MAX));
+        let with_header = manifest(layers.clone()).to_json().len() as u64;
+        assert!(
+            with_header - one_chunk <= MAX_HEADER_LAYER_BYTES,
+            "{}",
+            with_header - one_chunk
+        );
+        let mut versioned = manifest(layers);
+        set_format_version(&mut versioned);
+        assert!(
+            versioned.to_json().len() as u64 - with_header
+                + manifest(vec![]).to_json().len() as u64
+                <= MANIFEST_BASE_BYTES
+        );
     }
 
     #[test]

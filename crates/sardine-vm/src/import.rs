@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sardine_disk::chunked::{ChunkSource, unpack_file};
+use sardine_disk::chunked::{ChunkSource, unpack_file, unpack_sparse_file};
 use sardine_libvirt::{BootFile, DomainXml, ImageMetadata, Libvirt, sanitize};
 use sardine_oci::Digest;
 use sardine_oci::layout::Store;
@@ -97,9 +97,10 @@ impl LocalImage {
         let mut needed = 0u64;
         for file in &self.layers.files {
             match file {
-                ImageFile::Chunked { chunks, .. } => {
+                // Version 2 lists no all-zero chunks; version 1 lists them all.
+                ImageFile::Chunked { chunks, sparse, .. } => {
                     for chunk in chunks {
-                        if !zero_digests.is_zero(chunk.length, &chunk.digest) {
+                        if *sparse || !zero_digests.is_zero(chunk.length, &chunk.digest) {
                             needed = needed.saturating_add(chunk.length);
                         }
                     }
@@ -366,6 +367,7 @@ fn unpack_all(
                 role,
                 size,
                 chunks,
+                sparse,
             } => {
                 let sources = chunks
                     .iter()
@@ -383,7 +385,12 @@ fn unpack_all(
                     .collect::<Result<Vec<_>, ImageError>>()?;
                 options.progress.start(&format!("importing {name}"), *size);
                 let advance = |n: u64| options.progress.advance(n);
-                unpack_file(
+                let unpack = if *sparse {
+                    unpack_sparse_file
+                } else {
+                    unpack_file
+                };
+                unpack(
                     &staging.join(name),
                     *size,
                     &sources,

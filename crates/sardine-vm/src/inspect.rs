@@ -133,6 +133,7 @@ fn summarise(file: &ImageFile) -> FileSummary {
             role,
             size,
             chunks,
+            ..
         } => {
             let blobs: HashSet<(&str, u64)> = chunks
                 .iter()

@@ -28,7 +28,6 @@ pub mod vmconfig;
 pub use error::{ImageError, hint_of};
 pub use progress::{NoProgress, Progress, RegistryProgress};
 
-pub use sardine_disk::chunked::DEFAULT_CHUNK_SIZE;
 pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, Vm};
 pub use sardine_oci::credentials::{self, CredentialsError};
 pub use sardine_oci::layout::{Store, StoreError};

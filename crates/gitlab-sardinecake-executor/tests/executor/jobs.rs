@@ -106,7 +106,7 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         domain_xml_file: None,
         vmconfig_file: Some(&vmconfig),
         disk_format: DiskFormat::Chunked {
-            chunk_size: 8 << 20,
+            chunk_size: Some(8 << 20),
         },
         force: false,
         threads: 2,

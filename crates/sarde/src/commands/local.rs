@@ -19,7 +19,7 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
     let (store, reference) = locate(settings, args.container(), args.raw.raw)?;
     let disk_format = match args.disk_format() {
         cli::DiskFormat::Chunked => DiskFormat::Chunked {
-            chunk_size: args.chunksize.unwrap_or(sardine_vm::DEFAULT_CHUNK_SIZE),
+            chunk_size: args.chunksize,
         },
         cli::DiskFormat::Legacy => DiskFormat::Legacy {
             chunk_size: args.chunksize,

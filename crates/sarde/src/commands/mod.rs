@@ -168,6 +168,10 @@ fn sarde_hint(error: &ImageError) -> Option<String> {
         ImageError::NoSpace { .. } => {
             "free some space (e.g. `sarde prune`) or choose another --vmdir".to_owned()
         }
+        ImageError::ManifestTooLarge {
+            fitting_chunk_size: Some(size),
+            ..
+        } => format!("export with --chunksize {}MiB (or more)", size >> 20),
         ImageError::Store(StoreError::TagNotFound { .. } | StoreError::DigestNotFound { .. }) => {
             "`sarde list` shows the local images".to_owned()
         }

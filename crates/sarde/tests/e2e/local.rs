@@ -7,6 +7,7 @@ use std::path::Path;
 use sardine_oci::layout::Store;
 use sardine_oci::reference::Reference;
 use sardine_testbed::{TestVm, VmGuard, VmOptions, file_digest, unique_name};
+use sardine_vm::format::{ImageFile, ImageLayers};
 
 use crate::common::{SHUTDOWN, Workdir, allocated, code};
 
@@ -31,24 +32,21 @@ fn in_guest(vm: &TestVm, command: &str) -> String {
     output.stdout
 }
 
-/// The (digest, uncompressed digest) of every disk chunk layer of an image in the store.
+/// The (blob digest, uncompressed length) of every disk chunk of an image in the store.
 fn chunk_blobs(ocidir: &Path, reference: &str) -> Vec<(String, u64)> {
     let reference = Reference::parse(reference).unwrap();
     let repo = Store::new(ocidir).repo(reference.name()).unwrap();
     let descriptor = repo.resolve(reference.tag(), None).unwrap();
     let manifest = repo.read_manifest(&descriptor).unwrap();
-    manifest
-        .layers
-        .iter()
-        .filter(|l| l.media_type() == sardine_disk::chunked::MEDIA_TYPE_CHUNK)
-        .map(|l| {
-            let length = l
-                .annotation("org.sardinecake.chunk.length")
-                .unwrap()
-                .parse()
-                .unwrap();
-            (l.digest.clone(), length)
+    ImageLayers::from_manifest(&manifest)
+        .unwrap()
+        .files
+        .into_iter()
+        .flat_map(|file| match file {
+            ImageFile::Chunked { chunks, .. } => chunks,
+            ImageFile::Legacy { .. } => Vec::new(),
         })
+        .map(|chunk| (chunk.blob.digest, chunk.length))
         .collect()
 }
 

@@ -2,6 +2,7 @@
 //! (`scripts/test` runs them in its network namespace): real libvirt, real registries and the
 //! tiny guest.
 //!
+//! * `big_disks`: images of a 200 GiB sparse disk through a real registry; manifest limits.
 //! * `cli`: the command line (help, completions, man pages, configuration, usage errors).
 //! * `local`: export, import, list, getconfig, clone and rm of real VMs.
 //! * `registry`: login, logout, fetch, push and pull against a real registry.
@@ -20,6 +21,7 @@
 //! boots a guest has `guest`, `boot`, `roundtrip`, `round_trip` or `executor_job` in its name,
 //! so no module may have one of them in its name (all its tests would count as booting).
 
+mod big_disks;
 mod cli;
 mod common;
 mod container_verbs;

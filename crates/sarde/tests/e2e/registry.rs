@@ -39,8 +39,9 @@ fn login(env: &Workdir, registry: &str, user: &str, password: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Imports `image` from `ocidir` under a unique name; the guard removes the VM.
-fn import(env: &Workdir, ocidir: &Path, image: &str) -> VmGuard {
+/// Imports `image` from `ocidir` under a unique name into `<vmdir>/<name>/<name>/`; the guard
+/// removes the VM.
+pub(crate) fn import(env: &Workdir, ocidir: &Path, image: &str) -> VmGuard {
     let name = sardine_testbed::unique_name("imported");
     let guard = VmGuard::adopt(&name).unwrap();
     let vmdir = env.vmdir().join(&name);
