@@ -254,6 +254,9 @@ pub struct ImageMetadata {
     pub id: String,
     /// The store it was imported from (absolute); `None` in VMs imported before sarde recorded it.
     pub store: Option<String>,
+    /// The digest of the manifest it was made from; `None` in VMs imported before sarde
+    /// recorded it.
+    pub manifest: Option<String>,
 }
 
 /// A libvirt domain definition.
@@ -384,6 +387,9 @@ impl DomainXml {
         if let Some(store) = &image.store {
             attrs.push(("store", store.as_str()));
         }
+        if let Some(manifest) = &image.manifest {
+            attrs.push(("manifest", manifest.as_str()));
+        }
         self.set_sardine_element(SARDINE_NAMESPACE, "sardine", "image", &attrs);
     }
 
@@ -394,6 +400,7 @@ impl DomainXml {
             reference: attr(image, "reference")?.to_owned(),
             id: attr(image, "id")?.to_owned(),
             store: attr(image, "store").map(str::to_owned),
+            manifest: attr(image, "manifest").map(str::to_owned),
         })
     }
 

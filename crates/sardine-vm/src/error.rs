@@ -59,6 +59,12 @@ pub enum ImageError {
         /// Bytes pruning could free.
         freeable: u64,
     },
+    /// A VM of the name an import would use exists, but sarde did not make it from this image.
+    #[error("a VM named {name:?} exists that was not imported from this image (in this store)")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
     /// No such VM in libvirt.
     #[error("VM {name:?} not found")]
     VmNotFound {
@@ -221,6 +227,7 @@ impl ImageError {
                 Some(format!("shut it down first (`virsh shutdown '{name}'`)"))
             }
             ImageError::InUse { .. } => Some("remove those VMs first".into()),
+            ImageError::NameTaken { .. } => Some("import under another name".into()),
             ImageError::NotOurs { name, .. } => Some(format!(
                 "it is left alone; if it is garbage, remove it yourself (`virsh destroy '{name}'`)"
             )),

@@ -159,12 +159,8 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     let image = LocalImage::open(options.store, options.reference)?;
     // Importing (also for a clone of the image) counts as a use, even when the VM exists.
     options.store.mark_used(&image.manifest_digest);
-    let name = options
-        .name
-        .filter(|n| !n.is_empty())
-        .unwrap_or(image.id())
-        .to_owned();
-    check_vm_name(&name)?;
+    let explicit = options.name.filter(|n| !n.is_empty());
+    check_vm_name(explicit.unwrap_or(image.id()))?;
     let mut domain = DomainXml::parse(&image.domain_xml()?)?;
     // Images written by sardinecake 0.4.2 carry the exporting host's live state (emulator
     // path, seclabels, pty paths, tap names, ...): that is removed; character devices that
@@ -175,17 +171,24 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
     }
     // Refuse early, before touching the VM directory or unpacking anything.
     check_policy(&domain, &file_names(&image)?, options.allow_unsafe_xml)?;
+    check_bound_to_config(&image)?;
 
     // libvirtd resolves relative paths against its own working directory, not the user's:
     // every path the domain gets is absolute and canonical.
     let vmdir = crate::paths::canonical_dir(options.vmdir)?;
+    let libvirt = Libvirt::open(options.connect)?;
+    let store = absolute_store(options.store);
+    let name = choose_name(&libvirt, &image, explicit, &store)?;
     let dir = vmdir.join(&name);
     let _lock = sardine_oci::lock::lock_exclusive(&vmdir.join(format!(".{name}.lock")))?;
 
-    let libvirt = Libvirt::open(options.connect)?;
     let mut in_use = crate::prune::use_base_vms(options.store)?;
     if let Some(vm) = libvirt.lookup(&name)? {
-        let missing = missing_files(&vm, image.id())?;
+        if !made_from(&vm, &image, &store)? {
+            // Another import took the name meanwhile.
+            return Err(ImageError::NameTaken { name });
+        }
+        let missing = missing_files(&vm)?;
         if missing.is_empty() {
             tracing::info!("VM {name} already exists");
             return Ok(Imported {
@@ -235,7 +238,8 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
         domain.set_image_metadata(&ImageMetadata {
             reference: options.reference.to_string(),
             id: image.id().to_string(),
-            store: absolute_store(options.store),
+            store: store.clone(),
+            manifest: Some(image.manifest_digest.to_string()),
         });
         if dir.exists() {
             tracing::warn!(
@@ -276,14 +280,92 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
 /// The files of `vm` (disks, backing files, kernel, initrd) that do not exist, if it is a VM
 /// imported from the image `image_id`; a VM that sarde did not import from it is left alone.
 /// (The NVRAM is not counted: libvirt makes it from its template when it has none.)
-fn missing_files(vm: &sardine_libvirt::Vm, image_id: &str) -> Result<Vec<String>, ImageError> {
-    let domain = DomainXml::parse(&vm.xml(true)?)?;
-    if domain
-        .image_metadata()
-        .is_none_or(|image| image.id != image_id)
+/// Checks that the config (whose digest is the image ID, which names base VMs) vouches for the
+/// layers of an image in sarde's format: the domain XML, the sardine config and every chunk's
+/// uncompressed digest must be among its `rootfs.diff_ids`, which sarde's export writes. An
+/// image that reuses another image's config with layers of its own is refused. (Legacy images
+/// are checked file by file after unpacking, [`check_legacy_diff_id`].)
+fn check_bound_to_config(image: &LocalImage) -> Result<(), ImageError> {
+    let mut chunk_digests = image.layers.files.iter().flat_map(|file| match file {
+        ImageFile::Chunked { chunks, .. } => chunks.iter().map(|c| c.digest.clone()).collect(),
+        ImageFile::Legacy { .. } => Vec::new(),
+    });
+    let Some(first) = chunk_digests.next() else {
+        return Ok(());
+    };
+    let diff_ids: std::collections::HashSet<Digest> = image.diff_ids()?.into_iter().collect();
+    let layers = [Some(&image.layers.domain), image.layers.vmconfig.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|layer| layer.valid_digest())
+        .collect::<Result<Vec<_>, _>>()?;
+    match layers
+        .into_iter()
+        .chain(std::iter::once(first))
+        .chain(chunk_digests)
+        .find(|digest| !diff_ids.contains(digest))
     {
-        return Ok(Vec::new());
+        None => Ok(()),
+        Some(stray) => Err(ImageError::Malformed {
+            what: format!(
+                "layer content {stray} is not among the diff_ids of the image config {} (an image that borrows another image's config?)",
+                image.id()
+            ),
+        }),
     }
+}
+
+/// The name of the base VM: the one asked for, else the image ID. A VM of that name that
+/// sarde did not make from this very manifest in this store is never reused because of its
+/// name: an explicit name is then refused, and the image ID gives way to
+/// `<image ID>-<12 hex digits of the manifest digest>` (two images may share a config blob).
+fn choose_name(
+    libvirt: &Libvirt,
+    image: &LocalImage,
+    explicit: Option<&str>,
+    store: &Option<String>,
+) -> Result<String, ImageError> {
+    let primary = explicit.unwrap_or(image.id()).to_owned();
+    let taken = |name: &str| -> Result<bool, ImageError> {
+        match libvirt.lookup(name)? {
+            Some(vm) => Ok(!made_from(&vm, image, store)?),
+            None => Ok(false),
+        }
+    };
+    if !taken(&primary)? {
+        return Ok(primary);
+    }
+    if explicit.is_some() {
+        return Err(ImageError::NameTaken { name: primary });
+    }
+    let alternative = format!("{primary}-{}", &image.manifest_digest.hex()[..12]);
+    tracing::warn!(
+        "VM {primary} exists but was not imported from {} in this store: importing as {alternative}",
+        image.manifest_digest
+    );
+    if taken(&alternative)? {
+        return Err(ImageError::NameTaken { name: alternative });
+    }
+    Ok(alternative)
+}
+
+/// Whether `vm` is the one sarde imported from `image`'s manifest into `store`.
+fn made_from(
+    vm: &sardine_libvirt::Vm,
+    image: &LocalImage,
+    store: &Option<String>,
+) -> Result<bool, ImageError> {
+    let domain = DomainXml::parse(&vm.xml(true)?)?;
+    Ok(domain.image_metadata().is_some_and(|recorded| {
+        recorded.id == image.id().as_str()
+            && recorded.manifest.as_deref() == Some(image.manifest_digest.as_str())
+            && recorded.store == *store
+    }))
+}
+
+/// The files of `vm` (an import of this image) that are gone.
+fn missing_files(vm: &sardine_libvirt::Vm) -> Result<Vec<String>, ImageError> {
+    let domain = DomainXml::parse(&vm.xml(true)?)?;
     let boot = domain.boot_files();
     let files = domain
         .all_disk_files()

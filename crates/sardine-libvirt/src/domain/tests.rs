@@ -544,6 +544,7 @@ fn image_metadata_round_trips_and_is_replaced() {
         reference: reference.into(),
         id: id.into(),
         store: store.map(Into::into),
+        manifest: store.map(|_| "sha256:cc".into()),
     };
     domain.set_image_metadata(&image("localhost:5000/vm:1", "sha256:aa", None));
     domain.set_image_metadata(&image("localhost:5000/vm:2", "sha256:bb", Some("/var/oci")));
@@ -564,6 +565,7 @@ fn the_owner_is_kept_next_to_the_image_record() {
         reference: "r/vm:1".into(),
         id: "sha256:aa".into(),
         store: None,
+        manifest: None,
     });
     domain.set_owner("gitlab-sardinecake-executor");
     let again = DomainXml::parse(&domain.to_xml().unwrap()).unwrap();
