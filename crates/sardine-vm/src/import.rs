@@ -286,29 +286,28 @@ pub fn import(options: &ImportOptions<'_>) -> Result<Imported, ImageError> {
 /// image that reuses another image's config with layers of its own is refused. (Legacy images
 /// are checked file by file after unpacking, [`check_legacy_diff_id`].)
 fn check_bound_to_config(image: &LocalImage) -> Result<(), ImageError> {
-    let mut chunk_digests = image.layers.files.iter().flat_map(|file| match file {
-        ImageFile::Chunked { chunks, .. } => chunks.iter().map(|c| c.digest.clone()).collect(),
-        ImageFile::Legacy { .. } => Vec::new(),
-    });
-    let Some(first) = chunk_digests.next() else {
+    let mut claims: Vec<(String, Digest)> = Vec::new();
+    for file in &image.layers.files {
+        if let ImageFile::Chunked { name, chunks, .. } = file {
+            claims.extend(chunks.iter().map(|chunk| {
+                let what = format!("the chunk at offset {} of {name}", chunk.offset);
+                (what, chunk.digest.clone())
+            }));
+        }
+    }
+    if claims.is_empty() {
         return Ok(());
-    };
+    }
+    claims.push(("the domain XML".into(), image.layers.domain.valid_digest()?));
+    if let Some(vmconfig) = &image.layers.vmconfig {
+        claims.push(("the sardine config".into(), vmconfig.valid_digest()?));
+    }
     let diff_ids: std::collections::HashSet<Digest> = image.diff_ids()?.into_iter().collect();
-    let layers = [Some(&image.layers.domain), image.layers.vmconfig.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|layer| layer.valid_digest())
-        .collect::<Result<Vec<_>, _>>()?;
-    match layers
-        .into_iter()
-        .chain(std::iter::once(first))
-        .chain(chunk_digests)
-        .find(|digest| !diff_ids.contains(digest))
-    {
+    match claims.into_iter().find(|(_, digest)| !diff_ids.contains(digest)) {
         None => Ok(()),
-        Some(stray) => Err(ImageError::Malformed {
+        Some((what, digest)) => Err(ImageError::Malformed {
             what: format!(
-                "layer content {stray} is not among the diff_ids of the image config {} (an image that borrows another image's config?)",
+                "{what} has content digest {digest}, which is not among the diff_ids of the image config {} (an image that borrows another image's config?)",
                 image.id()
             ),
         }),

@@ -6,7 +6,7 @@
 use sardine_testbed::{Noise, digest_of, file_digest};
 
 use crate::hostile_support::{
-    CHUNK_DIGEST, Env, FILE_SIZE, INDEX_TYPE, Image, LENGTH, Layer, TITLE, domain_xml,
+    CHUNK_DIGEST, Env, FILE_SIZE, IMAGE, INDEX_TYPE, Image, LENGTH, Layer, TITLE, domain_xml,
 };
 
 #[test]
@@ -416,4 +416,58 @@ fn hostile_domain_takes_host_resources_from_other_jobs() {
         image.layers[0] = Layer::new(crate::hostile_support::DOMAIN_TYPE, xml.into_bytes());
         env.assert_refused(&image, &[path]);
     }
+}
+
+#[test]
+fn hostile_layers_the_config_does_not_vouch_for() {
+    // An image that borrows a popular image's config (its diff_ids) with a domain XML of its
+    // own: the config's digest would name its base VM, so the config must vouch for it.
+    let env = Env::new();
+    let mut image = Image::ordinary();
+    image.layers[0].diff_id = Some(digest_of(b"another image's domain XML"));
+    env.assert_refused(&image, &["not among the diff_ids"]);
+}
+
+#[test]
+fn hostile_a_vm_named_as_the_image_id_is_not_reused() {
+    let env = Env::new();
+    Image::ordinary().write(&env.ocidir());
+    let inspected: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", IMAGE, "--format", "json"])).unwrap();
+    let id = inspected["id"].as_str().unwrap().to_owned();
+    // Somebody else's VM with the image ID for a name (an old import elsewhere, a trap).
+    let foreign = sardine_testbed::VmGuard::adopt(&id).unwrap();
+    let xml = env.path().join("foreign.xml");
+    fs_err::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>{id}</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64'>hvm</type></os></domain>"
+        ),
+    )
+    .unwrap();
+    let defined = sardine_testbed::netns_command("virsh")
+        .args(["-c", &sardine_testbed::libvirt_uri(), "define"])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(defined.status.success(), "{defined:?}");
+
+    let vmdir = env.vmdir().to_string_lossy().into_owned();
+    let import = |what: &str| -> serde_json::Value {
+        let out = env.ok(&["import", IMAGE, "-o", &vmdir, "--format", "json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{what}: {e}: {out}"))
+    };
+    let first = import("first import");
+    let name = first["name"].as_str().unwrap().to_owned();
+    let _ours = sardine_testbed::VmGuard::adopt(&name).unwrap();
+    assert!(name.starts_with(&format!("{id}-")) && name != id, "{first}");
+    assert_eq!(first["existed"], false, "{first}");
+    assert!(foreign.exists(), "the foreign VM is left alone");
+    let again = import("second import");
+    assert_eq!(
+        (again["name"].as_str(), &again["existed"]),
+        (Some(name.as_str()), &serde_json::json!(true)),
+        "{again}"
+    );
 }

@@ -153,6 +153,8 @@ impl Image {
             layer.annotate(OFFSET, &(i * chunk_size).to_string());
             layer.annotate(LENGTH, &chunk.len().to_string());
             layer.annotate(CHUNK_DIGEST, &digest_of(chunk));
+            // What sarde's export lists in the config: the chunk's uncompressed digest.
+            layer.diff_id = Some(digest_of(chunk));
             self.layers.push(layer);
         }
         self
