@@ -37,5 +37,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = serde_json::from_slice::<sardine_oci::manifest::Index>(data);
     let _ = serde_json::from_slice::<ImageConfig>(data);
-    let _ = sardine_vm::vmconfig::validate(data, "fuzz");
+    let _ = sardine_vm::vmconfig::VmConfig::parse(data, "fuzz");
 });
