@@ -127,12 +127,7 @@ fn hostile_control_an_undeclared_backing_format_on_a_qcow2_file_imports() {
     image.write(&env.ocidir());
     let name = sardine_testbed::unique_name("hostile-undeclared");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
-    let output = env.import(&name, &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    env.import_ok(&name);
     assert!(guard.exists());
 }
 
@@ -245,12 +240,7 @@ fn hostile_vm_files_are_private_to_their_owner() {
     Image::ordinary().write(&env.ocidir());
     let name = sardine_testbed::unique_name("hostile-private");
     let _guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
-    let output = env.import(&name, &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    env.import_ok(&name);
     let dir = env.vmdir().join(&name);
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("disk.img")), 0o600);

@@ -16,12 +16,7 @@ fn hostile_control_an_ordinary_hand_built_image_imports() {
     Image::ordinary().write(&env.ocidir());
     let name = sardine_testbed::unique_name("hostile-control");
     let guard = sardine_testbed::VmGuard::adopt(&name).unwrap();
-    let output = env.import(&name, &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = env.import_ok(&name);
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), name);
     assert!(guard.exists());
     let disk = env.vmdir().join(&name).join("disk.img");

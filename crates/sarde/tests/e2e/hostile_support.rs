@@ -308,6 +308,17 @@ impl Env {
         self.run(&args)
     }
 
+    /// [`Env::import`] without extra arguments, which must succeed; returns its output.
+    pub fn import_ok(&self, name: &str) -> Output {
+        let output = self.import(name, &[]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
     /// Every path below the test directory, except inside the store (relative, sorted).
     pub fn snapshot(&self) -> BTreeSet<PathBuf> {
         let mut paths = BTreeSet::new();
