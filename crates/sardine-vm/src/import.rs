@@ -303,7 +303,10 @@ fn check_bound_to_config(image: &LocalImage) -> Result<(), ImageError> {
         claims.push(("the sardine config".into(), vmconfig.valid_digest()?));
     }
     let diff_ids: std::collections::HashSet<Digest> = image.diff_ids()?.into_iter().collect();
-    match claims.into_iter().find(|(_, digest)| !diff_ids.contains(digest)) {
+    match claims
+        .into_iter()
+        .find(|(_, digest)| !diff_ids.contains(digest))
+    {
         None => Ok(()),
         Some((what, digest)) => Err(ImageError::Malformed {
             what: format!(

@@ -37,6 +37,12 @@ fn prepare_test_user() -> TestUser {
         "0",
         "these tests need root: they create the local user {TEST_USER} and run dropbear"
     );
+    // nextest runs every test in a process of its own: two `useradd` at once can both "succeed"
+    // (one /etc/passwd update lost), leaving a home owned by a uid nobody has, which dropbear
+    // then refuses for key logins. One process at a time prepares the user.
+    let lock =
+        fs_err::File::create(std::env::temp_dir().join("sardine-ssh-test-user.lock")).unwrap();
+    lock.file().lock().unwrap();
     if !Command::new("id")
         .arg(TEST_USER)
         .stdout(Stdio::null())
@@ -86,6 +92,7 @@ fn prepare_test_user() -> TestUser {
     if fs_err::read_to_string(&authorized).ok().as_deref() != Some(public.as_str()) {
         fs_err::write(&authorized, &public).unwrap();
     }
+    run("chown", &[&format!("{TEST_USER}:"), home.to_str().unwrap()]);
     run(
         "chown",
         &["-R", &format!("{TEST_USER}:"), ssh_dir.to_str().unwrap()],
