@@ -21,13 +21,6 @@ use crate::settings::Settings;
 
 /// Built-in SSH user and password, as sardinecake 0.4.2 (Vagrant's convention).
 pub const DEFAULT_CREDENTIAL: &str = "vagrant";
-/// Where guest addresses are looked for, in this order.
-pub const ADDRESS_SOURCES: [AddressSource; 3] = [
-    AddressSource::Lease,
-    AddressSource::Arp,
-    AddressSource::Agent,
-];
-
 /// The SSH login for the guest at `host`: each part from the settings, else the image's
 /// sardine config, else the built-in `vagrant`/`vagrant` on port 22.
 pub fn ssh_target(
@@ -52,19 +45,36 @@ pub fn ssh_target(
     Ok(login.target(host)?)
 }
 
-/// The address of the VM `name`, waiting up to `timeout` for one to appear.
+/// The address of the VM `name` and its MACs, waiting up to `timeout` for an address to
+/// appear in one of `sources` (on the VM's own interfaces only). Fails when another running
+/// VM on the host claims the same address (its lease or ARP entry): then nobody can tell
+/// which guest would answer.
 pub async fn address(
-    connect: Option<&str>,
+    settings: &Settings,
     name: &str,
     timeout: Duration,
-) -> anyhow::Result<IpAddr> {
-    let (connect, name) = (connect.map(str::to_owned), name.to_owned());
+) -> anyhow::Result<(IpAddr, Vec<String>)> {
+    let (connect, name) = (settings.connect.clone(), name.to_owned());
+    let sources = settings.address_sources.clone();
     blocking(move || {
         let libvirt = Libvirt::open(connect.as_deref())?;
         let Some(vm) = libvirt.lookup(&name)? else {
             bail!("the job's VM {name} does not exist (any more); did prepare succeed, or was the VM destroyed?");
         };
-        Ok(vm.wait_for_address(timeout, &ADDRESS_SOURCES)?)
+        let address = vm.wait_for_address(timeout, &sources)?;
+        for source in [AddressSource::Lease, AddressSource::Arp] {
+            let others = libvirt.holders_of(address, &name, source)?;
+            if !others.is_empty() {
+                bail!(
+                    "the address {address} of the job's VM {name} is also held by {} ({}): \
+                     two guests answer there; are they clones of an image with a fixed \
+                     /etc/machine-id or DHCP client id? (docs/gitlab-runner.md, \"Preparing images\")",
+                    others.join(", "),
+                    source.as_str()
+                );
+            }
+        }
+        Ok((address, vm.mac_addresses()?))
     })
     .await
 }

@@ -10,6 +10,7 @@ pub mod env;
 pub mod exit;
 mod fetch;
 mod guest;
+mod identity;
 mod logging;
 pub mod settings;
 pub mod stages;

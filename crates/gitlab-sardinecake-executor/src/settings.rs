@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sardine_config::{Config, DEFAULT_SECTION, Entry};
-use sardine_vm::Reference;
+use sardine_vm::{AddressSource, Reference};
 
 use crate::cli::SharedOptions;
 
@@ -25,6 +25,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_OCIDIR: &str = "/var/lib/sardinecake/oci";
 /// Built-in directory of imported base VMs.
 pub const DEFAULT_VMDIR: &str = "/var/lib/sardinecake/vms";
+/// Built-in libvirt network of job VMs: libvirt's own NAT network.
+pub const DEFAULT_NETWORK: &str = "default";
+/// Built-in nwfilter on every job VM interface: libvirt's anti-spoofing filter.
+pub const DEFAULT_NETWORK_FILTER: &str = "clean-traffic";
 /// Built-in directory of the job VMs' overlays.
 pub const DEFAULT_CLONEDIR: &str = "/var/lib/sardinecake/clones";
 
@@ -33,7 +37,7 @@ pub const DEFAULT_CLONEDIR: &str = "/var/lib/sardinecake/clones";
 /// Space automatic pruning keeps free on top of what a fetch or an import needs.
 const DEFAULT_KEEP_FREE: u64 = 1 << 30;
 
-const KNOWN_KEYS: [&str; 27] = [
+const KNOWN_KEYS: [&str; 30] = [
     "connect",
     "username",
     "password",
@@ -56,6 +60,9 @@ const KNOWN_KEYS: [&str; 27] = [
     "concurrency",
     "insecure-registries",
     "ssh-port",
+    "network",
+    "network-filter",
+    "address-sources",
     "auto-prune",
     "keep-free",
     "no-run",
@@ -150,6 +157,13 @@ pub struct Settings {
     pub insecure_registries: Vec<String>,
     /// SSH port in the guest (`None`: the image's, else 22).
     pub ssh_port: Option<u16>,
+    /// The libvirt network every interface of a job VM is put on, whatever the image says.
+    pub network: String,
+    /// The nwfilter on every job VM interface (`None`: `network-filter = none`).
+    pub network_filter: Option<String>,
+    /// Where the job VM's address is looked up, in order (`address-sources`, default the
+    /// network's DHCP lease of the VM's own MAC only: the guest agent is the guest's word).
+    pub address_sources: Vec<AddressSource>,
     /// With `auto-prune = yes`: the space to keep free on top of what a fetch or an import
     /// needs, pruning least recently used images when it is short (`keep-free`, 1 GiB).
     pub auto_prune: Option<u64>,
@@ -211,6 +225,25 @@ impl Lookup<'_> {
             ),
         }
     }
+}
+
+/// `address-sources`: a list of `lease`, `arp` and `agent` (default: `lease`).
+fn address_sources(lookup: &Lookup<'_>) -> anyhow::Result<Vec<AddressSource>> {
+    let names = lookup.list("address-sources");
+    if names.is_empty() {
+        return Ok(vec![AddressSource::Lease]);
+    }
+    names
+        .iter()
+        .map(|name| {
+            [AddressSource::Lease, AddressSource::Arp, AddressSource::Agent]
+                .into_iter()
+                .find(|source| source.as_str().eq_ignore_ascii_case(name))
+                .with_context(|| {
+                    format!("invalid address source {name:?} in 'address-sources': expected lease, arp or agent")
+                })
+        })
+        .collect()
 }
 
 /// Resolves the settings for a job whose `image:` is `job_image` (if it has one).
@@ -325,6 +358,15 @@ pub fn resolve(
         ssh_port: lookup.parsed("ssh-port", "a TCP port from 1 to 65535", |v| {
             v.parse().ok().filter(|p| *p > 0)
         })?,
+        network: lookup
+            .string("network")
+            .unwrap_or_else(|| DEFAULT_NETWORK.to_owned()),
+        network_filter: match lookup.string("network-filter") {
+            Some(none) if none.eq_ignore_ascii_case("none") => None,
+            Some(filter) => Some(filter),
+            None => Some(DEFAULT_NETWORK_FILTER.to_owned()),
+        },
+        address_sources: address_sources(&lookup)?,
         auto_prune: auto_prune(config, lookup.section)?,
         warnings: unknown_keys(config, lookup.section),
         section,
@@ -516,6 +558,19 @@ impl Settings {
             format!(
                 "insecure-registries = {}",
                 self.insecure_registries.join(", ")
+            ),
+            format!("network = {}", self.network),
+            format!(
+                "network-filter = {}",
+                self.network_filter.as_deref().unwrap_or("none")
+            ),
+            format!(
+                "address-sources = {}",
+                self.address_sources
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ]
         .join("\n")

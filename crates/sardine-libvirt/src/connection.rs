@@ -44,6 +44,14 @@ pub enum LibvirtError {
         /// The address sources asked, and the last error of each.
         sources: String,
     },
+    /// libvirt gave a definition of a VM that cannot be read.
+    #[error("the definition libvirt has of VM '{vm}' cannot be read: {message}")]
+    Definition {
+        /// The VM's name.
+        vm: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The VM did not shut off in time.
     #[error("VM '{vm}' was still running after {waited:?}")]
     StillRunning {
@@ -224,6 +232,23 @@ impl Libvirt {
         Vm::new(domain)
     }
 
+    /// The running VMs other than `except` that `source` says hold `address` (a VM that
+    /// cannot be asked makes no claim).
+    pub fn holders_of(
+        &self,
+        address: IpAddr,
+        except: &str,
+        source: AddressSource,
+    ) -> Result<Vec<String>, LibvirtError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|vm| vm.name() != except && vm.state().ok() == Some(VmState::Running))
+            .filter(|vm| vm.addresses(source).is_ok_and(|a| a.contains(&address)))
+            .map(|vm| vm.name().to_owned())
+            .collect())
+    }
+
     /// Creates and starts a transient VM, which disappears when it stops.
     pub fn create_transient(&self, xml: &str) -> Result<Vm, LibvirtError> {
         let action = format!("starting transient VM '{}'", name_in(xml));
@@ -374,8 +399,26 @@ impl Vm {
         }
     }
 
-    /// The guest's IP addresses according to `source`.
+    /// The MAC addresses of the VM's interfaces (lower case), from its live definition.
+    pub fn mac_addresses(&self) -> Result<Vec<String>, LibvirtError> {
+        let xml = self.xml(false)?;
+        let domain = crate::DomainXml::parse(&xml).map_err(|e| LibvirtError::Definition {
+            vm: self.name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(domain
+            .interfaces()
+            .into_iter()
+            .filter_map(|interface| interface.mac)
+            .map(|mac| mac.to_ascii_lowercase())
+            .collect())
+    }
+
+    /// The guest's IP addresses according to `source`, on interfaces with one of the VM's own
+    /// MAC addresses only: a guest agent may report any interface (or lie), and an address is
+    /// this VM's only if it belongs to an interface libvirt gave it.
     pub fn addresses(&self, source: AddressSource) -> Result<Vec<IpAddr>, LibvirtError> {
+        let macs = self.mac_addresses()?;
         let interfaces = self
             .domain
             .interface_addresses(source.raw(), 0)
@@ -385,6 +428,12 @@ impl Vm {
             )))?;
         Ok(interfaces
             .iter()
+            .filter(|interface| {
+                interface
+                    .hwaddr
+                    .as_ref()
+                    .is_some_and(|mac| macs.contains(&mac.to_ascii_lowercase()))
+            })
             .flat_map(|interface| &interface.addrs)
             .filter_map(|address| address.addr.parse().ok())
             .collect())

@@ -655,6 +655,37 @@ impl DomainXml {
         }
     }
 
+    /// Puts every interface on the libvirt network `network`, whatever the image said (a
+    /// `bridge`, `direct` or `user` interface included): `type='network'` with only
+    /// `<source network=…>`, and `<filterref filter=…>` when `filter` is given (libvirt's
+    /// `clean-traffic` stops MAC, IP and ARP spoofing). The MAC, model, addressing on the
+    /// guest's bus and boot order stay; everything else that picks a host-side endpoint
+    /// (`<target>`, `<virtualport>`, `<backend>`, `<ip>`, `<route>`, `<tune>`, …) goes.
+    pub fn attach_interfaces(&mut self, network: &str, filter: Option<&str>) {
+        const KEPT: [&str; 6] = ["mac", "model", "address", "boot", "alias", "driver"];
+        let Some(devices) = self.devices_mut() else {
+            return;
+        };
+        for interface in children_mut(devices, "interface") {
+            interface.attributes.retain(|name, _| name == "type");
+            set_attr(interface, "type", "network");
+            interface.children.retain(|node| {
+                node.as_element()
+                    .is_some_and(|e| KEPT.iter().any(|kept| is_named(e, kept)))
+            });
+            interface.children.push(XMLNode::Element(new_element(
+                "source",
+                &[("network", network)],
+            )));
+            if let Some(filter) = filter {
+                interface.children.push(XMLNode::Element(new_element(
+                    "filterref",
+                    &[("filter", filter)],
+                )));
+            }
+        }
+    }
+
     /// Sets `<memory>` and `<currentMemory>` (when present) to `mib` MiB.
     pub fn set_memory_mib(&mut self, mib: u64) {
         let value = mib.to_string();

@@ -59,6 +59,21 @@ pub enum SshError {
         source: russh::Error,
     },
 
+    /// The server's host key is not the one the target pinned: another machine answers at the
+    /// guest's address (or the guest's keys changed). Nothing was sent to it: the key is
+    /// checked during the key exchange, before any password or key signature.
+    #[error("the SSH server at {host}:{port} has host key {seen}, not the pinned {expected}")]
+    HostKeyChanged {
+        /// The guest's host name or address.
+        host: String,
+        /// The SSH port.
+        port: u16,
+        /// The pinned fingerprint.
+        expected: String,
+        /// The fingerprint the server presented.
+        seen: String,
+    },
+
     /// The server rejected every authentication method we were given.
     #[error("SSH authentication as '{user}' on {host} failed")]
     AuthFailed {
@@ -149,6 +164,9 @@ impl SshError {
                 Some("name a user, or give the image a sardine config with users")
             }
             SshError::NoAuthMethod { .. } => Some("give a password or a key file"),
+            SshError::HostKeyChanged { .. } => Some(
+                "another machine may hold the guest's address: check the network's DHCP leases and the VMs on it",
+            ),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@
 //!     port: 22,
 //!     user: "root".into(),
 //!     auth: vec![Auth::Password("secret".into())],
+//!     host_key: None,
 //! };
 //! let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
 //! let status = session

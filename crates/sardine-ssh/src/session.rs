@@ -1,13 +1,16 @@
 //! Logging in: one bounded attempt ([`Session::connect`]) or retries while the guest boots
 //! ([`Session::connect_with_retry`]).
 //!
-//! Host keys are accepted without verification and their fingerprint is logged at debug
-//! level. Guests are throwaway clones that generate new host keys on every boot and get their
-//! addresses from DHCP, so the same IP keeps showing up with different keys: checking
-//! `known_hosts` would turn every reused address into a spurious "host key changed" failure
-//! (sardinecake 0.4.2's W15). The connection never leaves the host's private guest network.
+//! Host keys are not checked against `known_hosts`: guests are throwaway clones that may make
+//! new host keys on every boot and get their addresses from DHCP, so the same IP keeps showing
+//! up with different keys, and `known_hosts` would turn every reused address into a spurious
+//! "host key changed" failure (sardinecake 0.4.2's W15). Instead a session reports the key it
+//! saw ([`Session::host_key`]) and a [`Target`] may pin one ([`Target::host_key`]): the
+//! executor pins the key of its first login for the rest of the job, so a machine that takes
+//! over the guest's address later is refused. The check is part of the key exchange, so a
+//! refused server never receives a password or a key signature.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
@@ -30,9 +33,10 @@ const KEEPALIVE_MAX: usize = 4;
 /// An authenticated SSH connection to a guest. Run commands with [`Session::exec`] and friends;
 /// several commands may run at the same time on one session.
 pub struct Session {
-    pub(crate) handle: Handle<AcceptAnyHostKey>,
+    pub(crate) handle: Handle<HostKeyCheck>,
     pub(crate) host: String,
     pub(crate) port: u16,
+    host_key: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -87,6 +91,12 @@ impl Session {
         }
     }
 
+    /// The SHA-256 fingerprint of the server's host key (`SHA256:…`), to pin with
+    /// [`Target::pinned`] for later logins.
+    pub fn host_key(&self) -> &str {
+        &self.host_key
+    }
+
     /// Ends the session politely (SSH disconnect message).
     pub async fn close(self) -> Result<(), SshError> {
         self.handle
@@ -103,8 +113,8 @@ async fn connect_once(
     timeout: Duration,
 ) -> Result<Session, SshError> {
     let attempt = async {
-        let handle = handshake(target).await?;
-        authenticate(target, handle, credentials).await
+        let (handle, host_key) = handshake(target).await?;
+        authenticate(target, handle, host_key, credentials).await
     };
     tokio::time::timeout(timeout, attempt)
         .await
@@ -117,8 +127,8 @@ async fn connect_once(
         })
 }
 
-/// TCP connect and SSH key exchange.
-async fn handshake(target: &Target) -> Result<Handle<AcceptAnyHostKey>, SshError> {
+/// TCP connect and SSH key exchange; returns the host key's fingerprint too.
+async fn handshake(target: &Target) -> Result<(Handle<HostKeyCheck>, String), SshError> {
     let stream = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|source| SshError::Connect {
@@ -134,18 +144,35 @@ async fn handshake(target: &Target) -> Result<Handle<AcceptAnyHostKey>, SshError
         keepalive_max: KEEPALIVE_MAX,
         ..client::Config::default()
     };
-    let handler = AcceptAnyHostKey {
+    let seen = Arc::new(Mutex::new(None));
+    let handler = HostKeyCheck {
         host: target.host.clone(),
+        expected: target.host_key.clone(),
+        seen: Arc::clone(&seen),
     };
-    client::connect_stream(Arc::new(config), stream, handler)
-        .await
-        .map_err(|source| handshake_error(target, source))
+    let result = client::connect_stream(Arc::new(config), stream, handler).await;
+    let seen = seen.lock().map_or(None, |seen| seen.clone());
+    match (result, seen) {
+        (Ok(handle), Some(seen)) => Ok((handle, seen)),
+        (Err(_), Some(seen)) if target.host_key.as_ref().is_some_and(|e| *e != seen) => {
+            Err(SshError::HostKeyChanged {
+                host: target.host.clone(),
+                port: target.port,
+                expected: target.host_key.clone().unwrap_or_default(),
+                seen,
+            })
+        }
+        (Err(source), _) => Err(handshake_error(target, source)),
+        // russh checks the server key before it completes the handshake.
+        (Ok(_), None) => Err(handshake_error(target, russh::Error::UnknownKey)),
+    }
 }
 
 /// Tries each credential in order; the first success wins.
 async fn authenticate(
     target: &Target,
-    mut handle: Handle<AcceptAnyHostKey>,
+    mut handle: Handle<HostKeyCheck>,
+    host_key: String,
     credentials: &[Credential],
 ) -> Result<Session, SshError> {
     for credential in credentials {
@@ -170,6 +197,7 @@ async fn authenticate(
                 handle,
                 host: target.host.clone(),
                 port: target.port,
+                host_key,
             });
         }
         debug!(host = %target.host, user = %target.user, method = %credential.describe(), "SSH login rejected");
@@ -185,10 +213,7 @@ async fn authenticate(
 }
 
 /// The signature hash to use for `key`: the server's best for RSA keys, none otherwise.
-async fn rsa_hash(
-    handle: &Handle<AcceptAnyHostKey>,
-    key: &russh::keys::PrivateKey,
-) -> Option<HashAlg> {
+async fn rsa_hash(handle: &Handle<HostKeyCheck>, key: &russh::keys::PrivateKey) -> Option<HashAlg> {
     if !key.algorithm().is_rsa() {
         return None;
     }
@@ -207,12 +232,15 @@ fn handshake_error(target: &Target, source: russh::Error) -> SshError {
     }
 }
 
-/// russh client handler that accepts any host key (see the module documentation).
-pub(crate) struct AcceptAnyHostKey {
+/// russh client handler that records the server's host key and accepts it if the target
+/// pinned no key or this one (see the module documentation).
+pub(crate) struct HostKeyCheck {
     host: String,
+    expected: Option<String>,
+    seen: Arc<Mutex<Option<String>>>,
 }
 
-impl client::Handler for AcceptAnyHostKey {
+impl client::Handler for HostKeyCheck {
     type Error = russh::Error;
 
     async fn check_server_key(
@@ -224,8 +252,13 @@ impl client::Handler for AcceptAnyHostKey {
             PublicKeyOrCertificate::Certificate(cert) => {
                 cert.public_key().fingerprint(HashAlg::Sha256)
             }
-        };
-        debug!(host = %self.host, %fingerprint, "accepting the guest's host key without verification (throwaway guest)");
-        Ok(true)
+        }
+        .to_string();
+        let accepted = self.expected.as_ref().is_none_or(|e| *e == fingerprint);
+        debug!(host = %self.host, %fingerprint, pinned = ?self.expected, accepted, "the guest's host key");
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(fingerprint);
+        }
+        Ok(accepted)
     }
 }

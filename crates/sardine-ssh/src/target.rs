@@ -53,6 +53,19 @@ pub struct Target {
     pub user: String,
     /// Authentication methods, tried in this order until one succeeds.
     pub auth: Vec<Auth>,
+    /// The SHA-256 fingerprint (`SHA256:…`, as [`crate::Session::host_key`] reports it) the
+    /// server's host key must have; any key is accepted when unset.
+    pub host_key: Option<String>,
+}
+
+impl Target {
+    /// This target, accepting only the host key with `fingerprint`.
+    pub fn pinned(self, fingerprint: &str) -> Target {
+        Target {
+            host_key: Some(fingerprint.to_owned()),
+            ..self
+        }
+    }
 }
 
 /// The SSH port when nobody names one.
@@ -115,6 +128,7 @@ impl Login {
             port: self.port.unwrap_or(DEFAULT_PORT),
             user,
             auth,
+            host_key: None,
         })
     }
 }
@@ -285,6 +299,7 @@ mod tests {
                 path: "/nonexistent/sardine-key".into(),
                 passphrase: None,
             }],
+            host_key: None,
         };
         let err = load_credentials(&target).err();
         assert!(
@@ -306,6 +321,7 @@ mod tests {
                 path,
                 passphrase: None,
             }],
+            host_key: None,
         };
         let err = load_credentials(&target).err();
         assert!(matches!(err, Some(SshError::Key { .. })), "{err:?}");
@@ -318,6 +334,7 @@ mod tests {
             port: 22,
             user: "u".into(),
             auth: vec![],
+            host_key: None,
         };
         let err = load_credentials(&target).err();
         assert!(

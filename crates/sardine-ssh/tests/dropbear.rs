@@ -425,3 +425,41 @@ impl AsyncWrite for Recorder {
         Poll::Ready(Ok(()))
     }
 }
+
+#[tokio::test]
+async fn a_pinned_host_key_admits_that_server_only() {
+    let server = Dropbear::start();
+    let first = login(&server).await;
+    let fingerprint = first.host_key().to_owned();
+    assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
+    first.close().await.unwrap();
+
+    let pinned = server.password_target().pinned(&fingerprint);
+    let again = Session::connect(&pinned, CONNECT_TIMEOUT).await.unwrap();
+    assert_eq!(again.host_key(), fingerprint);
+
+    // Another server (its own host keys) at the pinned target's address and port.
+    let port = server.port;
+    drop(server);
+    let impostor = Dropbear::start_on(port);
+    let started = Instant::now();
+    let err = Session::connect_with_retry(&pinned, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not retried: {err:?}"
+    );
+    match err {
+        SshError::HostKeyChanged { expected, seen, .. } => {
+            assert_eq!(expected, fingerprint);
+            assert_ne!(seen, fingerprint);
+        }
+        other => panic!("expected HostKeyChanged, got {other:?}"),
+    }
+    assert!(
+        !impostor.log().to_lowercase().contains("password"),
+        "no password reached the impostor:\n{}",
+        impostor.log()
+    );
+}

@@ -311,6 +311,7 @@ pub fn ssh(host: &str, user: &str, password: &str, command: &str) -> anyhow::Res
         port: 22,
         user: user.to_owned(),
         auth: vec![sardine_ssh::Auth::Password(password.to_owned())],
+        host_key: None,
     };
     let command = command.to_owned();
     // A thread of its own, so that this works from sync and async tests alike.

@@ -69,6 +69,18 @@ pub struct CloneOptions<'a> {
     /// The program the clone is made by and for (recorded in its metadata, see
     /// [`crate::remove::discard_vm`]); `None` for a VM of the user's.
     pub owner: Option<&'a str>,
+    /// The network every interface of the clone is put on, whatever its source says; `None`
+    /// keeps the source's interfaces.
+    pub network: Option<Network<'a>>,
+}
+
+/// A libvirt network for a clone's interfaces, and the nwfilter on each of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Network<'a> {
+    /// The libvirt network's name.
+    pub name: &'a str,
+    /// An nwfilter such as `clean-traffic` (no MAC, IP or ARP spoofing), or none.
+    pub filter: Option<&'a str>,
 }
 
 /// The clone.
@@ -221,6 +233,9 @@ fn make_clone(
         domain.set_vcpus(vcpus);
     }
     cap_resources(domain, options);
+    if let Some(network) = options.network {
+        domain.attach_interfaces(network.name, network.filter);
+    }
     if let Some(owner) = options.owner {
         domain.set_owner(owner);
     }

@@ -5,19 +5,21 @@
 //! infrastructure are system failures with a message that says what failed; only a failing
 //! prepare script (the administrator's check of the guest) fails the job as a build failure.
 //! Unlike sardinecake 0.4.2: the SSH login is retried until the deadline instead of tried once
-//! (W15), addresses also come from ARP and the guest agent, and a fetch failure is a system
-//! failure rather than skopeo's exit status (W14).
+//! (W15), the job VM is put on the configured network behind an anti-spoofing filter whatever
+//! its image says, its identity is checked and recorded for the run stages (crate::identity),
+//! and a fetch failure is a system failure rather than skopeo's exit status (W14).
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sardine_ssh::ExitStatus;
-use sardine_vm::clone::{CloneMode, CloneOptions};
+use sardine_vm::clone::{CloneMode, CloneOptions, Network};
 use sardine_vm::import::{ImportOptions, Imported};
 use sardine_vm::{NoProgress, Reference, Store};
 
 use crate::exit::Outcome;
 use crate::guest::{self, ScriptEnd};
+use crate::identity::{self, Identity};
 use crate::logging::Step;
 use crate::stages::{StageContext, cleanup};
 use crate::{fetch, settings::Settings};
@@ -47,9 +49,9 @@ pub async fn prepare(ctx: &StageContext) -> anyhow::Result<Outcome> {
 
     let deadline = Instant::now() + settings.timeout;
     let step = Step::start(format!("waiting for the address of {name}"));
-    let address = guest::address(settings.connect.as_deref(), &name, remaining(deadline))
+    let (address, macs) = guest::address(settings, &name, remaining(deadline))
         .await
-        .with_context(|| format!("the job's VM {name} got no address"))?;
+        .with_context(|| format!("the job's VM {name} got no address of its own"))?;
     step.done_with(&address.to_string());
 
     let target = guest::ssh_target(settings, ctx.image_config().as_ref(), &address.to_string())?;
@@ -58,7 +60,16 @@ pub async fn prepare(ctx: &StageContext) -> anyhow::Result<Outcome> {
         target.user, target.port
     ));
     let session = guest::connect(&target, remaining(deadline)).await?;
-    step.done();
+    identity::check_guest_mac(&session, &name, address, &macs).await?;
+    step.done_with(session.host_key());
+    let identity = Identity {
+        address,
+        macs,
+        host_key: session.host_key().to_owned(),
+    };
+    identity
+        .save(&Identity::path(&settings.clonedir, &name))
+        .context("cannot record the job VM's identity")?;
 
     let outcome = match &settings.prepare_script {
         Some(path) => run_prepare_script(&session, path, &name).await?,
@@ -130,6 +141,7 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
     let (clonedir, connect) = (settings.clonedir.clone(), settings.connect.clone());
     let (memory_mib, vcpus) = (settings.memory_mib, settings.cpus);
     let (max_memory_mib, max_vcpus) = (settings.max_memory_mib, settings.max_cpus);
+    let (network, filter) = (settings.network.clone(), settings.network_filter.clone());
     tokio::task::spawn_blocking(move || {
         sardine_vm::clone::clone(&CloneOptions {
             source: &base_owned,
@@ -144,6 +156,10 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
             owner: Some(crate::stages::OWNER),
             max_memory_mib: Some(max_memory_mib),
             max_vcpus: Some(max_vcpus),
+            network: Some(Network {
+                name: &network,
+                filter: filter.as_deref(),
+            }),
         })
     })
     .await

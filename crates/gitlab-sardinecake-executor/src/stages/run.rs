@@ -5,17 +5,19 @@
 //! `BUILD_EXIT_CODE_FILE` (so a script's `exit 2` is never taken for a system failure, and
 //! `allow_failure: exit_codes` works). A VM that is gone or unreachable is a system failure.
 //! SIGTERM from the runner (cancel, timeout) is passed on to the script, and the stage ends at
-//! once. Unlike sardinecake 0.4.2 (W13, W16), the script is read as bytes, the image comes from
+//! once. Before the script, the guest must prove it is the job's VM (same address as in
+//! prepare, the host key prepare pinned, the VM's MAC: crate::identity). Unlike sardinecake 0.4.2 (W13, W16), the script is read as bytes, the image comes from
 //! the same settings as in prepare, and every failure has its own exit status.
 
 use std::path::Path;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use sardine_ssh::ExitStatus;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit::{self, Outcome};
 use crate::guest::{self, ScriptEnd};
+use crate::identity::{self, Identity};
 use crate::stages::StageContext;
 
 /// Runs `script` (a file on this host) for the runner's stage `stage`.
@@ -26,10 +28,21 @@ pub async fn run(ctx: &StageContext, script: &Path, stage: &str) -> anyhow::Resu
     let settings = &ctx.settings;
 
     let login = async {
-        let address = guest::address(settings.connect.as_deref(), &name, settings.timeout).await?;
+        let (address, _) = guest::address(settings, &name, settings.timeout).await?;
+        let identity = Identity::load(&Identity::path(&settings.clonedir, &name))?;
+        if address != identity.address {
+            bail!(
+                "the job's VM {name} now has the address {address}, not {} as in prepare: \
+                 another guest may answer there",
+                identity.address
+            );
+        }
         let target =
-            guest::ssh_target(settings, ctx.image_config().as_ref(), &address.to_string())?;
-        guest::connect(&target, settings.timeout).await
+            guest::ssh_target(settings, ctx.image_config().as_ref(), &address.to_string())?
+                .pinned(&identity.host_key);
+        let session = guest::connect(&target, settings.timeout).await?;
+        identity::check_guest_mac(&session, &name, address, &identity.macs).await?;
+        anyhow::Ok(session)
     };
     let session = tokio::select! {
         session = login => session?,

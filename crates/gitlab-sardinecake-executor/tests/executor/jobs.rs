@@ -10,8 +10,8 @@ use sardine_oci::reference::Reference;
 use sardine_oci::registry::{ClientOptions, RegistryClient};
 use sardine_oci::transfer::{TransferOptions, push_image};
 use sardine_testbed::{
-    Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, libvirt_uri, scratch_dir,
-    unique_name,
+    NETWORK, Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, libvirt_uri,
+    scratch_dir, unique_name,
 };
 use sardine_vm::NoProgress;
 use sardine_vm::export::{DiskFormat, ExportOptions, export};
@@ -42,7 +42,7 @@ impl Bed {
         let image_id = publish(&registry, &reference, dir.path());
         let config = format!(
             "[DEFAULT]\nconnect = {}\nocidir = {d}/oci\nvmdir = {d}/vms\nclonedir = {d}/clones\n\
-             allowed-images = 127.0.0.1:*/*\ntimeout = 120\n",
+             allowed-images = 127.0.0.1:*/*\ntimeout = 120\nnetwork = {NETWORK}\n",
             libvirt_uri(),
             d = dir.path().display()
         );
@@ -97,13 +97,15 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         "sardine-test": reference.to_string(),
     });
     fs_err::write(&vmconfig, config.to_string()).unwrap();
+    let domain_xml = dir.join("domain.xml");
+    fs_err::write(&domain_xml, on_host_bridge(&vm)).unwrap();
     let publisher = Store::new(dir.join("publisher"));
     let report = export(&ExportOptions {
         vm: vm.name(),
         reference,
         store: &publisher,
         connect: Some(&libvirt_uri()),
-        domain_xml_file: None,
+        domain_xml_file: Some(&domain_xml),
         vmconfig_file: Some(&vmconfig),
         disk_format: DiskFormat::Chunked {
             chunk_size: Some(8 << 20),
@@ -128,6 +130,38 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         ))
         .unwrap();
     report.config_digest.to_string()
+}
+
+/// The definition of `vm` with its interface on the host bridge `hostlan0`, as a hostile image
+/// would put a job on the host's LAN: the executor must put it on its own network instead (the
+/// test bed's namespace has no `hostlan0`, so a job VM left on it would not even start).
+fn on_host_bridge(vm: &TestVm) -> String {
+    let libvirt = sardine_vm::Libvirt::open(Some(&libvirt_uri())).unwrap();
+    let xml = libvirt
+        .lookup(vm.name())
+        .unwrap()
+        .unwrap()
+        .xml(true)
+        .unwrap();
+    let start = xml.find("<interface").unwrap();
+    let end = xml.find("</interface>").unwrap() + "</interface>".len();
+    let bridged =
+        "<interface type='bridge'><source bridge='hostlan0'/><model type='virtio'/></interface>";
+    format!("{}{bridged}{}", &xml[..start], &xml[end..])
+}
+
+/// The job VM is on the executor's network behind clean-traffic, whatever its image said.
+fn assert_on_the_job_network(job: &Job) {
+    let libvirt = sardine_vm::Libvirt::open(Some(&libvirt_uri())).unwrap();
+    let xml = libvirt
+        .lookup(&job.vm_name())
+        .unwrap()
+        .unwrap()
+        .xml(false)
+        .unwrap();
+    assert!(!xml.contains("hostlan0"), "{xml}");
+    assert!(xml.contains(&format!("network='{NETWORK}'")), "{xml}");
+    assert!(xml.contains("filter='clean-traffic'"), "{xml}");
 }
 
 /// config and prepare, as the runner starts every job.
@@ -168,6 +202,7 @@ fn executor_job_runs_in_the_guest_and_leaves_nothing_behind() {
     let bed = Bed::new("job");
     let (job, guard) = bed.job();
     config_and_prepare(&job);
+    assert_on_the_job_network(&job);
     job.run("prepare_script", &["echo \"Running on $(hostname)\""])
         .expect(0);
     job.run("get_sources", &["echo sources > source.txt"])
@@ -280,6 +315,48 @@ fn executor_job_failures_keep_their_exit_codes_and_cancel_is_prompt() {
     assert!(stderr.contains("cancelled"), "{stderr}");
 
     job.run("after_script", &["echo after-cancel"]).expect(0);
+
+    // A guest without the VM's MAC (as when another VM answers at its address): refused.
+    let record = bed.clonedir().join(format!("{}.identity", job.vm_name()));
+    let original = fs_err::read_to_string(&record).unwrap();
+    let mut other: serde_json::Value = serde_json::from_str(&original).unwrap();
+    other["macs"] = serde_json::json!(["52:54:00:00:00:01"]);
+    fs_err::write(&record, other.to_string()).unwrap();
+    let elsewhere = job.run("after_script", &["echo reached"]);
+    elsewhere.expect(2);
+    assert!(
+        elsewhere.stderr.contains("is not the job's VM"),
+        "{}",
+        elsewhere.stderr
+    );
+    assert!(
+        !elsewhere.stdout.contains("reached"),
+        "{}",
+        elsewhere.stdout
+    );
+    fs_err::write(&record, original).unwrap();
+
+    // Another SSH server (new host keys) at the job VM's address: the run stages refuse it.
+    job.run(
+        "after_script",
+        &["(sleep 1; kill $(pidof dropbear); rm -f /etc/dropbear/*; dropbear -R -E -p 22) >/dev/null 2>&1 </dev/null &"],
+    )
+    .expect(0);
+    let impostor = (0..60)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            job.run("after_script", &["echo reached"])
+        })
+        .find(|run| run.code != Some(0) || !run.stdout.contains("reached"))
+        .expect("the run stage kept logging in after the host key changed");
+    impostor.expect(2);
+    assert!(
+        impostor.stderr.contains("not the pinned"),
+        "a system failure naming the host key:\n{}",
+        impostor.stderr
+    );
+    assert!(!impostor.stdout.contains("reached"), "{}", impostor.stdout);
+
     job.stage(&["cleanup"]).expect(0);
     bed.assert_gone(&job, &guard);
 }

@@ -142,6 +142,7 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
         owner: None,
         max_memory_mib: None,
         max_vcpus: None,
+        network: None,
         source: &args.container,
         target: &args.target,
         clonedir: &args.vmdir.vmdir,

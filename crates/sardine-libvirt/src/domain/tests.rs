@@ -646,3 +646,44 @@ fn memory_and_vcpus_are_read_in_libvirts_units() {
     );
     assert_eq!(domain("").vcpus(), Some(4));
 }
+
+#[test]
+fn attach_interfaces_puts_every_nic_on_the_given_network_with_the_filter() {
+    let mut domain = DomainXml::parse(
+        "<domain><devices>\
+         <interface type='bridge'><mac address='52:54:00:aa:bb:cc'/><source bridge='br0'/><model type='virtio'/>\
+           <virtualport type='openvswitch'/><target dev='tap7'/><filterref filter='allow-all'/></interface>\
+         <interface type='direct' trustGuestRxFilters='yes'><source dev='eth0' mode='bridge'/></interface>\
+         <interface type='user'><ip address='10.0.2.15' family='ipv4'/><backend type='passt'/></interface>\
+         </devices></domain>",
+    )
+    .unwrap();
+    domain.attach_interfaces("jobs", Some("clean-traffic"));
+    let interfaces = domain.interfaces();
+    assert_eq!(interfaces.len(), 3);
+    for interface in &interfaces {
+        assert_eq!(interface.kind, "network");
+        assert_eq!(interface.source_network.as_deref(), Some("jobs"));
+        assert_eq!(interface.source_bridge, None);
+    }
+    assert_eq!(interfaces[0].mac.as_deref(), Some("52:54:00:aa:bb:cc"));
+    assert_eq!(interfaces[0].model.as_deref(), Some("virtio"));
+    let xml = xml_of(&domain);
+    for gone in [
+        "br0",
+        "openvswitch",
+        "tap7",
+        "allow-all",
+        "eth0",
+        "trustGuestRxFilters",
+        "passt",
+        "10.0.2.15",
+    ] {
+        assert!(!xml.contains(gone), "{gone} left in {xml}");
+    }
+    assert_eq!(
+        xml.matches("<filterref filter=\"clean-traffic\"").count(),
+        3,
+        "{xml}"
+    );
+}

@@ -194,6 +194,7 @@ pub fn target(port: u16, auth: Vec<Auth>) -> Target {
         port,
         user: TEST_USER.to_owned(),
         auth,
+        host_key: None,
     }
 }
 
