@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use sardine_ssh::{ExitStatus, Login, Session, SshError, Target};
 use sardine_vm::vmconfig::VmConfig;
-use sardine_vm::{AddressSource, Libvirt};
 
 use crate::settings::Settings;
 
@@ -46,9 +45,8 @@ pub fn ssh_target(
 }
 
 /// The address of the VM `name` and its MACs, waiting up to `timeout` for an address to
-/// appear in one of `sources` (on the VM's own interfaces only). Fails when another running
-/// VM on the host claims the same address (its lease or ARP entry): then nobody can tell
-/// which guest would answer.
+/// appear in one of the configured sources (on the VM's own interfaces only); refused when
+/// another running VM claims it ([`sardine_vm::run::guest_address`]).
 pub async fn address(
     settings: &Settings,
     name: &str,
@@ -57,24 +55,12 @@ pub async fn address(
     let (connect, name) = (settings.connect.clone(), name.to_owned());
     let sources = settings.address_sources.clone();
     blocking(move || {
-        let libvirt = Libvirt::open(connect.as_deref())?;
-        let Some(vm) = libvirt.lookup(&name)? else {
-            bail!("the job's VM {name} does not exist (any more); did prepare succeed, or was the VM destroyed?");
-        };
-        let address = vm.wait_for_address(timeout, &sources)?;
-        for source in [AddressSource::Lease, AddressSource::Arp] {
-            let others = libvirt.holders_of(address, &name, source)?;
-            if !others.is_empty() {
-                bail!(
-                    "the address {address} of the job's VM {name} is also held by {} ({}): \
-                     two guests answer there; are they clones of an image with a fixed \
-                     /etc/machine-id or DHCP client id? (docs/gitlab-runner.md, \"Preparing images\")",
-                    others.join(", "),
-                    source.as_str()
-                );
-            }
-        }
-        Ok((address, vm.mac_addresses()?))
+        Ok(sardine_vm::run::guest_address(
+            connect.as_deref(),
+            &name,
+            timeout,
+            &sources,
+        )?)
     })
     .await
 }

@@ -225,8 +225,25 @@ pub enum Command {
     #[command(after_help = "Examples:
   sarde ssh job-42
   sarde ssh job-42 -- uname -a
-  sarde ssh job-42 --user root -i ~/.ssh/id_ed25519 -- systemctl status")]
+  sarde ssh job-42 --user root -i ~/.ssh/id_ed25519 -- systemctl status
+  sarde exec job-42 -- make test")]
+    #[command(visible_alias = "exec")]
     Ssh(SshArgs),
+
+    /// Run a command in a throwaway VM: start a copy-on-write clone of IMAGE (fetched and
+    /// imported first if needed), run COMMAND in it over SSH, exit with its status, and throw
+    /// the clone away.
+    ///
+    /// Without COMMAND: an interactive shell. Exit statuses: COMMAND's; 124 when --timeout
+    /// ran out; 130/143 when interrupted by SIGINT/SIGTERM (nothing is left behind); 125 when
+    /// sarde itself failed (as `docker run`).
+    #[command(after_help = "Examples:
+  sarde run registry.example.org/vms/debian:12 -- uname -a
+  sarde run debian:12 --cpus 4 --memory 4GiB --mount ./src:/src -- make -C /src test
+  sarde run debian:12 -p 127.0.0.1:8080:80 --detach
+  sarde run tiny:1 --kernel ./bzImage --cmdline 'console=ttyS0 root=/dev/vda' -- cat /proc/cmdline
+  sarde run debian:12 --timeout 10m --console-log boot.log -- ./long-test")]
+    Run(Box<RunArgs>),
 
     /// Print a shell completion script.
     #[command(after_help = "Examples:
@@ -808,6 +825,121 @@ pub struct SshArgs {
     /// Command to run (default: an interactive shell).
     #[arg(value_name = "COMMAND", last = true, num_args = 0..)]
     pub command: Vec<String>,
+}
+
+/// When `sarde run` fetches its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    /// Every time (the tag may have moved).
+    Always,
+    /// When the local store does not have it.
+    Missing,
+    /// Never: the local store must have it.
+    Never,
+}
+
+/// Arguments of `sarde run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The image (a reference, fetched into the local store if needed) or a defined VM.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// When to fetch the image.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+
+    /// Name of the clone (default: sarde-run-<random>).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Keep the clone (defined, shut down after COMMAND) instead of throwing it away.
+    #[arg(long, conflicts_with = "detach")]
+    pub keep: bool,
+
+    /// Print the clone's name once SSH answers and leave it running (remove it with `sarde rm
+    /// --vm NAME`). No `-d`: that is `--ocidir`, as in sardinecake 0.4.2.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// User to log in as (default: the first user of the image's sardine configuration).
+    #[arg(short = 'l', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Private key file to log in with (default: the image's password).
+    #[arg(short, long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub identity_file: Option<PathBuf>,
+
+    /// Virtual CPUs (default: the image's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cpus: Option<u32>,
+
+    /// Memory ('4GiB', '512MiB'; default: the image's).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+
+    /// Boot this kernel (direct kernel boot) instead of the image's.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub kernel: Option<PathBuf>,
+
+    /// Boot with this initrd instead of the image's.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub initrd: Option<PathBuf>,
+
+    /// The kernel command line, instead of the image's.
+    #[arg(long, value_name = "STRING")]
+    pub cmdline: Option<String>,
+
+    /// An extra disk: a raw or qcow2 file, read-only unless followed by ':rw'. Repeatable.
+    #[arg(long, value_name = "FILE[:rw]", action = ArgAction::Append)]
+    pub disk: Vec<String>,
+
+    /// Share a host directory into the guest (9p) and mount it there over SSH: at /TAG (default
+    /// tag: host, host1, ...), or at GUESTDIR when given as an absolute path; ':ro' mounts it
+    /// read-only. Repeatable.
+    #[arg(long, value_name = "HOSTDIR[:TAG|:GUESTDIR][:ro]", action = ArgAction::Append)]
+    pub mount: Vec<String>,
+
+    /// Forward a port of the host (default address 127.0.0.1) to the guest. Repeatable.
+    #[arg(short, long = "publish", value_name = "[HOSTADDR:]HOSTPORT:GUESTPORT", action = ArgAction::Append)]
+    pub publish: Vec<String>,
+
+    /// Write the guest's serial console output to FILE.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub console_log: Option<PathBuf>,
+
+    /// Stop COMMAND and throw the VM away after this long ('90s', '10m'); exits 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// How long to wait for the guest's address and SSH login.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub boot_timeout: std::time::Duration,
+
+    /// Where the image's base VM and the clone's overlays go.
+    #[command(flatten)]
+    pub vmdir: VmdirArg,
+
+    /// How to reach the registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Automatic pruning when space runs short.
+    #[command(flatten)]
+    pub auto_prune: AutoPruneArgs,
+
+    /// Whether untrusted domain XML may be defined.
+    #[command(flatten)]
+    pub unsafe_xml: UnsafeXmlArg,
+
+    /// The command to run (joined with spaces and run by the guest user's shell, as ssh does).
+    #[arg(value_name = "COMMAND", last = true, num_args = 0..)]
+    pub command: Vec<String>,
+}
+
+/// A duration such as '90s', '10m' or '1h30m'.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    sardine_config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Arguments of `sarde completions`.

@@ -57,13 +57,11 @@ fn print_clap_error(error: &clap::Error) -> anyhow::Result<ExitCode> {
 }
 
 /// What docker, podman and tart users type, and sarde's command for it.
-const FOREIGN_VERBS: [(&str, &str); 7] = [
+const FOREIGN_VERBS: [(&str, &str); 5] = [
     ("images", "sarde list"),
     ("ls", "sarde list"),
     ("ps", "sarde list --vms"),
     ("rmi", "sarde rm --image"),
-    ("run", "sarde clone IMAGE NAME --start (or --ephemeral)"),
-    ("exec", "sarde ssh VM -- COMMAND"),
     ("create", "sarde clone IMAGE NAME"),
 ];
 

@@ -929,5 +929,7 @@ fn random_mac() -> String {
     )
 }
 
+mod overrides;
+
 #[cfg(test)]
 mod tests;

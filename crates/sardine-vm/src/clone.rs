@@ -72,6 +72,84 @@ pub struct CloneOptions<'a> {
     /// The network every interface of the clone is put on, whatever its source says; `None`
     /// keeps the source's interfaces.
     pub network: Option<Network<'a>>,
+    /// Changes for one run: kernel, command line, shares, disks, console log.
+    pub overrides: &'a Overrides,
+}
+
+/// Changes to a clone's definition that its user asks for (`sarde run`), applied after the
+/// source's disks became overlays. Paths are made absolute and canonical (libvirtd does not
+/// share the user's working directory); files that do not exist are refused.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// A kernel for direct kernel boot, instead of the image's.
+    pub kernel: Option<PathBuf>,
+    /// An initrd, instead of the image's.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line, instead of the image's.
+    pub cmdline: Option<String>,
+    /// Host directories shared into the guest.
+    pub shares: Vec<Share>,
+    /// Extra disks.
+    pub disks: Vec<ExtraDisk>,
+    /// Where the serial console's output goes.
+    pub console_log: Option<PathBuf>,
+}
+
+/// A host directory shared into the guest (virtiofs, mount tag `tag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// The host directory.
+    pub source: PathBuf,
+    /// The mount tag the guest mounts it by.
+    pub tag: String,
+    /// Whether the guest mounts it read-only (libvirt's virtiofs cannot enforce it).
+    pub readonly: bool,
+}
+
+/// An extra disk: a file of the host (raw, or qcow2 by its header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraDisk {
+    /// The file.
+    pub path: PathBuf,
+    /// Whether the guest may only read it.
+    pub readonly: bool,
+}
+
+impl Overrides {
+    /// Applies the overrides to `domain`.
+    pub fn apply(&self, domain: &mut DomainXml) -> Result<(), ImageError> {
+        if let Some(kernel) = &self.kernel {
+            domain.set_boot_file(BootFile::Kernel, Some(&existing(kernel)?));
+        }
+        if let Some(initrd) = &self.initrd {
+            domain.set_boot_file(BootFile::Initrd, Some(&existing(initrd)?));
+        }
+        if let Some(cmdline) = &self.cmdline {
+            domain.set_cmdline(cmdline);
+        }
+        for share in &self.shares {
+            domain.add_host_share(&existing(&share.source)?, &share.tag);
+        }
+        for disk in &self.disks {
+            let path = existing(&disk.path)?;
+            let format = Format::of(sardine_disk::qcow2::read_header(Path::new(&path))?.as_ref());
+            domain.add_disk_file(&path, format.as_str(), disk.readonly);
+        }
+        if let Some(log) = &self.console_log {
+            let dir = log.parent().filter(|p| !p.as_os_str().is_empty());
+            let dir = crate::paths::canonical_dir(dir.unwrap_or(Path::new(".")))?;
+            let name = log.file_name().ok_or_else(|| ImageError::Unsupported {
+                what: format!("console log {}: not a file name", log.display()),
+            })?;
+            domain.set_console_log(&dir.join(name).to_string_lossy());
+        }
+        Ok(())
+    }
+}
+
+/// `path`, absolute and canonical; it must exist.
+fn existing(path: &Path) -> Result<String, ImageError> {
+    Ok(fs_err::canonicalize(path)?.to_string_lossy().into_owned())
 }
 
 /// A libvirt network for a clone's interfaces, and the nwfilter on each of them.
@@ -233,6 +311,7 @@ fn make_clone(
         domain.set_vcpus(vcpus);
     }
     cap_resources(domain, options);
+    options.overrides.apply(domain)?;
     if let Some(network) = options.network {
         domain.attach_interfaces(network.name, network.filter);
     }

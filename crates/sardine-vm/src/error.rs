@@ -124,6 +124,18 @@ pub enum ImageError {
         /// The backing file.
         path: PathBuf,
     },
+    /// Another running VM holds the address of a VM (by DHCP lease or ARP).
+    #[error("the address {address} of VM {vm} is also held by {} ({}): two guests answer there", others.join(", "), seen_in)]
+    AddressShared {
+        /// The VM.
+        vm: String,
+        /// Its address.
+        address: std::net::IpAddr,
+        /// The other VMs.
+        others: Vec<String>,
+        /// Where they were seen holding it (`lease`, `arp`).
+        seen_in: &'static str,
+    },
     /// Something the VM uses that sarde cannot handle.
     #[error("unsupported: {what}")]
     Unsupported {
@@ -227,6 +239,9 @@ impl ImageError {
                 Some(format!("shut it down first (`virsh shutdown '{name}'`)"))
             }
             ImageError::InUse { .. } => Some("remove those VMs first".into()),
+            ImageError::AddressShared { .. } => Some(
+                "are they clones of an image with a fixed /etc/machine-id or DHCP client id? Images must leave them empty (docs/gitlab-runner.md, \"Preparing images\")".into(),
+            ),
             ImageError::NameTaken { .. } => Some("import under another name".into()),
             ImageError::NotOurs { name, .. } => Some(format!(
                 "it is left alone; if it is garbage, remove it yourself (`virsh destroy '{name}'`)"

@@ -21,6 +21,7 @@ pub mod prune;
 pub mod push;
 pub mod remote;
 pub mod remove;
+pub mod run;
 pub mod store;
 pub mod tag;
 pub mod vmconfig;
@@ -28,7 +29,7 @@ pub mod vmconfig;
 pub use error::{ImageError, hint_of};
 pub use progress::{NoProgress, Progress, RegistryProgress};
 
-pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, Vm};
+pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, LibvirtError, Vm};
 pub use sardine_oci::credentials::{self, CredentialsError};
 pub use sardine_oci::layout::{Store, StoreError};
 pub use sardine_oci::lock;

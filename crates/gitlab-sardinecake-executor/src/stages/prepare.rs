@@ -160,6 +160,7 @@ async fn start_clone(settings: &Settings, base: &str, name: &str) -> anyhow::Res
                 name: &network,
                 filter: filter.as_deref(),
             }),
+            overrides: &sardine_vm::clone::Overrides::default(),
         })
     })
     .await

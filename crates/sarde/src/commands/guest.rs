@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sardine_ssh::{Login, Session, SshError, Target};
-use sardine_vm::store::LocalImage;
-use sardine_vm::vmconfig::VmConfig;
-use sardine_vm::{AddressSource, DomainXml, Libvirt, Vm};
+use sardine_vm::{AddressSource, Libvirt, Vm};
 
 use super::{connect, store};
 use crate::cli::{self, IpArgs, SshArgs};
@@ -120,7 +118,8 @@ fn ssh_target(
         identities: args.identity_file.iter().cloned().collect(),
         ..Login::default()
     };
-    let image = image_config(settings, vm).map(|config| config.login());
+    let image =
+        sardine_vm::run::image_config_of_vm(vm, &store(settings)).map(|config| config.login());
     match said.or(image.unwrap_or_default()).target(&host.to_string()) {
         Err(e @ SshError::NoUser { .. }) => {
             Err(anyhow::Error::new(e)).exit_code(exit_code::USAGE).hint(
@@ -128,34 +127,5 @@ fn ssh_target(
             )
         }
         other => Ok(other?),
-    }
-}
-
-fn image_config(settings: &Settings, vm: &Vm) -> Option<VmConfig> {
-    let domain = DomainXml::parse(&vm.xml(false).ok()?).ok()?;
-    let Some(sardine_vm::ImageMetadata {
-        reference,
-        store: recorded,
-        ..
-    }) = domain.image_metadata()
-    else {
-        tracing::debug!("VM {} records no image it comes from", vm.name());
-        return None;
-    };
-    // The store the VM was imported from, else this command's.
-    let store = recorded.map_or_else(|| store(settings), sardine_vm::Store::new);
-    let image = sardine_vm::Reference::parse(&reference)
-        .ok()
-        .and_then(|reference| LocalImage::open(&store, &reference).ok());
-    let Some(image) = image else {
-        tracing::debug!("image {reference} of VM {} is not in the store", vm.name());
-        return None;
-    };
-    match image.vmconfig() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::warn!("cannot read the sardine config of {reference}: {e}");
-            None
-        }
     }
 }

@@ -157,6 +157,7 @@ pub fn clone(settings: &Settings, args: &CloneArgs) -> anyhow::Result<()> {
         allow_unsafe_xml: args.unsafe_xml.allow_unsafe_xml,
         memory_mib: args.memory,
         vcpus: args.cpus,
+        overrides: &sardine_vm::clone::Overrides::default(),
     })
     .map_err(image_failure)?;
     writeln!(std::io::stdout(), "{}", cloned.name)?;

@@ -1,8 +1,8 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
 //! One module per area: `local` (export, import, getconfig, clone, rm), `list`, `images`
-//! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh) and
-//! `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
+//! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh), `run`
+//! (fire-once VMs) and `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
 
 mod guest;
 mod images;
@@ -11,6 +11,7 @@ mod local;
 mod power;
 mod prune;
 mod registry;
+mod run;
 mod table;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => prune::prune(settings, args)?,
         Command::Ip(args) => guest::ip(settings, args)?,
         Command::Ssh(args) => return guest::ssh(settings, args),
+        Command::Run(args) => return run::run(settings, args),
     }
     Ok(ExitCode::SUCCESS)
 }
