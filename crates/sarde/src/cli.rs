@@ -234,7 +234,8 @@ pub enum Command {
     /// imported first if needed), run COMMAND in it over SSH, exit with its status, and throw
     /// the clone away.
     ///
-    /// Without COMMAND: an interactive shell. Exit statuses: COMMAND's; 124 when --timeout
+    /// Without COMMAND, --stdin gives the guest user's shell a script on standard input
+    /// (there is no interactive terminal yet: use --detach, then `sarde ssh`). Exit statuses: COMMAND's; 124 when --timeout
     /// ran out; 130/143 when interrupted by SIGINT/SIGTERM (nothing is left behind); 125 when
     /// sarde itself failed (as `docker run`).
     #[command(after_help = "Examples:
@@ -242,7 +243,8 @@ pub enum Command {
   sarde run debian:12 --cpus 4 --memory 4GiB --mount ./src:/src -- make -C /src test
   sarde run debian:12 -p 127.0.0.1:8080:80 --detach
   sarde run tiny:1 --kernel ./bzImage --cmdline 'console=ttyS0 root=/dev/vda' -- cat /proc/cmdline
-  sarde run debian:12 --timeout 10m --console-log boot.log -- ./long-test")]
+  sarde run debian:12 --timeout 10m --console-log boot.log -- ./long-test
+  sarde run debian:12 --stdin < ci-script.sh")]
     Run(Box<RunArgs>),
 
     /// Print a shell completion script.
@@ -894,7 +896,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE[:rw]", action = ArgAction::Append)]
     pub disk: Vec<String>,
 
-    /// Share a host directory into the guest (9p) and mount it there over SSH: at /TAG (default
+    /// Share a host directory into the guest (virtiofs) and mount it there over SSH: at /TAG (default
     /// tag: host, host1, ...), or at GUESTDIR when given as an absolute path; ':ro' mounts it
     /// read-only. Repeatable.
     #[arg(long, value_name = "HOSTDIR[:TAG|:GUESTDIR][:ro]", action = ArgAction::Append)]
@@ -907,6 +909,10 @@ pub struct RunArgs {
     /// Write the guest's serial console output to FILE.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub console_log: Option<PathBuf>,
+
+    /// Send standard input to COMMAND (read to its end first), as `docker run -i`.
+    #[arg(long)]
+    pub stdin: bool,
 
     /// Stop COMMAND and throw the VM away after this long ('90s', '10m'); exits 124.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

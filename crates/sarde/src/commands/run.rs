@@ -74,6 +74,11 @@ impl Plan {
         plan.overrides.initrd = args.initrd.clone();
         plan.overrides.cmdline = args.cmdline.clone();
         plan.overrides.console_log = args.console_log.clone();
+        if args.command.is_empty() && !args.stdin && !args.detach {
+            anyhow::bail!(
+                "no COMMAND to run: give one after `--`, a script with --stdin, or --detach to log in with `sarde ssh`"
+            );
+        }
         Ok(plan)
     }
 }
@@ -405,9 +410,14 @@ async fn command(
     interrupts: &mut Interrupts,
 ) -> Result<u8, Stop> {
     let command = if args.command.is_empty() {
-        "exec ${SHELL:-/bin/sh} -l".to_owned()
+        "exec ${SHELL:-/bin/sh} -s".to_owned()
     } else {
         args.command.join(" ")
+    };
+    let input = if args.stdin {
+        Some(read_stdin().await?)
+    } else {
+        None
     };
     let (mut stdout, mut stderr) = (tokio::io::stdout(), tokio::io::stderr());
     let mut stopped_by: Option<u8> = None;
@@ -422,7 +432,7 @@ async fn command(
         stopped_by = Some(code);
     };
     let status = session
-        .exec_cancellable(&command, None, &mut stdout, &mut stderr, stop)
+        .exec_cancellable(&command, input.as_deref(), &mut stdout, &mut stderr, stop)
         .await;
     match (status, stopped_by) {
         (_, Some(TIMED_OUT)) => {
@@ -442,6 +452,17 @@ async fn command(
             anyhow::Error::new(e).context("the SSH connection to the guest failed"),
         )),
     }
+}
+
+/// All of sarde's standard input, for `--stdin`.
+async fn read_stdin() -> Result<Vec<u8>, Stop> {
+    use tokio::io::AsyncReadExt as _;
+    let mut input = Vec::new();
+    tokio::io::stdin()
+        .read_to_end(&mut input)
+        .await
+        .context("cannot read standard input for --stdin")?;
+    Ok(input)
 }
 
 /// The number of a signal name as the guest reports it, for the 128+N exit status.

@@ -16,6 +16,8 @@
 //! * `progress_tty`: progress bars on a terminal only.
 //! * `first_hour`: the documented flow with the default directories, and relative ones.
 //! * `container_verbs`: inspect, tag, start, stop, and what day one asks of prune, ip and rm.
+//! * `run`: fire-once VMs (`sarde run`): output, status, shares, ports, kernel overrides,
+//!   interrupts and concurrent runs.
 //!
 //! Module names are part of the test names that `.config/nextest.toml` filters: a test that
 //! boots a guest has `guest`, `boot`, `roundtrip`, `round_trip` or `executor_job` in its name,
@@ -36,4 +38,5 @@ mod interrupted_operations;
 mod local;
 mod progress_tty;
 mod registry;
+mod run;
 mod uefi;
