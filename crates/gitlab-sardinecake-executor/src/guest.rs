@@ -55,12 +55,12 @@ pub async fn address(
     let (connect, name) = (settings.connect.clone(), name.to_owned());
     let sources = settings.address_sources.clone();
     blocking(move || {
-        Ok(sardine_vm::run::guest_address(
-            connect.as_deref(),
-            &name,
-            timeout,
-            &sources,
-        )?)
+        match sardine_vm::run::guest_address(connect.as_deref(), &name, timeout, &sources) {
+            Err(sardine_vm::ImageError::VmNotFound { .. }) => bail!(
+                "the job's VM {name} does not exist (any more); did prepare succeed, or was the VM destroyed?"
+            ),
+            found => Ok(found?),
+        }
     })
     .await
 }

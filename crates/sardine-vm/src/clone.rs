@@ -257,11 +257,7 @@ fn source_vm(
         max_disk_size: crate::import::DEFAULT_MAX_DISK_SIZE,
         progress: image.progress,
     })?;
-    let vm = libvirt
-        .lookup(&imported.name)?
-        .ok_or_else(|| ImageError::VmNotFound {
-            name: imported.name.clone(),
-        })?;
+    let vm = crate::find_vm(libvirt, &imported.name)?;
     Ok((vm, Some(imported)))
 }
 

@@ -184,11 +184,7 @@ fn read_domain(options: &ExportOptions<'_>) -> Result<(String, PathBuf), ImageEr
         return Ok((text, dir));
     }
     let libvirt = Libvirt::open_read_only(options.connect)?;
-    let vm = libvirt
-        .lookup(options.vm)?
-        .ok_or_else(|| ImageError::VmNotFound {
-            name: options.vm.to_owned(),
-        })?;
+    let vm = crate::find_vm(&libvirt, options.vm)?;
     if !options.force && !matches!(vm.state()?, VmState::ShutOff) {
         return Err(ImageError::VmRunning {
             name: options.vm.to_owned(),

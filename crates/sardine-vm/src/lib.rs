@@ -37,3 +37,10 @@ pub use sardine_oci::reference::Reference;
 pub use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient, RegistryError};
 pub use sardine_oci::transfer::{FetchReport, PushReport, TransferError, TransferProgress};
 pub use sardine_oci::{Digest, InvalidDigest};
+
+/// The VM `name`, or [`ImageError::VmNotFound`].
+pub(crate) fn find_vm(libvirt: &Libvirt, name: &str) -> Result<Vm, ImageError> {
+    libvirt.lookup(name)?.ok_or_else(|| ImageError::VmNotFound {
+        name: name.to_owned(),
+    })
+}

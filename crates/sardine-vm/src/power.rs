@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sardine_libvirt::{Libvirt, Vm, VmState};
+use sardine_libvirt::{Libvirt, VmState};
 
 use crate::error::ImageError;
 
@@ -22,7 +22,7 @@ pub enum Stopped {
 
 /// Starts the VM `name`; `false` if it was running already.
 pub fn start(connect: Option<&str>, name: &str) -> Result<bool, ImageError> {
-    let vm = find(&Libvirt::open(connect)?, name)?;
+    let vm = crate::find_vm(&Libvirt::open(connect)?, name)?;
     if vm.state()? == VmState::Running {
         return Ok(false);
     }
@@ -34,7 +34,7 @@ pub fn start(connect: Option<&str>, name: &str) -> Result<bool, ImageError> {
 /// Shuts the VM `name` down, waiting up to `timeout` before powering it off; with `timeout`
 /// zero it is powered off at once.
 pub fn stop(connect: Option<&str>, name: &str, timeout: Duration) -> Result<Stopped, ImageError> {
-    let vm = find(&Libvirt::open(connect)?, name)?;
+    let vm = crate::find_vm(&Libvirt::open(connect)?, name)?;
     if vm.state()? == VmState::ShutOff {
         return Ok(Stopped::AlreadyOff);
     }
@@ -55,10 +55,4 @@ pub fn stop(connect: Option<&str>, name: &str, timeout: Duration) -> Result<Stop
     vm.destroy()?;
     tracing::info!("VM {} powered off", vm.name());
     Ok(Stopped::PoweredOff)
-}
-
-fn find(libvirt: &Libvirt, name: &str) -> Result<Vm, ImageError> {
-    libvirt.lookup(name)?.ok_or_else(|| ImageError::VmNotFound {
-        name: name.to_owned(),
-    })
 }

@@ -40,11 +40,7 @@ pub struct RemovedVm {
 /// directory when that directory is the one sarde made for it (`<parent>/<name>/`).
 pub fn remove_vm(connect: Option<&str>, name: &str, force: bool) -> Result<RemovedVm, ImageError> {
     let libvirt = Libvirt::open(connect)?;
-    let vm = libvirt
-        .lookup(name)?
-        .ok_or_else(|| ImageError::VmNotFound {
-            name: name.to_owned(),
-        })?;
+    let vm = crate::find_vm(&libvirt, name)?;
     let vm_name = vm.name().to_owned();
     let domain = DomainXml::parse(&vm.xml(true)?)?;
     let (files, unlocated): (Vec<PathBuf>, Vec<PathBuf>) = owned_files(&domain)

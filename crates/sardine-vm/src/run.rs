@@ -117,11 +117,7 @@ pub fn guest_address(
     sources: &[AddressSource],
 ) -> Result<(IpAddr, Vec<String>), ImageError> {
     let libvirt = Libvirt::open(connect)?;
-    let vm = libvirt
-        .lookup(name)?
-        .ok_or_else(|| ImageError::VmNotFound {
-            name: name.to_owned(),
-        })?;
+    let vm = crate::find_vm(&libvirt, name)?;
     let address = vm.wait_for_address(timeout, sources)?;
     for source in [AddressSource::Lease, AddressSource::Arp] {
         let others = libvirt.holders_of(address, name, source)?;
