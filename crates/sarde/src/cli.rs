@@ -234,8 +234,8 @@ pub enum Command {
     /// imported first if needed), run COMMAND in it over SSH, exit with its status, and throw
     /// the clone away.
     ///
-    /// Without COMMAND, --stdin gives the guest user's shell a script on standard input
-    /// (there is no interactive terminal yet: use --detach, then `sarde ssh`). Exit statuses: COMMAND's; 124 when --timeout
+    /// Without COMMAND: on a terminal, an interactive login shell on a pseudo-terminal; with
+    /// --stdin, the user's shell reads a script from standard input. Exit statuses: COMMAND's; 124 when --timeout
     /// ran out; 130/143 when interrupted by SIGINT/SIGTERM (nothing is left behind); 125 when
     /// sarde itself failed (as `docker run`).
     #[command(after_help = "Examples:

@@ -13,6 +13,7 @@ mod generate;
 pub mod logging;
 mod progress;
 pub mod settings;
+mod terminal;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -67,15 +67,15 @@ pub struct Output {
 type Writer<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
 
 /// Where output goes, and what we learned about the command so far.
-struct Run<'a> {
-    stdout: Writer<'a>,
-    stderr: Writer<'a>,
-    status: Option<ExitStatus>,
+pub(crate) struct Run<'a> {
+    pub(crate) stdout: Writer<'a>,
+    pub(crate) stderr: Writer<'a>,
+    pub(crate) status: Option<ExitStatus>,
 }
 
 /// Whether the channel is still open after a message.
 #[derive(PartialEq, Eq)]
-enum Flow {
+pub(crate) enum Flow {
     Open,
     Closed,
 }
@@ -217,7 +217,11 @@ async fn feed_stdin(
 }
 
 /// Applies one channel message: copies output, records the exit status.
-async fn handle_msg(msg: ChannelMsg, run: &mut Run<'_>, command: &str) -> Result<Flow, SshError> {
+pub(crate) async fn handle_msg(
+    msg: ChannelMsg,
+    run: &mut Run<'_>,
+    command: &str,
+) -> Result<Flow, SshError> {
     match msg {
         ChannelMsg::Data { data } => write_chunk(&mut *run.stdout, &data).await?,
         ChannelMsg::ExtendedData { data, ext } if ext == EXTENDED_DATA_STDERR => {

@@ -30,10 +30,12 @@ mod error;
 mod exec;
 mod quote;
 mod session;
+mod shell;
 mod target;
 
 pub use error::SshError;
 pub use exec::{ExitStatus, Output};
 pub use quote::{shell_join, shell_quote};
 pub use session::Session;
+pub use shell::{ShellIo, Terminal};
 pub use target::{Auth, DEFAULT_PORT, Login, Target};

@@ -32,7 +32,8 @@ pub fn ip(settings: &Settings, args: &IpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sarde ssh`: runs COMMAND in the VM (or a login shell) and exits with its status.
+/// `sarde ssh`: runs COMMAND in the VM (or, on a terminal, an interactive login shell on a
+/// pseudo-terminal) and exits with its status.
 pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
     let sources = [
         AddressSource::Lease,
@@ -51,18 +52,24 @@ pub fn ssh(settings: &Settings, args: &SshArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let status = runtime
-        .block_on(async {
-            let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
+    let interactive = args.command.is_empty() && crate::terminal::is_interactive();
+    let status = runtime.block_on(async {
+        let session = Session::connect_with_retry(&target, Duration::from_secs(60)).await?;
+        let status = if interactive {
+            crate::terminal::shell(&session, std::future::pending()).await?
+        } else {
             let mut stdout = tokio::io::stdout();
             let mut stderr = tokio::io::stderr();
-            let status = session
+            session
                 .exec(&command, None, &mut stdout, &mut stderr)
-                .await?;
-            session.close().await?;
-            anyhow::Ok(status)
-        })
-        .exit_code(exit_code::NETWORK)?;
+                .await?
+        };
+        session.close().await?;
+        anyhow::Ok(status)
+    });
+    // The terminal's reader may still wait for a key: do not wait for it.
+    runtime.shutdown_background();
+    let status = status.exit_code(exit_code::NETWORK)?;
     let code = status.code().unwrap_or(255);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

@@ -74,9 +74,13 @@ impl Plan {
         plan.overrides.initrd = args.initrd.clone();
         plan.overrides.cmdline = args.cmdline.clone();
         plan.overrides.console_log = args.console_log.clone();
-        if args.command.is_empty() && !args.stdin && !args.detach {
+        if args.command.is_empty()
+            && !args.stdin
+            && !args.detach
+            && !crate::terminal::is_interactive()
+        {
             anyhow::bail!(
-                "no COMMAND to run: give one after `--`, a script with --stdin, or --detach to log in with `sarde ssh`"
+                "no COMMAND to run and no terminal for a shell: give one after `--`, a script with --stdin, or --detach to log in with `sarde ssh`"
             );
         }
         Ok(plan)
@@ -414,6 +418,7 @@ async fn command(
     } else {
         args.command.join(" ")
     };
+    let interactive = args.command.is_empty() && !args.stdin && crate::terminal::is_interactive();
     let input = if args.stdin {
         Some(read_stdin().await?)
     } else {
@@ -431,9 +436,13 @@ async fn command(
         };
         stopped_by = Some(code);
     };
-    let status = session
-        .exec_cancellable(&command, input.as_deref(), &mut stdout, &mut stderr, stop)
-        .await;
+    let status = if interactive {
+        crate::terminal::shell(session, stop).await
+    } else {
+        session
+            .exec_cancellable(&command, input.as_deref(), &mut stdout, &mut stderr, stop)
+            .await
+    };
     match (status, stopped_by) {
         (_, Some(TIMED_OUT)) => {
             tracing::error!(

@@ -17,7 +17,7 @@
 //! * `first_hour`: the documented flow with the default directories, and relative ones.
 //! * `container_verbs`: inspect, tag, start, stop, and what day one asks of prune, ip and rm.
 //! * `run`: fire-once VMs (`sarde run`): output, status, shares, ports, kernel overrides,
-//!   interrupts and concurrent runs.
+//!   interrupts, concurrent runs, and an interactive shell on a terminal.
 //!
 //! Module names are part of the test names that `.config/nextest.toml` filters: a test that
 //! boots a guest has `guest`, `boot`, `roundtrip`, `round_trip` or `executor_job` in its name,

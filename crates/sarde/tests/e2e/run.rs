@@ -1,6 +1,7 @@
 //! `sarde run` against a real registry, real libvirt and booted tiny guests: a command's
 //! output and status, shares, forwarded ports, kernel overrides, SIGTERM in every phase, and
-//! concurrent runs of an image that is not fetched yet.
+//! concurrent runs of an image that is not fetched yet, and an interactive shell when sarde
+//! runs on a terminal (script(1) gives it one).
 //!
 //! Every test name has `guest` in it: they boot guests (the nextest group of two at a time).
 
@@ -388,4 +389,73 @@ fn run_guest_three_at_once_fetch_and_import_once() {
         .collect();
     assert_eq!(bases.len(), 1, "one import: {bases:?}");
     assert_eq!(leftovers(&work), Vec::<String>::new());
+}
+
+#[test]
+fn run_guest_without_command_on_a_terminal_is_an_interactive_shell() {
+    let work = Workdir::new("run-pty");
+    let image = "run/pty:1";
+    publish(&work, image, false);
+    let name = sardine_testbed::unique_name("pty");
+    let (vmdir, ocidir) = (work.vmdir(), work.ocidir());
+    let sarde = [
+        env!("CARGO_BIN_EXE_sarde"),
+        "--ocidir",
+        ocidir.to_str().unwrap(),
+        "--connect",
+        &sardine_testbed::libvirt_uri(),
+        "run",
+        image,
+        "--vmdir",
+        vmdir.to_str().unwrap(),
+        "--name",
+        &name,
+    ];
+    // script(1) gives sarde a terminal of 100x30; the test types into it through a pipe.
+    let inner = format!("stty cols 100 rows 30; exec {}", sarde.join(" "));
+    let mut script = Command::new("script");
+    script.args(["-qefc", &inner, "/dev/null"]);
+    work.isolate(&mut script);
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (chunks, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = stdout;
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || chunks.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while !text(&seen).contains("built-in shell") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!("no shell came up; the terminal showed:\n{}", text(&seen)),
+        }
+    }
+    std::io::Write::write_all(&mut stdin, b"echo tty-$((40+2)); stty size; tty; exit 3\r").unwrap();
+    std::io::Write::flush(&mut stdin).unwrap();
+    assert_eq!(exit_code_of(&mut child), 3);
+    drop(stdin);
+    while let Ok(chunk) = received.recv_timeout(Duration::from_secs(5)) {
+        seen.extend(chunk);
+    }
+    let shown = text(&seen);
+    assert!(shown.contains("tty-42"), "{shown}");
+    assert!(
+        shown.contains("30 100"),
+        "the remote terminal has our size: {shown}"
+    );
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+    assert_nothing_left(&work, &name);
 }
