@@ -268,10 +268,23 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
-    /// Allow plain HTTP and unverified TLS certificates for the registry (for test registries
-    /// such as localhost:5000).
+    /// Talk plain HTTP to the registry, no TLS (registries on loopback addresses get HTTP
+    /// anyway unless they have a certificate directory or --tls-verify=false).
     #[arg(long)]
     pub insecure: bool,
+
+    /// --tls-verify=true requires HTTPS and a valid certificate, loopback registries included;
+    /// --tls-verify=false uses HTTPS without checking the certificate (as skopeo and podman).
+    /// Default: verified HTTPS, plain HTTP for loopback registries without a certificate
+    /// directory.
+    #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
+    pub tls_verify: Option<bool>,
+
+    /// The registry's certificate directory: CA certificates (*.crt) and a client certificate
+    /// (NAME.cert with NAME.key). Default: /etc/containers/certs.d/HOST:PORT/,
+    /// /etc/docker/certs.d/HOST:PORT/ or ~/.config/containers/certs.d/HOST:PORT/.
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub cert_dir: Option<PathBuf>,
 }
 
 /// Options choosing what to fetch.

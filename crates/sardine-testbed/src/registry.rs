@@ -1,4 +1,5 @@
-//! A real `docker-registry` (distribution) per test, on 127.0.0.1, stopped when dropped.
+//! A real `docker-registry` (distribution) per test, on 127.0.0.1, stopped when dropped: plain
+//! HTTP, or TLS with a certificate signed by a test CA made for it (openssl).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -29,23 +30,50 @@ pub struct Registry {
     child: Child,
     addr: SocketAddr,
     dir: tempfile::TempDir,
+    tls: bool,
 }
 
 impl Registry {
     /// Starts a registry on a free port of 127.0.0.1 and waits until `GET /v2/` answers.
     pub fn start(auth: RegistryAuth) -> anyhow::Result<Registry> {
+        Registry::start_with(auth, false)
+    }
+
+    /// Like [`Registry::start`], serving TLS only, with a certificate for 127.0.0.1 signed by
+    /// a CA of its own ([`Registry::ca_dir`]).
+    pub fn start_tls(auth: RegistryAuth) -> anyhow::Result<Registry> {
+        Registry::start_with(auth, true)
+    }
+
+    /// A certificate directory (containers-certs.d(5)) holding the CA of a TLS registry as
+    /// `ca.crt`.
+    pub fn ca_dir(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("client"))
+    }
+
+    fn start_with(auth: RegistryAuth, tls: bool) -> anyhow::Result<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("sardine-test-registry-")
             .tempdir_in(scratch_parent()?)?;
+        if tls {
+            make_certificates(dir.path())?;
+        }
         let log_path = dir.path().join("registry.log");
         let mut last_error = anyhow::anyhow!("registry did not start");
         // A free port can be taken by someone else between our probe and the registry's bind.
         for _ in 0..5 {
             let port = free_port()?;
             let addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
-            let mut child = spawn(dir.path(), port, &auth)?;
+            let mut child = spawn(dir.path(), port, &auth, tls)?;
             match wait_ready(&mut child, addr, &log_path, Duration::from_secs(10)) {
-                Ok(()) => return Ok(Registry { child, addr, dir }),
+                Ok(()) => {
+                    return Ok(Registry {
+                        child,
+                        addr,
+                        dir,
+                        tls,
+                    });
+                }
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -105,7 +133,7 @@ impl Drop for Registry {
 }
 
 /// Writes the registry's configuration into `dir` and starts it.
-fn spawn(dir: &Path, port: u16, auth: &RegistryAuth) -> anyhow::Result<Child> {
+fn spawn(dir: &Path, port: u16, auth: &RegistryAuth, tls: bool) -> anyhow::Result<Child> {
     let storage = dir.join("storage");
     fs_err::create_dir_all(&storage)?;
     let mut config = format!(
@@ -114,6 +142,13 @@ fn spawn(dir: &Path, port: u16, auth: &RegistryAuth) -> anyhow::Result<Child> {
          http:\n  addr: 127.0.0.1:{port}\n",
         storage.display()
     );
+    if tls {
+        config.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("server.crt").display(),
+            dir.join("server.key").display()
+        ));
+    }
     if let RegistryAuth::Htpasswd { user, password } = auth {
         let htpasswd = dir.join("htpasswd");
         write_htpasswd(&htpasswd, user, password)?;
@@ -143,7 +178,80 @@ fn spawn(dir: &Path, port: u16, auth: &RegistryAuth) -> anyhow::Result<Child> {
         .context("starting docker-registry (is it installed? run scripts/setup-testbed)")
 }
 
-/// Waits until the registry answers `GET /v2/` (200, or 401 with authentication).
+/// Makes `ca.key`/`client/ca.crt` (a test CA) and `server.key`/`server.crt` (for 127.0.0.1,
+/// signed by the CA) in `dir`.
+fn make_certificates(dir: &Path) -> anyhow::Result<()> {
+    fs_err::create_dir_all(dir.join("client"))?;
+    let ext = dir.join("server.ext");
+    fs_err::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )?;
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (ca_key, ca_crt) = (path("ca.key"), path("client/ca.crt"));
+    let (key, csr, crt, ext) = (
+        path("server.key"),
+        path("server.csr"),
+        path("server.crt"),
+        ext.display().to_string(),
+    );
+    let new_key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &new_key,
+            &["-keyout", &ca_key, "-out", &ca_crt, "-days", "2"],
+            &["-subj", "/CN=sardinecake test CA"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &new_key,
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ];
+    for args in steps {
+        let output = Command::new("openssl")
+            .args(&args)
+            .output()
+            .context("running openssl (run scripts/setup-testbed)")?;
+        if !output.status.success() {
+            bail!(
+                "openssl {} failed:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the registry answers `GET /v2/` (200, or 401 with authentication; 400 from a
+/// TLS registry, which refuses the plain request but is up).
 fn wait_ready(
     child: &mut Child,
     addr: SocketAddr,
@@ -156,7 +264,7 @@ fn wait_ready(
             let log = fs_err::read_to_string(log).unwrap_or_default();
             bail!("docker-registry exited with {status}:\n{log}");
         }
-        if let Ok(200 | 401) = http_status(addr, "/v2/") {
+        if let Ok(200 | 401 | 400) = http_status(addr, "/v2/") {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -12,8 +12,12 @@ pub const DEFAULT_REGISTRY: &str = "docker.io";
 /// How to talk to a registry.
 #[derive(Debug, Clone)]
 pub struct RegistryAccess {
-    /// Plain http instead of https (always done for loopback addresses).
+    /// Plain http instead of https (see [`ClientOptions::insecure`]).
     pub insecure: bool,
+    /// Verify the registry's TLS certificate ([`ClientOptions::tls_verify`]).
+    pub tls_verify: Option<bool>,
+    /// The registry's certificate directory ([`ClientOptions::cert_dir`]).
+    pub cert_dir: Option<std::path::PathBuf>,
     /// The credentials to use; `None`: those stored for the registry (auth file, credential
     /// helpers, environment), else anonymous.
     pub credentials: Option<Credentials>,
@@ -27,6 +31,8 @@ impl Default for RegistryAccess {
     fn default() -> Self {
         RegistryAccess {
             insecure: false,
+            tls_verify: None,
+            cert_dir: None,
             credentials: None,
             concurrency: sardine_oci::transfer::TransferOptions::default().concurrency,
             upload_chunk_size: None,
@@ -54,6 +60,8 @@ pub(crate) fn client(
     );
     let options = ClientOptions {
         insecure: access.insecure,
+        tls_verify: access.tls_verify,
+        cert_dir: access.cert_dir.clone(),
         credentials,
         upload_chunk_size: access.upload_chunk_size,
         ..ClientOptions::default()

@@ -173,11 +173,13 @@ pub fn push(settings: &Settings, args: &PushArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How `--insecure`, `--concurrency` (and push's `--chunk-size`) say to talk to a registry,
-/// with the stored credentials.
-fn access(args: &RegistryArgs, upload_chunk_size: Option<u64>) -> RegistryAccess {
+/// How `--insecure`, `--tls-verify`, `--cert-dir`, `--concurrency` (and push's
+/// `--chunk-size`) say to talk to a registry, with the stored credentials.
+pub(crate) fn access(args: &RegistryArgs, upload_chunk_size: Option<u64>) -> RegistryAccess {
     RegistryAccess {
         insecure: args.insecure,
+        tls_verify: args.tls_verify,
+        cert_dir: args.cert_dir.clone(),
         credentials: None,
         concurrency: args.concurrency.into(),
         upload_chunk_size,

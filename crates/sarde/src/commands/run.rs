@@ -18,7 +18,6 @@ use anyhow::Context;
 use sardine_ssh::{ExitStatus, Login, Session, shell_quote};
 use sardine_vm::clone::{ExtraDisk, Overrides, Share};
 use sardine_vm::import::{ImportOptions, import};
-use sardine_vm::remote::RegistryAccess;
 use sardine_vm::run::{self as engine, Launch, PullPolicy};
 use sardine_vm::{AddressSource, Libvirt};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -238,12 +237,7 @@ async fn prepare_source(
     }
     let reference = super::reference(&args.image)?;
     let store = store(settings);
-    let access = RegistryAccess {
-        insecure: args.registry.insecure,
-        credentials: None,
-        concurrency: args.registry.concurrency.into(),
-        upload_chunk_size: None,
-    };
+    let access = super::registry::access(&args.registry, None);
     let policy = match args.pull {
         cli::PullPolicy::Always => PullPolicy::Always,
         cli::PullPolicy::Missing => PullPolicy::Missing,

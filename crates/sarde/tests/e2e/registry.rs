@@ -490,6 +490,59 @@ fn registry_corrupt_blob_is_refused() {
     );
 }
 
+/// A registry serving TLS with a certificate of its own test CA: refused without the CA
+/// (no retries, a hint), accepted with the CA's certificate directory, and with
+/// `--tls-verify=false`.
+#[test]
+fn registry_tls_with_an_own_ca() {
+    let env = workdir();
+    let registry = Registry::start_tls(RegistryAuth::Anonymous).unwrap();
+    let ca_dir = registry.ca_dir().unwrap();
+    let ca_dir = ca_dir.to_str().unwrap();
+    let vm = TestVm::create(&VmOptions {
+        label: "reg-tls".into(),
+        ..VmOptions::default()
+    })
+    .unwrap();
+    let image = format!("{}/test/tls:1", registry.host());
+    env.ok(&["export", vm.name(), &image]);
+
+    let started = Instant::now();
+    let refused = env.run(&["push", &image, "--tls-verify=true"]);
+    assert!(!refused.status.success(), "a push without the CA succeeded");
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(
+        stderr.contains("hint: ") && stderr.contains("certs.d"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a certificate error is not worth retrying ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(registry.stored_blobs(), 0);
+
+    env.ok(&["push", &image, "--cert-dir", ca_dir]);
+    assert!(registry.stored_blobs() > 0);
+    let with_ca = env.other_store("with-ca");
+    env.ok_in(&with_ca, &["fetch", &image, "--cert-dir", ca_dir]);
+    let unverified = env.other_store("unverified");
+    env.ok_in(&unverified, &["fetch", &image, "--tls-verify=false"]);
+    assert_eq!(
+        local_blobs(&with_ca, &image),
+        local_blobs(&unverified, &image)
+    );
+    let without = env.run_in(
+        &env.other_store("without"),
+        &["fetch", &image, "--tls-verify=true"],
+    );
+    assert!(
+        !without.status.success(),
+        "a fetch without the CA succeeded"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs_err::read_dir(dir) else {
         return Vec::new();

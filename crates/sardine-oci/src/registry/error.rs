@@ -96,6 +96,18 @@ pub enum RegistryError {
         source: reqwest::Error,
     },
 
+    /// A certificate file of the registry's certificate directory cannot be used.
+    #[error("cannot use the certificate {path} for registry {registry}")]
+    Certificate {
+        /// The registry's address (`host[:port]`).
+        registry: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+
     /// The response body ended before the announced size was reached.
     #[error(
         "registry {registry} closed the download of {digest} after {received} of {expected} bytes"
@@ -153,6 +165,11 @@ impl RegistryError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             RegistryError::Unauthorized { .. } => Some("check the credentials for the registry"),
+            RegistryError::Transport { source, .. } if is_certificate_error(source) => Some(
+                "if your own CA signed the registry's certificate, put it in \
+                 /etc/containers/certs.d/<host:port>/ca.crt (or the certificate directory given \
+                 for the registry); skipping TLS verification is the last resort",
+            ),
             _ => None,
         }
     }
@@ -199,6 +216,9 @@ pub(crate) fn is_transient_status(status: StatusCode) -> bool {
 ///
 /// A body that breaks off while being read shows up as a decode error wrapping a body error.
 pub(crate) fn is_transient_transport(err: &reqwest::Error) -> bool {
+    if is_certificate_error(err) {
+        return false;
+    }
     if err.is_connect() || err.is_timeout() || err.is_request() || err.is_body() {
         return true;
     }
@@ -207,6 +227,22 @@ pub(crate) fn is_transient_transport(err: &reqwest::Error) -> bool {
         if inner
             .downcast_ref::<reqwest::Error>()
             .is_some_and(reqwest::Error::is_body)
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
+}
+
+/// Whether the TLS handshake failed over the server's certificate (no new attempt helps).
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(inner) = source {
+        if inner
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("certificate")
         {
             return true;
         }

@@ -8,6 +8,7 @@
 mod auth;
 mod download;
 mod error;
+pub mod tls;
 mod upload;
 
 use std::net::IpAddr;
@@ -79,8 +80,17 @@ impl std::fmt::Debug for Credentials {
 /// How a [`RegistryClient`] talks to its registry.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Use plain http instead of https (always done for loopback addresses).
+    /// Use plain http instead of https (done for loopback addresses too, unless they have a
+    /// certificate directory or `tls_verify` is given).
     pub insecure: bool,
+    /// `Some(true)`: https with the certificate verified, loopback addresses included;
+    /// `Some(false)`: https without verification (as `--tls-verify` of skopeo and podman);
+    /// `None`: verified https, but plain http for loopback addresses without a certificate
+    /// directory.
+    pub tls_verify: Option<bool>,
+    /// The registry's certificate directory (CAs, client certificate); `None`: its
+    /// directory under the certs.d roots, if any ([`tls::cert_dir_of`]).
+    pub cert_dir: Option<std::path::PathBuf>,
     /// Credentials for Basic authentication or for requesting Bearer tokens; `None` is anonymous.
     pub credentials: Option<Credentials>,
     /// How often a transient failure (connection error, 5xx, 408, 429) is retried.
@@ -98,6 +108,8 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             insecure: false,
+            tls_verify: None,
+            cert_dir: None,
             credentials: None,
             max_retries: 5,
             upload_chunk_size: None,
@@ -145,7 +157,8 @@ impl RegistryClient {
     /// Creates a client for `registry` ("host" or "host:port").
     ///
     /// The scheme is https, or plain http when `opts.insecure` is set or the host is a loopback
-    /// address (like docker). `docker.io` is reached at `registry-1.docker.io`.
+    /// address (like docker) that has no certificate directory and `tls_verify` is not given. CAs and a client certificate come from the registry's certificate
+    /// directory ([`tls`]). `docker.io` is reached at `registry-1.docker.io`.
     pub fn new(registry: &str, opts: ClientOptions) -> Result<Self, RegistryError> {
         let host = validate_registry(registry)?;
         let endpoint = match registry {
@@ -153,7 +166,9 @@ impl RegistryClient {
             bare if bare.parse::<std::net::Ipv6Addr>().is_ok() => format!("[{bare}]"),
             other => other.to_owned(),
         };
-        let scheme = if opts.insecure || is_loopback_host(host) {
+        let cert_dir = tls::cert_dir_of(registry, opts.cert_dir.as_deref());
+        let tls = cert_dir.is_some() || opts.tls_verify.is_some();
+        let scheme = if opts.insecure || (is_loopback_host(host) && !tls) {
             "http"
         } else {
             "https"
@@ -164,18 +179,21 @@ impl RegistryClient {
         };
         let base = Url::parse(&format!("{scheme}://{endpoint}/v2/"))
             .map_err(|_| invalid("not a valid host name"))?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(opts.user_agent.clone())
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
             .tcp_keepalive(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::custom(no_downgrade))
-            .build()
-            .map_err(|source| RegistryError::Transport {
-                registry: registry.to_owned(),
-                action: "set up the HTTP client".into(),
-                source,
-            })?;
+            .danger_accept_invalid_certs(opts.tls_verify == Some(false));
+        if let Some(dir) = &cert_dir {
+            builder = tls::configure(builder, registry, dir)?;
+        }
+        let http = builder.build().map_err(|source| RegistryError::Transport {
+            registry: registry.to_owned(),
+            action: "set up the HTTP client".into(),
+            source,
+        })?;
         let inner = Inner {
             http,
             registry: registry.to_owned(),
