@@ -12,6 +12,7 @@ pub mod lock;
 pub mod manifest;
 pub mod media_types;
 pub mod reference;
+pub mod registries;
 pub mod registry;
 pub mod transfer;
 

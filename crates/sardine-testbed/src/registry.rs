@@ -33,16 +33,38 @@ pub struct Registry {
     tls: bool,
 }
 
+/// What kind of registry to start.
+#[derive(Debug, Clone, Default)]
+struct Kind {
+    tls: bool,
+    /// A pull-through cache of this upstream URL.
+    proxy: Option<String>,
+}
+
 impl Registry {
     /// Starts a registry on a free port of 127.0.0.1 and waits until `GET /v2/` answers.
     pub fn start(auth: RegistryAuth) -> anyhow::Result<Registry> {
-        Registry::start_with(auth, false)
+        Registry::start_with(auth, Kind::default())
+    }
+
+    /// A pull-through cache (distribution's proxy mode) of the plain-HTTP registry `upstream`:
+    /// what a fleet of runners puts in front of a registry as a mirror.
+    pub fn start_mirror_of(upstream: &Registry) -> anyhow::Result<Registry> {
+        let kind = Kind {
+            tls: false,
+            proxy: Some(format!("http://{}", upstream.host())),
+        };
+        Registry::start_with(RegistryAuth::Anonymous, kind)
     }
 
     /// Like [`Registry::start`], serving TLS only, with a certificate for 127.0.0.1 signed by
     /// a CA of its own ([`Registry::ca_dir`]).
     pub fn start_tls(auth: RegistryAuth) -> anyhow::Result<Registry> {
-        Registry::start_with(auth, true)
+        let kind = Kind {
+            tls: true,
+            proxy: None,
+        };
+        Registry::start_with(auth, kind)
     }
 
     /// A certificate directory (containers-certs.d(5)) holding the CA of a TLS registry as
@@ -51,7 +73,8 @@ impl Registry {
         self.tls.then(|| self.dir.path().join("client"))
     }
 
-    fn start_with(auth: RegistryAuth, tls: bool) -> anyhow::Result<Registry> {
+    fn start_with(auth: RegistryAuth, kind: Kind) -> anyhow::Result<Registry> {
+        let tls = kind.tls;
         let dir = tempfile::Builder::new()
             .prefix("sardine-test-registry-")
             .tempdir_in(scratch_parent()?)?;
@@ -64,7 +87,7 @@ impl Registry {
         for _ in 0..5 {
             let port = free_port()?;
             let addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
-            let mut child = spawn(dir.path(), port, &auth, tls)?;
+            let mut child = spawn(dir.path(), port, &auth, &kind)?;
             match wait_ready(&mut child, addr, &log_path, Duration::from_secs(10)) {
                 Ok(()) => {
                     return Ok(Registry {
@@ -133,7 +156,7 @@ impl Drop for Registry {
 }
 
 /// Writes the registry's configuration into `dir` and starts it.
-fn spawn(dir: &Path, port: u16, auth: &RegistryAuth, tls: bool) -> anyhow::Result<Child> {
+fn spawn(dir: &Path, port: u16, auth: &RegistryAuth, kind: &Kind) -> anyhow::Result<Child> {
     let storage = dir.join("storage");
     fs_err::create_dir_all(&storage)?;
     let mut config = format!(
@@ -142,12 +165,15 @@ fn spawn(dir: &Path, port: u16, auth: &RegistryAuth, tls: bool) -> anyhow::Resul
          http:\n  addr: 127.0.0.1:{port}\n",
         storage.display()
     );
-    if tls {
+    if kind.tls {
         config.push_str(&format!(
             "  tls:\n    certificate: {}\n    key: {}\n",
             dir.join("server.crt").display(),
             dir.join("server.key").display()
         ));
+    }
+    if let Some(upstream) = &kind.proxy {
+        config.push_str(&format!("proxy:\n  remoteurl: {upstream}\n"));
     }
     if let RegistryAuth::Htpasswd { user, password } = auth {
         let htpasswd = dir.join("htpasswd");

@@ -204,6 +204,9 @@ pub enum ImageError {
         #[source]
         source: sardine_oci::credentials::CredentialsError,
     },
+    /// registries.conf cannot be read, or blocks the registry.
+    #[error(transparent)]
+    Registries(#[from] sardine_oci::registries::RegistriesError),
     /// No client for a registry can be made (an invalid registry name, a TLS setup failure).
     #[error(transparent)]
     Registry(#[from] sardine_oci::registry::RegistryError),
@@ -268,6 +271,9 @@ impl ImageError {
             }),
             ImageError::Credentials { source, .. } => source.hint().map(str::to_owned),
             ImageError::Registry(e) => e.hint().map(str::to_owned),
+            ImageError::Registries(sardine_oci::registries::RegistriesError::Blocked { .. }) => {
+                Some("the host's registries.conf blocks this registry; ask whoever manages it".into())
+            }
             ImageError::Transfer(e) => e.hint().map(str::to_owned),
             ImageError::Store(e) => e.hint().map(str::to_owned),
             _ => None,

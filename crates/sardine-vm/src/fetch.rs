@@ -16,7 +16,8 @@ use crate::error::ImageError;
 use crate::import::{ImportOptions, Imported, import};
 use crate::progress::RegistryProgress;
 use crate::prune::AutoPrune;
-use crate::remote::{DEFAULT_REGISTRY, RegistryAccess, client};
+use crate::remote::{DEFAULT_REGISTRY, RegistryAccess, client, endpoint_access, pull_endpoints};
+use sardine_oci::registries::Endpoint;
 
 /// What to fetch, from where, and how.
 pub struct FetchOptions<'a> {
@@ -50,10 +51,34 @@ pub struct Pulled {
     pub imported: Imported,
 }
 
-/// Copies `remote` from its registry into the store as `local`.
+/// Copies `remote` from its registry into the store as `local`: from the first of its
+/// registries.conf mirrors that has it, else from its (possibly moved) location.
 pub async fn fetch(options: &FetchOptions<'_>) -> Result<FetchReport, ImageError> {
-    let registry = options.remote.registry().unwrap_or(DEFAULT_REGISTRY);
-    let client = client(registry, options.access)?;
+    let (mirrors, own) = pull_endpoints(options.remote)?;
+    for mirror in &mirrors {
+        match fetch_from(options, mirror).await {
+            Ok(report) => return Ok(report),
+            Err(error) => tracing::warn!(
+                "cannot fetch {} from the mirror {}: {error}; trying the next source",
+                options.remote,
+                mirror.reference
+            ),
+        }
+    }
+    fetch_from(options, &own).await
+}
+
+/// Fetches from one endpoint of [`fetch`].
+async fn fetch_from(
+    options: &FetchOptions<'_>,
+    endpoint: &Endpoint,
+) -> Result<FetchReport, ImageError> {
+    let remote = &endpoint.reference;
+    if endpoint.mirror {
+        tracing::info!("fetching {} from the mirror {remote}", options.remote);
+    }
+    let registry = remote.registry().unwrap_or(DEFAULT_REGISTRY);
+    let client = client(registry, &endpoint_access(options.access, endpoint))?;
     let transfer_options = TransferOptions {
         concurrency: options.access.concurrency,
         arch: options.arch.clone(),
@@ -73,7 +98,7 @@ pub async fn fetch(options: &FetchOptions<'_>) -> Result<FetchReport, ImageError
         .start(&format!("fetch {}", options.remote), 0);
     let report = transfer::fetch_image(
         &client,
-        options.remote,
+        remote,
         options.store,
         options.local,
         &transfer_options,

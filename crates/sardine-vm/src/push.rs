@@ -17,7 +17,7 @@ use sardine_oci::transfer::{self, PushReport, TransferOptions};
 
 use crate::error::ImageError;
 use crate::progress::RegistryProgress;
-use crate::remote::{DEFAULT_REGISTRY, RegistryAccess, client};
+use crate::remote::{DEFAULT_REGISTRY, RegistryAccess, client, endpoint_access, push_endpoint};
 use crate::store::image_blobs;
 
 /// At most this many repositories are tried as mount sources for each blob of a push.
@@ -52,9 +52,13 @@ impl<'a> Push<'a> {
         }
     }
 
-    /// Copies the image to `target` (without a registry: [`DEFAULT_REGISTRY`]).
+    /// Copies the image to `target` (without a registry: [`DEFAULT_REGISTRY`]; moved where
+    /// registries.conf says).
     pub async fn to(&mut self, target: &Reference) -> Result<PushReport, ImageError> {
-        let client = self.client(target.registry().unwrap_or(DEFAULT_REGISTRY))?;
+        let endpoint = push_endpoint(target)?;
+        let target = &endpoint.reference;
+        let access = endpoint_access(self.options.access, &endpoint);
+        let client = self.client(target.registry().unwrap_or(DEFAULT_REGISTRY), &access)?;
         let options = &self.options;
         let transfer_options = TransferOptions {
             concurrency: options.access.concurrency,
@@ -79,11 +83,15 @@ impl<'a> Push<'a> {
     }
 
     /// The client for `registry`, made once.
-    fn client(&mut self, registry: &str) -> Result<RegistryClient, ImageError> {
+    fn client(
+        &mut self,
+        registry: &str,
+        access: &RegistryAccess,
+    ) -> Result<RegistryClient, ImageError> {
         if let Some(client) = self.clients.get(registry) {
             return Ok(client.clone());
         }
-        let client = client(registry, self.options.access)?;
+        let client = client(registry, access)?;
         self.clients.insert(registry.to_owned(), client.clone());
         Ok(client)
     }

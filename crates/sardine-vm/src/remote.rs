@@ -1,7 +1,10 @@
-//! How fetch and push reach a registry: one [`RegistryAccess`] that both binaries fill, and the
-//! client made from it.
+//! How fetch and push reach a registry: one [`RegistryAccess`] that both binaries fill, the
+//! client made from it, and where `registries.conf` sends a reference (mirrors to pull from,
+//! another location, plain http, blocked: [`sardine_oci::registries`]).
 
 use sardine_oci::credentials;
+use sardine_oci::reference::Reference;
+use sardine_oci::registries::{Endpoint, Registries};
 use sardine_oci::registry::{ClientOptions, Credentials, RegistryClient};
 
 use crate::error::ImageError;
@@ -67,4 +70,30 @@ pub(crate) fn client(
         ..ClientOptions::default()
     };
     Ok(RegistryClient::new(registry, options)?)
+}
+
+/// Where to pull `reference` from (mirrors to try first, then its location), by the system's
+/// registries.conf.
+pub(crate) fn pull_endpoints(
+    reference: &Reference,
+) -> Result<(Vec<Endpoint>, Endpoint), ImageError> {
+    Ok(Registries::load()?.pull_endpoints(reference)?)
+}
+
+/// Where to push `reference`, by the system's registries.conf.
+pub(crate) fn push_endpoint(reference: &Reference) -> Result<Endpoint, ImageError> {
+    Ok(Registries::load()?.push_endpoint(reference)?)
+}
+
+/// `access` for `endpoint`: plain http if registries.conf says so; a mirror gets neither the
+/// credentials nor the certificate directory given for the image's own registry (its own
+/// are looked up).
+pub(crate) fn endpoint_access(access: &RegistryAccess, endpoint: &Endpoint) -> RegistryAccess {
+    let mut access = access.clone();
+    access.insecure |= endpoint.insecure;
+    if endpoint.mirror {
+        access.credentials = None;
+        access.cert_dir = None;
+    }
+    access
 }

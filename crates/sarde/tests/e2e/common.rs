@@ -53,6 +53,11 @@ impl Workdir {
         self.dir.path().join("vms")
     }
 
+    /// The test's registries.conf (`CONTAINERS_REGISTRIES_CONF`; absent unless written).
+    pub fn registries_conf(&self) -> PathBuf {
+        self.dir.path().join("registries.conf")
+    }
+
     /// The test's credentials file (`REGISTRY_AUTH_FILE`).
     pub fn auth_file(&self) -> PathBuf {
         self.dir.path().join("auth.json")
@@ -67,6 +72,8 @@ impl Workdir {
             .env("REGISTRY_AUTH_FILE", self.auth_file())
             .env("XDG_RUNTIME_DIR", self.dir.path().join("runtime"))
             .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            // The host's registries.conf is not read; a test writes this file to use one.
+            .env("CONTAINERS_REGISTRIES_CONF", self.registries_conf())
             .env_remove("SARDE_REGISTRY_USERNAME")
             .env_remove("SARDE_REGISTRY_PASSWORD")
             .stdin(Stdio::null())

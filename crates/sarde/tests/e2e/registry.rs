@@ -543,6 +543,66 @@ fn registry_tls_with_an_own_ca() {
     );
 }
 
+/// registries.conf: fetch goes through a mirror (a pull-through cache) first and falls back to
+/// the registry when the mirror is down; a blocked registry is refused for fetch and push.
+#[test]
+fn registry_mirrors_and_blocking_from_registries_conf() {
+    let env = workdir();
+    let upstream = Registry::start(RegistryAuth::Anonymous).unwrap();
+    let mirror = Registry::start_mirror_of(&upstream).unwrap();
+    let vm = TestVm::create(&VmOptions {
+        label: "reg-mirror".into(),
+        ..VmOptions::default()
+    })
+    .unwrap();
+    let image = format!("{}/test/mirrored:1", upstream.host());
+    env.ok(&["export", vm.name(), &image]);
+    env.ok(&["push", &image]);
+    let conf = format!(
+        "[[registry]]\nlocation = \"{}\"\n[[registry.mirror]]\nlocation = \"{}\"\n",
+        upstream.host(),
+        mirror.host()
+    );
+    fs_err::write(env.registries_conf(), &conf).unwrap();
+
+    let through_mirror = env.other_store("through-mirror");
+    let fetched = env.run_in(&through_mirror, &["fetch", &image]);
+    expect_ok(&fetched, "fetch through the mirror");
+    assert!(
+        text(&fetched.stderr).contains(&format!("from the mirror {}", mirror.host())),
+        "{}",
+        text(&fetched.stderr)
+    );
+    assert!(mirror.blob_downloads() > 0, "the mirror served no blob");
+    assert_eq!(
+        local_blobs(&through_mirror, &image),
+        local_blobs(&env.ocidir(), &image)
+    );
+
+    drop(mirror);
+    let direct = env.other_store("direct");
+    let fallback = env.run_in(&direct, &["fetch", &image]);
+    expect_ok(&fallback, "fetch with the mirror down");
+    assert!(
+        text(&fallback.stderr).contains("trying the next source"),
+        "{}",
+        text(&fallback.stderr)
+    );
+
+    let blocked = format!(
+        "[[registry]]\nlocation = \"{}\"\nblocked = true\n",
+        upstream.host()
+    );
+    fs_err::write(env.registries_conf(), blocked).unwrap();
+    for args in [["fetch", image.as_str()], ["push", image.as_str()]] {
+        let refused = env.run_in(&env.other_store("blocked"), &args);
+        assert!(!refused.status.success(), "{args:?} of a blocked registry");
+        let stderr = text(&refused.stderr);
+        assert!(stderr.contains("is blocked by"), "{stderr}");
+        assert!(stderr.contains("hint: "), "{stderr}");
+    }
+}
+
 fn walk(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs_err::read_dir(dir) else {
         return Vec::new();
