@@ -6,12 +6,18 @@
 //!    environment of a CI job must not reach whatever registry an image names);
 //! 2. the containers auth file (podman/skopeo/buildah): `$REGISTRY_AUTH_FILE`, else
 //!    `$XDG_RUNTIME_DIR/containers/auth.json`, else `/run/containers/<uid>/auth.json`;
-//! 3. docker's `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`).
+//! 3. unless `$REGISTRY_AUTH_FILE` is set, `$XDG_CONFIG_HOME/containers/auth.json` (default
+//!    `~/.config/containers/auth.json`), as containers-auth.json(5) reads it next;
+//! 4. docker's `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`).
 //!
-//! In either file `credHelpers[registry]` or `credsStore` name a `docker-credential-<name>`
-//! helper, which gets the registry on stdin (never on the command line); otherwise
-//! `auths[registry].auth` holds base64 `user:password`. Keys may also be written
-//! `https://host`, `http://host` or `host/v2/`, as podman accepts.
+//! In any of these files `credHelpers[registry]` or `credsStore` name a
+//! `docker-credential-<name>` helper, which gets the registry on stdin (never on the command
+//! line); otherwise `auths[registry].auth` holds base64 `user:password`. Keys may also be
+//! written `https://host`, `http://host` or `host/v2/`, as podman accepts.
+//!
+//! `sarde login` writes the containers auth file (2.) — through its helper when that file
+//! names one (`docker-credential-<name> store`, the secret on stdin), as `docker login` does;
+//! `sarde logout` erases there too.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
@@ -144,9 +150,13 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
     if let Some(creds) = from_environment(registry) {
         return Ok(Some(creds));
     }
-    for path in [Some(auth_file_path()), docker_config_path()]
-        .into_iter()
-        .flatten()
+    for path in [
+        Some(auth_file_path()),
+        config_auth_file(),
+        docker_config_path(),
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Some(creds) = lookup_in_file(&path, registry)? {
             debug!(registry, file = %path.display(), "using stored credentials");
@@ -169,6 +179,23 @@ pub fn auth_file_path() -> PathBuf {
     PathBuf::from(format!("/run/containers/{uid}/auth.json"))
 }
 
+/// `$XDG_CONFIG_HOME/containers/auth.json` (default `~/.config/...`), read after the auth file
+/// unless `$REGISTRY_AUTH_FILE` chose one.
+fn config_auth_file() -> Option<PathBuf> {
+    if std::env::var_os(ENV_AUTH_FILE).is_some_and(|p| !p.is_empty()) {
+        return None;
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|p| !p.is_empty())
+                .map(|home| Path::new(&home).join(".config"))
+        })?;
+    Some(config.join("containers/auth.json"))
+}
+
 /// docker's config.json, if a home or `DOCKER_CONFIG` directory is known.
 fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(ENV_DOCKER_CONFIG).filter(|p| !p.is_empty()) {
@@ -179,17 +206,83 @@ fn docker_config_path() -> Option<PathBuf> {
         .map(|home| Path::new(&home).join(".docker/config.json"))
 }
 
-/// Stores credentials for `registry` in the containers auth file (keeping all other entries)
-/// and returns the file's path. The file is replaced atomically and readable only by its owner.
-pub fn store(registry: &str, creds: &Credentials) -> Result<PathBuf, CredentialsError> {
-    let path = auth_file_path();
-    store_in(&path, registry, creds)?;
-    Ok(path)
+/// Where [`store`] put the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// In this file.
+    File(PathBuf),
+    /// With the credential helper `docker-credential-<name>` that this file names.
+    Helper {
+        /// The helper's name.
+        helper: String,
+        /// The file that names it.
+        file: PathBuf,
+    },
 }
 
-/// Removes the credentials for `registry` from the containers auth file; `false` if there were none.
+impl std::fmt::Display for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stored::File(path) => write!(f, "{}", path.display()),
+            Stored::Helper { helper, file } => write!(
+                f,
+                "the credential helper docker-credential-{helper} (named by {})",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// Stores credentials for `registry`: with the credential helper that the containers auth
+/// file names for it, else in that file (keeping all other entries; replaced atomically,
+/// readable only by its owner).
+pub fn store(registry: &str, creds: &Credentials) -> Result<Stored, CredentialsError> {
+    let path = auth_file_path();
+    if let Some(helper) = helper_in(&path, registry)? {
+        let request = serde_json::json!({
+            "ServerURL": registry,
+            "Username": creds.username,
+            "Secret": creds.password,
+        });
+        call_helper(&helper, "store", registry, request.to_string().as_bytes())?;
+        return Ok(Stored::Helper { helper, file: path });
+    }
+    store_in(&path, registry, creds)?;
+    Ok(Stored::File(path))
+}
+
+/// Removes the credentials for `registry` from the containers auth file (and from its
+/// credential helper, if it names one); `false` if there were none.
 pub fn remove(registry: &str) -> Result<bool, CredentialsError> {
-    remove_in(&auth_file_path(), registry)
+    let path = auth_file_path();
+    let erased = match helper_in(&path, registry)? {
+        Some(helper) => match call_helper(&helper, "erase", registry, registry.as_bytes()) {
+            Ok(_) => true,
+            Err(CredentialsError::HelperFailed { message, .. })
+                if message.to_ascii_lowercase().contains("not found") =>
+            {
+                false
+            }
+            Err(e) => return Err(e),
+        },
+        None => false,
+    };
+    Ok(remove_in(&path, registry)? || erased)
+}
+
+/// The credential helper a config file names for `registry` (`credHelpers`, else `credsStore`).
+fn helper_in(path: &Path, registry: &str) -> Result<Option<String>, CredentialsError> {
+    let Some(config) = read_config(path)? else {
+        return Ok(None);
+    };
+    Ok(helper_of(&config, registry).map(str::to_owned))
+}
+
+fn helper_of<'a>(config: &'a Map<String, Value>, registry: &str) -> Option<&'a str> {
+    find_entry(config.get("credHelpers"), registry)
+        .and_then(|(_, v)| v.as_str())
+        .or_else(|| config.get("credsStore").and_then(Value::as_str))
+        .filter(|h| !h.is_empty())
 }
 
 /// Removes all credentials from the containers auth file (other settings are kept).
@@ -212,11 +305,7 @@ pub fn lookup_in_file(
     let Some(config) = read_config(path)? else {
         return Ok(None);
     };
-    let helper = find_entry(config.get("credHelpers"), registry)
-        .and_then(|(_, v)| v.as_str())
-        .or_else(|| config.get("credsStore").and_then(Value::as_str))
-        .filter(|h| !h.is_empty());
-    if let Some(helper) = helper
+    if let Some(helper) = helper_of(&config, registry)
         && let Some(creds) = run_helper(helper, registry)?
     {
         return Ok(Some(creds));
@@ -398,45 +487,23 @@ struct HelperAnswer {
 /// Runs `docker-credential-<helper> get` with the registry on stdin.
 /// Returns `None` when the helper has no credentials for it.
 fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, CredentialsError> {
-    let program = format!("docker-credential-{helper}");
-    let spawn_error = |source| CredentialsError::HelperSpawn {
-        helper: helper.to_owned(),
-        registry: registry.to_owned(),
-        source,
+    let stdout = match call_helper(helper, "get", registry, registry.as_bytes()) {
+        Ok(stdout) => stdout,
+        Err(CredentialsError::HelperFailed { message, .. })
+            if message
+                .to_ascii_lowercase()
+                .contains("credentials not found") =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     };
     let failed = |message: String| CredentialsError::HelperFailed {
         helper: helper.to_owned(),
         registry: registry.to_owned(),
         message,
     };
-    let mut child = Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_error)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(registry.as_bytes()).map_err(spawn_error)?;
-    }
-    let output = child.wait_with_output().map_err(spawn_error)?;
-    if !output.status.success() {
-        let message = String::from_utf8_lossy(if output.stdout.is_empty() {
-            &output.stderr
-        } else {
-            &output.stdout
-        })
-        .trim()
-        .to_owned();
-        if message
-            .to_ascii_lowercase()
-            .contains("credentials not found")
-        {
-            return Ok(None);
-        }
-        return Err(failed(format!("{} ({})", message, output.status)));
-    }
-    let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+    let answer: HelperAnswer = serde_json::from_slice(&stdout)
         .map_err(|_| failed("it printed something other than the expected JSON".into()))?;
     if answer.username == "<token>" {
         warn!(
@@ -449,6 +516,53 @@ fn run_helper(helper: &str, registry: &str) -> Result<Option<Credentials>, Crede
         username: answer.username,
         password: answer.secret,
     }))
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin (the credential helper
+/// protocol: nothing secret on the command line) and returns its stdout.
+fn call_helper(
+    helper: &str,
+    action: &str,
+    registry: &str,
+    input: &[u8],
+) -> Result<Vec<u8>, CredentialsError> {
+    let spawn_error = |source| CredentialsError::HelperSpawn {
+        helper: helper.to_owned(),
+        registry: registry.to_owned(),
+        source,
+    };
+    let mut child = Command::new(format!("docker-credential-{helper}"))
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper may answer without reading its input (e.g. "not found"): its status says.
+        match stdin.write_all(input) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(spawn_error(e)),
+            _ => {}
+        }
+    }
+    let output = child.wait_with_output().map_err(spawn_error)?;
+    if !output.status.success() {
+        let said = if output.stdout.is_empty() {
+            &output.stderr
+        } else {
+            &output.stdout
+        };
+        return Err(CredentialsError::HelperFailed {
+            helper: helper.to_owned(),
+            registry: registry.to_owned(),
+            message: format!(
+                "{} ({})",
+                String::from_utf8_lossy(said).trim(),
+                output.status
+            ),
+        });
+    }
+    Ok(output.stdout)
 }
 
 #[cfg(test)]

@@ -44,13 +44,10 @@ pub fn login(_settings: &Settings, args: &LoginArgs) -> anyhow::Result<()> {
     runtime()?
         .block_on(client.ping())
         .map_err(|error| login_failure(&registry, &creds.username, error))?;
-    let path = credentials::store(&registry, &creds)
+    let stored = credentials::store(&registry, &creds)
         .exit_code(exit_code::GENERAL)
         .context(format!("cannot store the credentials for {registry}"))?;
-    info!(
-        "Login Succeeded: credentials for {registry} stored in {}",
-        path.display()
-    );
+    info!("Login Succeeded: credentials for {registry} stored in {stored}");
     Ok(())
 }
 
