@@ -12,7 +12,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sardine_testbed::{Bait, Registry, RegistryAuth, TestVm, VmOptions, free_port, guest_image};
+use sardine_testbed::{
+    Bait, Registry, RegistryAuth, TestVm, VmGuard, VmOptions, free_port, guest_image,
+};
 
 use crate::common::{Workdir, code, expect_code, output_of, text};
 
@@ -20,8 +22,9 @@ use crate::common::{Workdir, code, expect_code, output_of, text};
 const PATIENCE: Duration = Duration::from_secs(240);
 
 /// Exports a fresh tiny guest as `image` with its credentials, and pushes it when `image`
-/// names a registry.
-fn publish(work: &Workdir, image: &str, push: bool) {
+/// names a registry. The guard removes the base VM that runs of the image import (named after
+/// its image ID), also when the test fails.
+fn publish(work: &Workdir, image: &str, push: bool) -> VmGuard {
     let guest = guest_image();
     let vm = TestVm::create(&VmOptions {
         label: "run-source".into(),
@@ -35,10 +38,11 @@ fn publish(work: &Workdir, image: &str, push: bool) {
     });
     fs_err::write(&config, json.to_string()).unwrap();
     let vmconfig = config.to_str().unwrap();
-    work.ok(&["export", vm.name(), image, "--vmconfig", vmconfig]);
+    let id = work.ok(&["export", vm.name(), image, "--vmconfig", vmconfig]);
     if push {
         work.ok(&["push", image]);
     }
+    VmGuard::adopt(&format!("sha256:{id}")).unwrap()
 }
 
 /// `sarde run` in a store of its own (`store`), with the test's VM directory.
@@ -185,7 +189,7 @@ fn run_guest_command_gets_output_status_mounts_ports_and_kernel_overrides() {
     let work = Workdir::new("run");
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let image = format!("{}/run/tiny:1", registry.host());
-    publish(&work, &image, true);
+    let _base = publish(&work, &image, true);
     // A store that does not have the image: run fetches it (pull policy "missing").
     let store = work.other_store("fresh");
     let share = shared_dir(&work);
@@ -293,7 +297,7 @@ fn run_guest_command_gets_output_status_mounts_ports_and_kernel_overrides() {
 fn run_guest_sigterm_in_every_phase_leaves_nothing() {
     let work = Workdir::new("run-term");
     let image = "run/term:1";
-    publish(&work, image, false);
+    let _base = publish(&work, image, false);
     let store = work.ocidir();
 
     // Fetching: a registry that never answers.
@@ -350,7 +354,7 @@ fn run_guest_three_at_once_fetch_and_import_once() {
     let work = Workdir::new("run-many");
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let image = format!("{}/run/many:1", registry.host());
-    publish(&work, &image, true);
+    let _base = publish(&work, &image, true);
     let pushed_downloads = registry.blob_downloads();
     let store = work.other_store("fresh");
     let names: Vec<String> = (0..3)
@@ -395,7 +399,7 @@ fn run_guest_three_at_once_fetch_and_import_once() {
 fn run_guest_without_command_on_a_terminal_is_an_interactive_shell() {
     let work = Workdir::new("run-pty");
     let image = "run/pty:1";
-    publish(&work, image, false);
+    let _base = publish(&work, image, false);
     let name = sardine_testbed::unique_name("pty");
     let (vmdir, ocidir) = (work.vmdir(), work.ocidir());
     let sarde = [
