@@ -247,6 +247,21 @@ pub enum Command {
   sarde run debian:12 --stdin < ci-script.sh")]
     Run(Box<RunArgs>),
 
+    /// Build images from a build file, without booting, into the local store.
+    ///
+    /// Reads sarde's YAML build file (docs/build.md) or little-vm-helper's images.json. Root
+    /// images are made by mmdebstrap; derived images are qcow2 overlays on their parent's disk,
+    /// so they cost only what changed, on disk and in registries. Images whose definition,
+    /// parent and copied-in files are unchanged come from the build cache. Prints one line per
+    /// image (name, reference, built or cached, image ID, seconds). Needs root.
+    #[command(after_help = "Examples:
+  sarde build                         # ./sarde-build.yaml
+  sarde build -f images.yaml -i debian-dev
+  sarde build -f _data/images.json --pkg-repo bookworm   # a little-vm-helper configuration
+  sarde build --dry-run
+  sarde build --tag registry.example.org/vms/ && sarde push registry.example.org/vms/debian-dev")]
+    Build(BuildArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   sarde completions bash > /etc/bash_completion.d/sarde
@@ -851,6 +866,52 @@ pub enum PullPolicy {
     Missing,
     /// Never: the local store must have it.
     Never,
+}
+
+/// Arguments of `sarde build`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// The build file: sarde's YAML, or little-vm-helper's images.json.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "sarde-build.yaml", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+
+    /// Build only this image (and the parents it needs); repeat for several.
+    #[arg(short = 'i', long = "image", value_name = "NAME", action = ArgAction::Append)]
+    pub images: Vec<String>,
+
+    /// Build even the images the cache has.
+    #[arg(long)]
+    pub force_rebuild: bool,
+
+    /// Only print what would be built, and why.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Put this before each image's name to make its reference (e.g.
+    /// `registry.example.org/vms/`).
+    #[arg(long = "tag", value_name = "PREFIX", default_value = "")]
+    pub prefix: String,
+
+    /// The tag of the built images.
+    #[arg(long = "image-tag", value_name = "TAG", default_value = "latest")]
+    pub image_tag: String,
+
+    /// The build cache [default: build/ next to the default store].
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub cache_dir: Option<PathBuf>,
+
+    /// The Debian suite of a little-vm-helper file's root images (lvh's --pkg-repo).
+    #[arg(long, value_name = "SUITE", default_value = "sid")]
+    pub pkg_repo: String,
+
+    /// Accepted for little-vm-helper's command line: sarde always applies an image's actions
+    /// in one session of its mounted file system.
+    #[arg(long)]
+    pub merge_steps: bool,
+
+    /// Output format: a line per image, or a JSON array.
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// Arguments of `sarde run`.

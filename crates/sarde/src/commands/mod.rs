@@ -1,9 +1,10 @@
 //! The subcommands of sarde: [`dispatch`] runs the one the command line chose.
 //!
 //! One module per area: `local` (export, import, getconfig, clone, rm), `list`, `images`
-//! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh), `run`
-//! (fire-once VMs) and `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
+//! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh), `build`
+//! (images from a build file), `run` (fire-once VMs) and `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
 
+mod build;
 mod guest;
 mod images;
 mod list;
@@ -52,6 +53,7 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Ip(args) => guest::ip(settings, args)?,
         Command::Ssh(args) => return guest::ssh(settings, args),
         Command::Run(args) => return run::run(settings, args),
+        Command::Build(args) => build::build(settings, args)?,
     }
     Ok(ExitCode::SUCCESS)
 }
