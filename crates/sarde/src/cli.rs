@@ -904,6 +904,15 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SUITE", default_value = "sid")]
     pub pkg_repo: String,
 
+    /// libvirt domain type of every built image, whatever the file says: kvm, or qemu
+    /// (emulation) for hosts without KVM.
+    #[arg(long, value_name = "TYPE", value_parser = ["kvm", "qemu"])]
+    pub domain_type: Option<String>,
+
+    /// libvirt network of every built image's interface, whatever the file says.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+
     /// Accepted for little-vm-helper's command line: sarde always applies an image's actions
     /// in one session of its mounted file system.
     #[arg(long)]

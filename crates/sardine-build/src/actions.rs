@@ -156,7 +156,12 @@ fn set_hostname(root: &Chroot<'_>, step: &str, hostname: &str) -> Result<(), Bui
 pub fn add_users(root: &Chroot<'_>, users: &[UserSpec]) -> Result<(), BuildError> {
     for user in users {
         let step = format!("user {}", user.name);
-        root.sh(&step, USER, &[&user.name, if user.sudo { "sudo" } else { "" }], None)?;
+        root.sh(
+            &step,
+            USER,
+            &[&user.name, if user.sudo { "sudo" } else { "" }],
+            None,
+        )?;
         if let Some(password) = &user.password {
             root.sh(&step, PASSWORD, &[&user.name, password], None)?;
         }
@@ -169,7 +174,12 @@ pub fn add_users(root: &Chroot<'_>, users: &[UserSpec]) -> Result<(), BuildError
 
 /// Applies one action; `step` names it in messages, `work` is a scratch directory of the
 /// build (for archives of copied-in directories).
-pub fn apply(root: &Chroot<'_>, step: &str, action: &Action, work: &Path) -> Result<(), BuildError> {
+pub fn apply(
+    root: &Chroot<'_>,
+    step: &str,
+    action: &Action,
+    work: &Path,
+) -> Result<(), BuildError> {
     match action {
         Action::RunCommand { cmd } => root.sh(step, cmd, &[], None),
         Action::CopyIn { local, remote_dir } => {
@@ -179,17 +189,31 @@ pub fn apply(root: &Chroot<'_>, step: &str, action: &Action, work: &Path) -> Res
         Action::SetHostname { hostname } => set_hostname(root, step, hostname),
         Action::Mkdir { dir } => root.sh(step, "mkdir -p -- \"$1\"", &[dir], None),
         Action::Upload { file, dest } => {
-            let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned());
-            root.sh(step, UPLOAD, &[dest, &name.unwrap_or_default()], Some(open(&file.path)?))
+            let name = file
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            root.sh(
+                step,
+                UPLOAD,
+                &[dest, &name.unwrap_or_default()],
+                Some(open(&file.path)?),
+            )
         }
-        Action::Chmod { mode, file } => root.sh(step, "chmod \"$1\" -- \"$2\"", &[mode, file], None),
+        Action::Chmod { mode, file } => {
+            root.sh(step, "chmod \"$1\" -- \"$2\"", &[mode, file], None)
+        }
         Action::AppendLine { file, line } => root.sh(step, APPEND_LINE, &[file, line], None),
-        Action::Link { target, link } => root.sh(step, "ln -sfn -- \"$1\" \"$2\"", &[target, link], None),
+        Action::Link { target, link } => {
+            root.sh(step, "ln -sfn -- \"$1\" \"$2\"", &[target, link], None)
+        }
         Action::InstallKernel { dir } => {
             let tar = kernel_archive(root, step, &dir.path, work)?;
             root.sh(step, INSTALL_KERNEL, &[], Some(open(&tar)?))
         }
-        Action::TarIn { tar, remote_dir } => root.sh(step, UNTAR, &[remote_dir], Some(open(&tar.path)?)),
+        Action::TarIn { tar, remote_dir } => {
+            root.sh(step, UNTAR, &[remote_dir], Some(open(&tar.path)?))
+        }
         Action::SshInject { user, key } => root.sh(step, SSH_INJECT, &[user, key], None),
         Action::Password { user, password } => root.sh(step, PASSWORD, &[user, password], None),
         Action::Timezone { zone } => root.sh(step, TIMEZONE, &[zone], None),
@@ -206,19 +230,38 @@ fn open(path: &Path) -> Result<File, BuildError> {
 }
 
 /// A tar archive of the host file or directory `path` (its last component at the top).
-fn archive(root: &Chroot<'_>, step: &str, path: &Path, work: &Path) -> Result<std::path::PathBuf, BuildError> {
+fn archive(
+    root: &Chroot<'_>,
+    step: &str,
+    path: &Path,
+    work: &Path,
+) -> Result<std::path::PathBuf, BuildError> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(root.context.failure(step, format!("{} is not a file or directory", path.display())));
+        return Err(root.context.failure(
+            step,
+            format!("{} is not a file or directory", path.display()),
+        ));
     };
     let tar = work.join("copy-in.tar");
     let mut command = Command::new("tar");
-    command.arg("-cf").arg(&tar).arg("-C").arg(parent).arg("--").arg(name);
+    command
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(parent)
+        .arg("--")
+        .arg(name);
     root.context.run(step, &mut command, None)?;
     Ok(tar)
 }
 
 /// A tar archive of a little-vm-helper kernel directory's `boot/` and `lib/modules/`.
-fn kernel_archive(root: &Chroot<'_>, step: &str, dir: &Path, work: &Path) -> Result<std::path::PathBuf, BuildError> {
+fn kernel_archive(
+    root: &Chroot<'_>,
+    step: &str,
+    dir: &Path,
+    work: &Path,
+) -> Result<std::path::PathBuf, BuildError> {
     let tar = work.join("kernel.tar");
     let mut command = Command::new("tar");
     command.arg("-cf").arg(&tar).arg("-C").arg(dir).arg("boot");

@@ -92,7 +92,9 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
         let started = Instant::now();
         let parent = match &image.origin {
             Origin::Debian(_) => None,
-            Origin::Parent(name) if file.image(name).is_some() => Some(built.get(name).and_then(Option::as_ref)),
+            Origin::Parent(name) if file.image(name).is_some() => {
+                Some(built.get(name).and_then(Option::as_ref))
+            }
             Origin::Parent(name) => return Err(missing_parent(options.store, image, name)),
         };
         let reference = reference_of(file, image, options)?;
@@ -142,7 +144,11 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
         let cached = cache.content(&entry).filter(|_| !options.force_rebuild);
         let (outcome, content) = match cached {
             Some(content) => {
-                tracing::info!("image {}: up to date in the cache ({})", image.name, short(&key));
+                tracing::info!(
+                    "image {}: up to date in the cache ({})",
+                    image.name,
+                    short(&key)
+                );
                 (Outcome::Cached, content)
             }
             None => {
@@ -163,7 +169,11 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
                 disk: disk_name(&image.name),
             }),
         );
-        tracing::info!("image {}: {reference} ready in {:.1?}", image.name, started.elapsed());
+        tracing::info!(
+            "image {}: {reference} ready in {:.1?}",
+            image.name,
+            started.elapsed()
+        );
         reports.push(ImageReport {
             name: image.name.clone(),
             reference: reference.to_string(),
@@ -193,20 +203,27 @@ fn short(key: &str) -> &str {
 /// The error of a parent that is not an image of the file.
 fn missing_parent(store: &Store, image: &ImageSpec, parent: &str) -> BuildError {
     let source = Reference::parse(parent)
-        .map_err(|e| sardine_vm::ImageError::Unsupported { what: e.to_string() })
+        .map_err(|e| sardine_vm::ImageError::Unsupported {
+            what: e.to_string(),
+        })
         .and_then(|reference| LocalImage::open(store, &reference).map(|_| ()))
         .err()
         .unwrap_or(sardine_vm::ImageError::Unsupported {
-            what: "deriving from an image that is not in the build file is not supported yet".into(),
+            what: "deriving from an image that is not in the build file is not supported yet"
+                .into(),
         });
     BuildError::MissingParent {
         image: image.name.clone(),
         parent: parent.to_owned(),
-        source,
+        source: Box::new(source),
     }
 }
 
-fn reference_of(file: &BuildFile, image: &ImageSpec, options: &BuildOptions<'_>) -> Result<Reference, BuildError> {
+fn reference_of(
+    file: &BuildFile,
+    image: &ImageSpec,
+    options: &BuildOptions<'_>,
+) -> Result<Reference, BuildError> {
     let text = format!("{}{}:{}", options.prefix, image.name, options.tag);
     Reference::parse(&text).map_err(|e| BuildError::Invalid {
         file: file.path.clone(),
@@ -240,9 +257,14 @@ fn build_image(
         let users = match (&image.origin, parent) {
             (Origin::Debian(root), _) => build_root(image, root, &staging, options)?,
             (Origin::Parent(_), Some(parent)) => build_derived(image, parent, &staging, options)?,
-            (Origin::Parent(name), None) => unreachable!("parent {name} is built before its children"),
+            (Origin::Parent(name), None) => {
+                unreachable!("parent {name} is built before its children")
+            }
         };
-        write_json(&staging.join("users.json"), &serde_json::to_value(&users).unwrap_or_default())?;
+        write_json(
+            &staging.join("users.json"),
+            &serde_json::to_value(&users).unwrap_or_default(),
+        )?;
         write_json(&staging.join("vmconfig.json"), &output::vmconfig(&users))?;
         let content = cache::file_digest(&staging.join(disk_name(&image.name)))?;
         cache.commit(&staging, entry, &content)?;
@@ -285,16 +307,24 @@ fn build_root(
         mmdebstrap.arg(mirror);
     }
     context.run("mmdebstrap", &mut mmdebstrap, None)?;
-    let chroot = Chroot { dir: &tree, context };
+    let chroot = Chroot {
+        dir: &tree,
+        context,
+    };
     if root.kernel.is_some() {
-        let hostname = image.hostname.clone().unwrap_or_else(|| hostname_of(&image.name));
+        let hostname = image
+            .hostname
+            .clone()
+            .unwrap_or_else(|| hostname_of(&image.name));
         crate::actions::set_up_system(&chroot, &hostname)?;
     }
     let users = change(&chroot, image, Vec::new(), staging)?;
     let boot = output::extract_boot_files(&chroot, staging)?;
     let disk = staging.join(disk_name(&image.name));
     let uuid = uuid_of(&image.name);
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok());
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let size = image.size.unwrap_or(DEFAULT_ROOT_SIZE);
     disk::make_root_disk(context, &tree, size, &uuid, epoch, &disk)?;
     cache::remove_dir(&tree)?;
@@ -307,7 +337,12 @@ fn build_root(
 fn root_packages(image: &ImageSpec, root: &DebianRoot) -> Vec<String> {
     let mut packages = Vec::new();
     if let Some(kernel) = &root.kernel {
-        packages.extend([kernel.clone(), "systemd-sysv".into(), "udev".into(), "dbus".into()]);
+        packages.extend([
+            kernel.clone(),
+            "systemd-sysv".into(),
+            "udev".into(),
+            "dbus".into(),
+        ]);
     }
     packages.extend(image.packages.iter().cloned());
     if image.users.iter().any(|u| u.sudo) {
@@ -329,7 +364,14 @@ fn uuid_of(name: &str) -> String {
     use sha2::Digest as _;
     let hash = sha2::Sha256::digest(format!("sardine-build:{name}"));
     let h = hex::encode(&hash[..16]);
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// A derived image: an overlay on the parent's disk, mounted and changed in a chroot.
@@ -347,7 +389,7 @@ fn build_derived(
     fs_err::create_dir_all(&work).map_err(|e| BuildError::Io {
         what: "creating",
         path: work.clone(),
-        source: e.into(),
+        source: e,
     })?;
     let mounted = Mounted::mount(context, &disk, &work, image.size.is_some())?;
     let chroot = Chroot {
@@ -355,7 +397,14 @@ fn build_derived(
         context,
     };
     if let Some(hostname) = &image.hostname {
-        crate::actions::apply(&chroot, "host name", &Action::SetHostname { hostname: hostname.clone() }, &work)?;
+        crate::actions::apply(
+            &chroot,
+            "host name",
+            &Action::SetHostname {
+                hostname: hostname.clone(),
+            },
+            &work,
+        )?;
     }
     let users = change(&chroot, image, parent.users.clone(), &work)?;
     let boot = output::extract_boot_files(&chroot, staging)?;
@@ -397,7 +446,7 @@ fn link_parent_files(parent: &Path, staging: &Path) -> Result<(), BuildError> {
     let listing = fs_err::read_dir(parent).map_err(|e| BuildError::Io {
         what: "listing",
         path: parent.to_path_buf(),
-        source: e.into(),
+        source: e,
     })?;
     for entry in listing.filter_map(Result::ok) {
         let name = entry.file_name();
@@ -408,7 +457,7 @@ fn link_parent_files(parent: &Path, staging: &Path) -> Result<(), BuildError> {
         fs_err::hard_link(entry.path(), &target).map_err(|e| BuildError::Io {
             what: "linking",
             path: target,
-            source: e.into(),
+            source: e,
         })?;
     }
     Ok(())
@@ -420,17 +469,22 @@ fn write_domain(image: &ImageSpec, staging: &Path, boot: BootFiles) -> Result<()
     fs_err::write(&path, xml).map_err(|e| BuildError::Io {
         what: "writing",
         path,
-        source: e.into(),
+        source: e,
     })
 }
 
+/// Writes a JSON file atomically (a new file renamed over the old one: a cache entry's files
+/// may be hard links shared with copies of the cache).
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), BuildError> {
     let text = serde_json::to_vec_pretty(value).unwrap_or_default();
-    fs_err::write(path, text).map_err(|e| BuildError::Io {
-        what: "writing",
-        path: path.to_path_buf(),
-        source: e.into(),
-    })
+    let temp = path.with_extension("json.tmp");
+    fs_err::write(&temp, text)
+        .and_then(|()| fs_err::rename(&temp, path))
+        .map_err(|e| BuildError::Io {
+            what: "writing",
+            path: path.to_path_buf(),
+            source: e,
+        })
 }
 
 fn read_users(entry: &Path) -> Result<Vec<UserSpec>, BuildError> {
@@ -438,7 +492,7 @@ fn read_users(entry: &Path) -> Result<Vec<UserSpec>, BuildError> {
     let text = fs_err::read(&path).map_err(|e| BuildError::Io {
         what: "reading",
         path: path.clone(),
-        source: e.into(),
+        source: e,
     })?;
     serde_json::from_slice(&text).map_err(|e| BuildError::Io {
         what: "parsing",

@@ -46,14 +46,14 @@ fn hash_tree(hasher: &mut Sha256, path: &Path) -> Result<(), BuildError> {
     let meta = fs_err::symlink_metadata(path).map_err(|e| BuildError::Io {
         what: "reading",
         path: path.to_path_buf(),
-        source: e.into(),
+        source: e,
     })?;
     hasher.update(meta.permissions().mode().to_le_bytes());
     if meta.file_type().is_symlink() {
         let target = fs_err::read_link(path).map_err(|e| BuildError::Io {
             what: "reading",
             path: path.to_path_buf(),
-            source: e.into(),
+            source: e,
         })?;
         hasher.update(target.as_os_str().as_encoded_bytes());
     } else if meta.is_dir() {
@@ -61,7 +61,7 @@ fn hash_tree(hasher: &mut Sha256, path: &Path) -> Result<(), BuildError> {
             .map_err(|e| BuildError::Io {
                 what: "listing",
                 path: path.to_path_buf(),
-                source: e.into(),
+                source: e,
             })?
             .filter_map(Result::ok)
             .map(|entry| entry.file_name())
@@ -129,14 +129,14 @@ impl Cache {
         fs_err::create_dir_all(&parent).map_err(|e| BuildError::Io {
             what: "creating",
             path: parent.clone(),
-            source: e.into(),
+            source: e,
         })?;
         let staging = parent.join(format!(".staging-{}", std::process::id()));
         remove_dir(&staging)?;
         fs_err::create_dir(&staging).map_err(|e| BuildError::Io {
             what: "creating",
             path: staging.clone(),
-            source: e.into(),
+            source: e,
         })?;
         Ok(staging)
     }
@@ -149,13 +149,13 @@ impl Cache {
         fs_err::write(&marker, content).map_err(|e| BuildError::Io {
             what: "writing",
             path: marker,
-            source: e.into(),
+            source: e,
         })?;
         remove_dir(entry)?;
         fs_err::rename(staging, entry).map_err(|e| BuildError::Io {
             what: "renaming into place",
             path: entry.to_path_buf(),
-            source: e.into(),
+            source: e,
         })?;
         if let Some(parent) = entry.parent()
             && let Ok(dir) = fs_err::read_dir(parent)
@@ -219,10 +219,19 @@ mod tests {
             dest: "/f".into(),
         };
         let base = key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap();
-        assert_eq!(base, key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap());
-        assert_ne!(base, key(&image(vec![copy(&file)]), Some("sha256:2")).unwrap());
+        assert_eq!(
+            base,
+            key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap()
+        );
+        assert_ne!(
+            base,
+            key(&image(vec![copy(&file)]), Some("sha256:2")).unwrap()
+        );
         fs_err::write(&file, "two").unwrap();
-        assert_ne!(base, key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap());
+        assert_ne!(
+            base,
+            key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap()
+        );
         // Where the build file is does not matter, only what it says and what the files hold.
         let moved = dir.path().join("g");
         fs_err::write(&moved, "two").unwrap();

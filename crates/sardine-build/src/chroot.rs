@@ -57,15 +57,23 @@ pub struct Chroot<'a> {
 impl Chroot<'_> {
     /// Runs `script` (`/bin/sh -c`, with `args` as `$1`…) in the image as the step `step`,
     /// its stdin from `stdin`.
-    pub fn sh(&self, step: &str, script: &str, args: &[&str], stdin: Option<File>) -> Result<(), BuildError> {
+    pub fn sh(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<File>,
+    ) -> Result<(), BuildError> {
         let mut command = self.command(script, args);
         self.context.run(step, &mut command, stdin)
     }
 
     /// Runs `script` in the image and returns what it wrote on stdout.
     pub fn output(&self, step: &str, script: &str, args: &[&str]) -> Result<Vec<u8>, BuildError> {
-        let out = tempfile::tempfile()
-            .map_err(BuildError::io("creating a temporary file in", std::env::temp_dir()))?;
+        let out = tempfile::tempfile().map_err(BuildError::io(
+            "creating a temporary file in",
+            std::env::temp_dir(),
+        ))?;
         let mut command = self.command(script, args);
         let reader = out
             .try_clone()
@@ -76,7 +84,10 @@ impl Chroot<'_> {
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .status()
-            .map_err(|e| self.context.failure(step, format!("cannot start `unshare`: {e}")))?;
+            .map_err(|e| {
+                self.context
+                    .failure(step, format!("cannot start `unshare`: {e}"))
+            })?;
         if !status.success() {
             return Err(self.context.failure(step, format!("`{script}` {status}")));
         }
@@ -86,7 +97,14 @@ impl Chroot<'_> {
     fn command(&self, script: &str, args: &[&str]) -> Command {
         let mut command = Command::new("unshare");
         command
-            .args(["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child"])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--pid",
+                "--fork",
+                "--kill-child",
+            ])
             .args(["--", "/bin/sh", "-c", ENTER, "sarde-enter"])
             .arg(self.dir)
             .args(args)
@@ -100,6 +118,9 @@ fn read_all(mut file: File) -> Result<Vec<u8>, BuildError> {
     let mut bytes = Vec::new();
     file.seek(std::io::SeekFrom::Start(0))
         .and_then(|_| file.read_to_end(&mut bytes))
-        .map_err(BuildError::io("reading the output of a command in", std::env::temp_dir()))?;
+        .map_err(BuildError::io(
+            "reading the output of a command in",
+            std::env::temp_dir(),
+        ))?;
     Ok(bytes)
 }

@@ -26,7 +26,7 @@ pub fn make_root_disk(
     let file = fs_err::File::create(&raw).map_err(|e| BuildError::Io {
         what: "creating",
         path: raw.clone(),
-        source: e.into(),
+        source: e,
     })?;
     file.set_len(size)
         .map_err(BuildError::io("sizing", raw.clone()))?;
@@ -43,12 +43,15 @@ pub fn make_root_disk(
     }
     context.run("file system (mkfs.ext4 -d)", &mut mkfs, None)?;
     let mut convert = Command::new("qemu-img");
-    convert.args(["convert", "-f", "raw", "-O", "qcow2"]).arg(&raw).arg(qcow2);
+    convert
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(qcow2);
     context.run("disk (qemu-img convert)", &mut convert, None)?;
     fs_err::remove_file(&raw).map_err(|e| BuildError::Io {
         what: "removing",
         path: raw,
-        source: e.into(),
+        source: e,
     })
 }
 
@@ -83,7 +86,12 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts the file system of the qcow2 `overlay` (whose whole disk is an ext4 file system)
     /// at `work/root`, growing the file system to the disk when `grow`.
-    pub fn mount(context: StepContext<'_>, overlay: &Path, work: &Path, grow: bool) -> Result<Mounted, BuildError> {
+    pub fn mount(
+        context: StepContext<'_>,
+        overlay: &Path,
+        work: &Path,
+        grow: bool,
+    ) -> Result<Mounted, BuildError> {
         let raw = work.join("export.raw");
         let dir = work.join("root");
         for (path, what) in [(&raw, "creating"), (&dir, "creating")] {
@@ -95,7 +103,7 @@ impl Mounted {
             made.map_err(|e| BuildError::Io {
                 what,
                 path: path.clone(),
-                source: e.into(),
+                source: e,
             })?;
         }
         let mut mounted = Mounted {
@@ -111,7 +119,10 @@ impl Mounted {
             context.run("growing the file system (resize2fs)", &mut resize, None)?;
         }
         let mut mount = Command::new("mount");
-        mount.args(["-t", "ext4", "-o", "loop"]).arg(&mounted.raw).arg(&mounted.dir);
+        mount
+            .args(["-t", "ext4", "-o", "loop"])
+            .arg(&mounted.raw)
+            .arg(&mounted.dir);
         context.run("mounting the file system", &mut mount, None)?;
         mounted.mounted = true;
         Ok(mounted)
@@ -158,7 +169,11 @@ impl Mounted {
         self.daemon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !is_mount_point(&self.raw) {
-            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .daemon
+                .as_mut()
+                .and_then(|d| d.try_wait().ok().flatten())
+            {
                 self.daemon = None;
                 return Err(context.failure(step, format!("it {status}")));
             }
@@ -235,7 +250,9 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\\'
-            && let Some(value) = field.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok())
+            && let Some(value) = field
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
         {
             out.push(value);
             i += 4;

@@ -42,7 +42,9 @@ pub enum BuildError {
         image: String,
     },
     /// A parent is neither an image of the file nor one sarde can find.
-    #[error("image {image}: its parent {parent} is neither an image of the build file nor an image sarde can get")]
+    #[error(
+        "image {image}: its parent {parent} is neither an image of the build file nor an image sarde can get"
+    )]
     MissingParent {
         /// The image.
         image: String,
@@ -50,7 +52,7 @@ pub enum BuildError {
         parent: String,
         /// Why the store or registry did not have it.
         #[source]
-        source: ImageError,
+        source: Box<ImageError>,
     },
     /// Images derive from each other in a circle.
     #[error("images derive from each other in a cycle: {}", cycle.join(" -> "))]
@@ -71,7 +73,9 @@ pub enum BuildError {
         purpose: String,
     },
     /// Offline builds mount file systems and chroot into them.
-    #[error("building image {image} without booting needs root (it mounts and chroots into its file system)")]
+    #[error(
+        "building image {image} without booting needs root (it mounts and chroots into its file system)"
+    )]
     NeedsRoot {
         /// The image.
         image: String,
@@ -101,7 +105,13 @@ pub enum BuildError {
     },
     /// Exporting the built image, or getting its parent, failed.
     #[error(transparent)]
-    Image(#[from] ImageError),
+    Image(Box<ImageError>),
+}
+
+impl From<ImageError> for BuildError {
+    fn from(error: ImageError) -> BuildError {
+        BuildError::Image(Box::new(error))
+    }
 }
 
 impl BuildError {
@@ -122,13 +132,16 @@ impl BuildError {
             BuildError::Syntax { .. } | BuildError::Invalid { .. } => {
                 "docs/build.md describes the build file".into()
             }
-            BuildError::Image(error) => return sardine_vm::hint_of(error),
+            BuildError::Image(error) => return sardine_vm::hint_of(error.as_ref()),
             _ => return None,
         })
     }
 
     /// An I/O error on `path`.
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> BuildError {
         let path = path.into();
         move |source| BuildError::Io { what, path, source }
     }

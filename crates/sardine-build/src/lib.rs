@@ -35,7 +35,7 @@ pub fn load(path: &Path, suite: &str) -> Result<BuildFile, BuildError> {
     let text = fs_err::read_to_string(path).map_err(|e| BuildError::Io {
         what: "reading",
         path: path.to_path_buf(),
-        source: e.into(),
+        source: e,
     })?;
     if text.trim_start().starts_with('[') {
         let cwd = std::env::current_dir().map_err(BuildError::io("reading", "."))?;

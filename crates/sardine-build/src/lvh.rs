@@ -121,7 +121,9 @@ fn image(
         Some(_) => return Err(invalid("`actions` is not a list".into())),
     };
     for (index, entry) in list.iter().enumerate() {
-        actions.push(action(entry, dirs).map_err(|what| invalid(format!("action {}: {what}", index + 1)))?);
+        actions.push(
+            action(entry, dirs).map_err(|what| invalid(format!("action {}: {what}", index + 1)))?,
+        );
     }
     let root_packages = match origin {
         Origin::Debian(_) => packages,
@@ -140,7 +142,9 @@ fn image(
 }
 
 fn string(object: &Map<String, Value>, key: &str) -> Option<String> {
-    field(object, key).and_then(Value::as_str).map(str::to_owned)
+    field(object, key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// One action: `{comment, type, op}`.
@@ -150,7 +154,9 @@ fn action(entry: &Value, dirs: Dirs<'_>) -> Result<Action, String> {
         .and_then(Value::as_str)
         .ok_or("has no `type`")?;
     let empty = Map::new();
-    let op = field(object, "op").and_then(Value::as_object).unwrap_or(&empty);
+    let op = field(object, "op")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let arg = |key: &str| -> Result<String, String> {
         field(op, key)
             .and_then(Value::as_str)
@@ -281,7 +287,10 @@ mod tests {
         );
         let missing = r#"[{"name": "a", "actions": [{"type": "mkdir", "op": {}}]}]"#;
         let error = parse(missing, Path::new("i.json"), "sid", Path::new("/")).unwrap_err();
-        assert!(error.to_string().contains("`mkdir` needs `op.Dir`"), "{error}");
+        assert!(
+            error.to_string().contains("`mkdir` needs `op.Dir`"),
+            "{error}"
+        );
         let not_bootable = r#"[{"name": "a", "bootable": false}]"#;
         let file = parse(not_bootable, Path::new("i.json"), "sid", Path::new("/")).unwrap();
         assert!(matches!(&file.images[0].origin, Origin::Debian(root) if root.kernel.is_none()));

@@ -44,7 +44,7 @@ pub fn extract_boot_files(root: &Chroot<'_>, dir: &Path) -> Result<BootFiles, Bu
         fs_err::write(&target, bytes).map_err(|e| BuildError::Io {
             what: "writing",
             path: target,
-            source: e.into(),
+            source: e,
         })?;
         *flag = true;
     }
@@ -132,17 +132,37 @@ mod tests {
         let xml = domain_xml("deb", "deb.qcow2", boot, &VmSpec::default());
         let domain = sardine_vm::DomainXml::parse(&xml).unwrap();
         assert_eq!(domain.domain_type().as_deref(), Some("kvm"));
-        assert!(xml.contains("<kernel>vmlinuz</kernel>") && xml.contains("<initrd>initrd.img</initrd>"));
+        assert!(
+            xml.contains("<kernel>vmlinuz</kernel>") && xml.contains("<initrd>initrd.img</initrd>")
+        );
         assert!(xml.contains("<source file='deb.qcow2'/>"));
-        let bare = domain_xml("deb", "deb.qcow2", BootFiles { kernel: false, initrd: false }, &VmSpec::default());
+        let bare = domain_xml(
+            "deb",
+            "deb.qcow2",
+            BootFiles {
+                kernel: false,
+                initrd: false,
+            },
+            &VmSpec::default(),
+        );
         assert!(!bare.contains("<kernel>"));
     }
 
     #[test]
     fn vmconfig_lists_users_with_passwords() {
         let users = [
-            UserSpec { name: "a".into(), password: Some("pw".into()), ssh_keys: vec![], sudo: false },
-            UserSpec { name: "b".into(), password: None, ssh_keys: vec![], sudo: false },
+            UserSpec {
+                name: "a".into(),
+                password: Some("pw".into()),
+                ssh_keys: vec![],
+                sudo: false,
+            },
+            UserSpec {
+                name: "b".into(),
+                password: None,
+                ssh_keys: vec![],
+                sudo: false,
+            },
         ];
         let config = vmconfig(&users);
         let text = serde_json::to_vec(&config).unwrap();

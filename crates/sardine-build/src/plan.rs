@@ -24,10 +24,13 @@ pub fn order(file: &BuildFile, wanted: &[String]) -> Result<Vec<usize>, BuildErr
         wanted
             .iter()
             .map(|name| {
-                index.get(name.as_str()).copied().ok_or_else(|| BuildError::NoSuchImage {
-                    file: file.path.clone(),
-                    image: name.clone(),
-                })
+                index
+                    .get(name.as_str())
+                    .copied()
+                    .ok_or_else(|| BuildError::NoSuchImage {
+                        file: file.path.clone(),
+                        image: name.clone(),
+                    })
             })
             .collect::<Result<_, _>>()?
     };
@@ -98,7 +101,9 @@ mod tests {
 
     #[test]
     fn parents_come_first_and_only_what_is_needed() {
-        let f = file("images:\n - {name: c, parent: b}\n - {name: b, parent: a}\n - {name: a, from: 'debian:sid'}\n - {name: x, from: 'debian:sid'}\n");
+        let f = file(
+            "images:\n - {name: c, parent: b}\n - {name: b, parent: a}\n - {name: a, from: 'debian:sid'}\n - {name: x, from: 'debian:sid'}\n",
+        );
         assert_eq!(order(&f, &[]).unwrap(), [2, 1, 0, 3]);
         assert_eq!(order(&f, &["b".into()]).unwrap(), [2, 1]);
         let error = order(&f, &["nope".into()]).unwrap_err().to_string();
@@ -107,10 +112,21 @@ mod tests {
 
     #[test]
     fn cycles_and_duplicates_are_errors() {
-        let f = file("images:\n - {name: a, parent: b}\n - {name: b, parent: c}\n - {name: c, parent: a}\n");
+        let f = file(
+            "images:\n - {name: a, parent: b}\n - {name: b, parent: c}\n - {name: c, parent: a}\n",
+        );
         let error = order(&f, &[]).unwrap_err().to_string();
-        assert_eq!(error, "images derive from each other in a cycle: a -> b -> c -> a");
-        let f = file("images:\n - {name: a, from: 'debian:sid'}\n - {name: a, from: 'debian:sid'}\n");
-        assert!(order(&f, &[]).unwrap_err().to_string().contains("two images are called a"));
+        assert_eq!(
+            error,
+            "images derive from each other in a cycle: a -> b -> c -> a"
+        );
+        let f =
+            file("images:\n - {name: a, from: 'debian:sid'}\n - {name: a, from: 'debian:sid'}\n");
+        assert!(
+            order(&f, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("two images are called a")
+        );
     }
 }

@@ -258,6 +258,19 @@ pub struct HostFile {
 }
 
 impl BuildFile {
+    /// Sets every image's libvirt domain type and network where given (the command line's
+    /// `--domain-type` and `--network`, for files that cannot say, such as lvh's).
+    pub fn override_vm(&mut self, domain_type: Option<&str>, network: Option<&str>) {
+        for image in &mut self.images {
+            if let Some(kind) = domain_type {
+                image.vm.domain_type = kind.to_owned();
+            }
+            if let Some(network) = network {
+                image.vm.network = network.to_owned();
+            }
+        }
+    }
+
     /// The image called `name`.
     pub fn image(&self, name: &str) -> Option<&ImageSpec> {
         self.images.iter().find(|image| image.name == name)

@@ -37,10 +37,19 @@ fn package_of(program: &str) -> &'static str {
 impl StepContext<'_> {
     /// Runs `command` as the step `step` (`mmdebstrap`, `action 2 (run-command)`), with
     /// `stdin`, and fails with its output's end unless it succeeds. Logs the step's duration.
-    pub fn run(&self, step: &str, command: &mut Command, stdin: Option<File>) -> Result<(), BuildError> {
+    pub fn run(
+        &self,
+        step: &str,
+        command: &mut Command,
+        stdin: Option<File>,
+    ) -> Result<(), BuildError> {
         let started = Instant::now();
         let program = command.get_program().to_string_lossy().into_owned();
-        let log = if self.verbose { None } else { Some(tempfile_for_output()?) };
+        let log = if self.verbose {
+            None
+        } else {
+            Some(tempfile_for_output()?)
+        };
         match &log {
             Some(file) => {
                 command.stdout(clone(file)?).stderr(clone(file)?);
@@ -76,7 +85,11 @@ impl StepContext<'_> {
                 output: log.map(tail).unwrap_or_default(),
             });
         }
-        tracing::info!("image {}: {step}: done in {:.1?}", self.image, started.elapsed());
+        tracing::info!(
+            "image {}: {step}: done in {:.1?}",
+            self.image,
+            started.elapsed()
+        );
         Ok(())
     }
 
@@ -93,12 +106,17 @@ impl StepContext<'_> {
 
 /// An unnamed temporary file for a program's output.
 fn tempfile_for_output() -> Result<File, BuildError> {
-    tempfile::tempfile().map_err(BuildError::io("creating a temporary file in", std::env::temp_dir()))
+    tempfile::tempfile().map_err(BuildError::io(
+        "creating a temporary file in",
+        std::env::temp_dir(),
+    ))
 }
 
 fn clone(file: &File) -> Result<File, BuildError> {
-    file.try_clone()
-        .map_err(BuildError::io("duplicating the output file in", std::env::temp_dir()))
+    file.try_clone().map_err(BuildError::io(
+        "duplicating the output file in",
+        std::env::temp_dir(),
+    ))
 }
 
 /// The last [`TAIL_LINES`] lines of what a program wrote.

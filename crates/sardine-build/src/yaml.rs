@@ -9,9 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::BuildError;
-use crate::spec::{
-    Action, BuildFile, DebianRoot, HostFile, ImageSpec, Origin, UserSpec, VmSpec,
-};
+use crate::spec::{Action, BuildFile, DebianRoot, HostFile, ImageSpec, Origin, UserSpec, VmSpec};
 
 /// The kernel of bootable root images unless they name another.
 const DEFAULT_KERNEL: &str = "linux-image-amd64";
@@ -154,7 +152,11 @@ fn convert(
         .map_err(invalid)?;
     let vm = vm_spec(&image.vm, &defaults.vm).map_err(invalid)?;
     let host = |written: &str| host_file(written, base_dir);
-    let actions = image.actions.into_iter().map(|a| action(a, &host)).collect();
+    let actions = image
+        .actions
+        .into_iter()
+        .map(|a| action(a, &host))
+        .collect();
     let users = image
         .users
         .into_iter()
@@ -307,9 +309,11 @@ images:
 
     #[test]
     fn errors_name_the_problem() {
-        let unknown = parse_text("images:\n  - name: a\n    from: debian:sid\n    actions:\n      - frobnicate: x\n")
-            .unwrap_err()
-            .to_string();
+        let unknown = parse_text(
+            "images:\n  - name: a\n    from: debian:sid\n    actions:\n      - frobnicate: x\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(unknown.contains("frobnicate"), "{unknown}");
         assert!(unknown.contains("line 5"), "{unknown}");
         let key = parse_text("images:\n  - name: a\n    from: debian:sid\n    colour: red\n")
@@ -319,12 +323,18 @@ images:
         let from = parse_text("images:\n  - name: a\n    from: alpine:3\n")
             .unwrap_err()
             .to_string();
-        assert!(from.contains("image a") && from.contains("parent:"), "{from}");
-        let neither = parse_text("images:\n  - name: a\n").unwrap_err().to_string();
-        assert!(neither.contains("needs `from"), "{neither}");
-        let kind = parse_text("images:\n  - name: a\n    from: debian:sid\n    vm: {domain_type: xen}\n")
+        assert!(
+            from.contains("image a") && from.contains("parent:"),
+            "{from}"
+        );
+        let neither = parse_text("images:\n  - name: a\n")
             .unwrap_err()
             .to_string();
+        assert!(neither.contains("needs `from"), "{neither}");
+        let kind =
+            parse_text("images:\n  - name: a\n    from: debian:sid\n    vm: {domain_type: xen}\n")
+                .unwrap_err()
+                .to_string();
         assert!(kind.contains("xen"), "{kind}");
     }
 }

@@ -15,7 +15,8 @@ use crate::settings::Settings;
 
 /// `sarde build`.
 pub fn build(settings: &Settings, args: &BuildArgs) -> anyhow::Result<()> {
-    let file = sardine_build::load(&args.file, &args.pkg_repo).map_err(failure)?;
+    let mut file = sardine_build::load(&args.file, &args.pkg_repo).map_err(failure)?;
+    file.override_vm(args.domain_type.as_deref(), args.network.as_deref());
     let store = store(settings);
     let cache_dir = args
         .cache_dir
@@ -88,14 +89,15 @@ fn json(report: &ImageReport) -> serde_json::Value {
 /// A build error with its exit status and hint.
 fn failure(error: BuildError) -> anyhow::Error {
     let error = match error {
-        BuildError::Image(inner) => return image_failure(inner),
+        BuildError::Image(inner) => return image_failure(*inner),
         other => other,
     };
     let code = match &error {
         BuildError::MissingParent { .. } | BuildError::NoSuchImage { .. } => exit_code::NOT_FOUND,
-        BuildError::Syntax { .. } | BuildError::Invalid { .. } | BuildError::Duplicate { .. } | BuildError::Cycle { .. } => {
-            exit_code::USAGE
-        }
+        BuildError::Syntax { .. }
+        | BuildError::Invalid { .. }
+        | BuildError::Duplicate { .. }
+        | BuildError::Cycle { .. } => exit_code::USAGE,
         _ => exit_code::GENERAL,
     };
     let hint = error.hint();

@@ -2,6 +2,8 @@
 //! (`scripts/test` runs them in its network namespace): real libvirt, real registries and the
 //! tiny guest.
 //!
+//! * `build`: `sarde build` of the test bed's build files (YAML and lvh's images.json): boots,
+//!   overlays, the cache, bad input, pushing a derived image.
 //! * `big_disks`: images of a 200 GiB sparse disk through a real registry; manifest limits.
 //! * `cli`: the command line (help, completions, man pages, configuration, usage errors).
 //! * `local`: export, import, list, getconfig, clone and rm of real VMs.
@@ -24,6 +26,7 @@
 //! so no module may have one of them in its name (all its tests would count as booting).
 
 mod big_disks;
+mod build;
 mod cli;
 mod common;
 mod container_verbs;
