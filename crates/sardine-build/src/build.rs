@@ -9,8 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sardine_vm::export::{DiskFormat, ExportOptions};
+use sardine_vm::import::ImportOptions;
 use sardine_vm::store::LocalImage;
-use sardine_vm::{Progress, Reference, Store};
+use sardine_vm::{DomainXml, Progress, Reference, Store};
 
 use crate::cache::{self, Cache};
 use crate::chroot::Chroot;
@@ -37,8 +38,10 @@ pub struct BuildOptions<'a> {
     pub tag: &'a str,
     /// The build cache.
     pub cache_dir: &'a Path,
-    /// The local store the images go to.
+    /// The local store the images go to (and parents outside the file come from).
     pub store: &'a Store,
+    /// libvirt URI, for parents outside the file (imported) and steps (booted).
+    pub connect: Option<&'a str>,
     /// Show every program's output.
     pub verbose: bool,
     /// Compression threads of the export.
@@ -73,12 +76,19 @@ pub struct ImageReport {
     pub duration: Duration,
 }
 
-/// A finished image of this build, for its children.
+/// A finished image (of this build, or a parent from the store), for its children.
 struct Built {
+    /// The directory with its files.
     entry: PathBuf,
+    /// Its content digest.
     content: String,
+    /// The file name of its (top) disk.
     disk: String,
+    /// The users its VM config lists.
     users: Vec<UserSpec>,
+    /// Its domain definition (plain file names), for children of a parent from the store;
+    /// children of the file's own images get a definition from their own `vm` settings.
+    template: Option<String>,
 }
 
 /// Builds the images of `file`.
@@ -90,12 +100,16 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
     for at in order {
         let image = &file.images[at];
         let started = Instant::now();
+        let external;
         let parent = match &image.origin {
             Origin::Debian(_) => None,
             Origin::Parent(name) if file.image(name).is_some() => {
                 Some(built.get(name).and_then(Option::as_ref))
             }
-            Origin::Parent(name) => return Err(missing_parent(options.store, image, name)),
+            Origin::Parent(name) => {
+                external = store_parent(image, name, options)?;
+                Some(Some(&external))
+            }
         };
         let reference = reference_of(file, image, options)?;
         let parent_content = match parent {
@@ -127,6 +141,7 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
                 content,
                 disk: disk_name(&image.name),
                 users: Vec::new(),
+                template: None,
             });
             built.insert(image.name.clone(), done);
             reports.push(ImageReport {
@@ -167,6 +182,7 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
                 entry,
                 content,
                 disk: disk_name(&image.name),
+                template: None,
             }),
         );
         tracing::info!(
@@ -200,23 +216,85 @@ fn short(key: &str) -> &str {
     &key[..12.min(key.len())]
 }
 
-/// The error of a parent that is not an image of the file.
-fn missing_parent(store: &Store, image: &ImageSpec, parent: &str) -> BuildError {
-    let source = Reference::parse(parent)
-        .map_err(|e| sardine_vm::ImageError::Unsupported {
-            what: e.to_string(),
-        })
-        .and_then(|reference| LocalImage::open(store, &reference).map(|_| ()))
-        .err()
-        .unwrap_or(sardine_vm::ImageError::Unsupported {
-            what: "deriving from an image that is not in the build file is not supported yet"
-                .into(),
-        });
-    BuildError::MissingParent {
+/// A parent that is not an image of the file: an image of the local store, whose files come
+/// from its base VM (imported under the cache's `parents/` unless it exists already). In a dry
+/// run nothing is imported: its image ID stands for its content.
+fn store_parent(
+    image: &ImageSpec,
+    parent: &str,
+    options: &BuildOptions<'_>,
+) -> Result<Built, BuildError> {
+    let missing = |source: sardine_vm::ImageError| BuildError::MissingParent {
         image: image.name.clone(),
         parent: parent.to_owned(),
         source: Box::new(source),
-    }
+    };
+    let reference = Reference::parse(parent).map_err(|e| {
+        missing(sardine_vm::ImageError::Unsupported {
+            what: e.to_string(),
+        })
+    })?;
+    let local = LocalImage::open(options.store, &reference).map_err(missing)?;
+    let domain = local.domain_xml()?;
+    let users = local
+        .vmconfig()?
+        .map(|config| {
+            config
+                .users
+                .iter()
+                .map(|u| UserSpec {
+                    name: u.username.clone(),
+                    password: Some(u.password.clone()),
+                    ssh_keys: Vec::new(),
+                    sudo: false,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let disk = DomainXml::parse(&domain)
+        .map_err(|e| {
+            missing(sardine_vm::ImageError::Malformed {
+                what: e.to_string(),
+            })
+        })?
+        .disks()
+        .into_iter()
+        .find_map(|d| d.source)
+        .ok_or_else(|| {
+            missing(sardine_vm::ImageError::Malformed {
+                what: "its domain has no disk".into(),
+            })
+        })?;
+    let entry = if options.dry_run {
+        PathBuf::new()
+    } else {
+        let vmdir = options.cache_dir.join("parents");
+        fs_err::create_dir_all(&vmdir).map_err(|e| BuildError::Io {
+            what: "creating",
+            path: vmdir.clone(),
+            source: e,
+        })?;
+        sardine_vm::import::import(&ImportOptions {
+            store: options.store,
+            reference: &reference,
+            name: None,
+            vmdir: &vmdir,
+            connect: options.connect,
+            allow_unsafe_xml: false,
+            threads: options.threads,
+            auto_prune: None,
+            max_disk_size: sardine_vm::import::DEFAULT_MAX_DISK_SIZE,
+            progress: options.progress,
+        })?
+        .dir
+    };
+    Ok(Built {
+        entry,
+        content: local.id().to_string(),
+        disk,
+        users,
+        template: Some(domain),
+    })
 }
 
 fn reference_of(
@@ -374,7 +452,8 @@ fn uuid_of(name: &str) -> String {
     )
 }
 
-/// A derived image: an overlay on the parent's disk, mounted and changed in a chroot.
+/// A derived image: an overlay on the parent's disk, mounted and changed in a chroot, then
+/// booted for its steps.
 fn build_derived(
     image: &ImageSpec,
     parent: &Built,
@@ -385,33 +464,94 @@ fn build_derived(
     link_parent_files(&parent.entry, staging)?;
     let disk = staging.join(disk_name(&image.name));
     disk::make_overlay(context, &disk, &parent.disk, image.size)?;
-    let work = staging.join("work");
-    fs_err::create_dir_all(&work).map_err(|e| BuildError::Io {
-        what: "creating",
-        path: work.clone(),
-        source: e,
-    })?;
-    let mounted = Mounted::mount(context, &disk, &work, image.size.is_some())?;
-    let chroot = Chroot {
-        dir: mounted.dir(),
-        context,
+    let mut users = parent.users.clone();
+    let mut boot = BootFiles {
+        kernel: staging.join(output::KERNEL).exists(),
+        initrd: staging.join(output::INITRD).exists(),
     };
-    if let Some(hostname) = &image.hostname {
-        crate::actions::apply(
-            &chroot,
-            "host name",
-            &Action::SetHostname {
+    if image.changes_offline() {
+        let work = staging.join("work");
+        fs_err::create_dir_all(&work).map_err(|e| BuildError::Io {
+            what: "creating",
+            path: work.clone(),
+            source: e,
+        })?;
+        let mounted = Mounted::mount(context, &disk, &work, image.size.is_some())?;
+        let chroot = Chroot {
+            dir: mounted.dir(),
+            context,
+        };
+        if let Some(hostname) = &image.hostname {
+            let action = Action::SetHostname {
                 hostname: hostname.clone(),
-            },
-            &work,
-        )?;
+            };
+            crate::actions::apply(&chroot, "host name", &action, &work)?;
+        }
+        users = change(&chroot, image, users, &work)?;
+        let found = output::extract_boot_files(&chroot, staging)?;
+        if found.kernel {
+            boot = found;
+        }
+        mounted.finish(context)?;
+        cache::remove_dir(&work)?;
     }
-    let users = change(&chroot, image, parent.users.clone(), &work)?;
-    let boot = output::extract_boot_files(&chroot, staging)?;
-    mounted.finish(context)?;
-    cache::remove_dir(&work)?;
-    write_domain(image, staging, boot)?;
+    match &parent.template {
+        Some(template) => write_derived_domain(image, staging, template)?,
+        None => write_domain(image, staging, boot)?,
+    }
+    if !image.steps.is_empty() {
+        let login = login_of(image, &users)?;
+        crate::steps::run_steps(context, image, staging, login, options.connect)?;
+    }
     Ok(users)
+}
+
+/// How steps log in: as the first user with a password.
+fn login_of(image: &ImageSpec, users: &[UserSpec]) -> Result<sardine_ssh::Login, BuildError> {
+    let user = users
+        .iter()
+        .find(|u| u.password.is_some())
+        .ok_or_else(|| BuildError::Step {
+            image: image.name.clone(),
+            step: "steps".into(),
+            what: "no user with a password to log in as (give the image or its parent `users`)"
+                .into(),
+            output: String::new(),
+        })?;
+    Ok(sardine_ssh::Login {
+        user: Some(user.name.clone()),
+        password: user.password.clone(),
+        port: None,
+        identities: Vec::new(),
+    })
+}
+
+/// The domain of an image derived from a parent of the store: the parent's, with its first
+/// disk on the overlay and the image's name.
+fn write_derived_domain(
+    image: &ImageSpec,
+    staging: &Path,
+    template: &str,
+) -> Result<(), BuildError> {
+    let invalid = |e: &dyn std::fmt::Display| BuildError::Step {
+        image: image.name.clone(),
+        step: "domain definition".into(),
+        what: e.to_string(),
+        output: String::new(),
+    };
+    let mut domain = DomainXml::parse(template).map_err(|e| invalid(&e))?;
+    domain.set_name(&image.name);
+    if let Some(first) = domain.disks().into_iter().find(|d| d.source.is_some()) {
+        domain.set_disk_source(first.index, &disk_name(&image.name));
+        domain.set_disk_driver_type(first.index, "qcow2");
+    }
+    let xml = domain.to_xml().map_err(|e| invalid(&e))?;
+    let path = staging.join("domain.xml");
+    fs_err::write(&path, xml).map_err(|e| BuildError::Io {
+        what: "writing",
+        path,
+        source: e,
+    })
 }
 
 /// Adds the image's users and runs its actions; returns the users the image has for logins.
@@ -441,7 +581,19 @@ fn change(
     Ok(users)
 }
 
-/// Hard links the parent's disk chain into `staging` (the overlay refers to it by name).
+/// The files of a cache entry that are not files of the image.
+const ENTRY_METADATA: [&str; 6] = [
+    "content",
+    "domain.xml",
+    "vmconfig.json",
+    "users.json",
+    "exported.json",
+    "exported.json.tmp",
+];
+
+/// Hard links the parent's files (its disk chain, boot files) into `staging`: the overlay refers
+/// to the parent's disk by name. Across file systems (a base VM elsewhere), they are copied,
+/// keeping holes.
 fn link_parent_files(parent: &Path, staging: &Path) -> Result<(), BuildError> {
     let listing = fs_err::read_dir(parent).map_err(|e| BuildError::Io {
         what: "listing",
@@ -450,15 +602,26 @@ fn link_parent_files(parent: &Path, staging: &Path) -> Result<(), BuildError> {
     })?;
     for entry in listing.filter_map(Result::ok) {
         let name = entry.file_name();
-        if !name.to_string_lossy().ends_with(".qcow2") {
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        if !is_file || ENTRY_METADATA.iter().any(|m| name == *m) {
             continue;
         }
         let target = staging.join(&name);
-        fs_err::hard_link(entry.path(), &target).map_err(|e| BuildError::Io {
-            what: "linking",
-            path: target,
-            source: e,
-        })?;
+        if std::fs::hard_link(entry.path(), &target).is_ok() {
+            continue;
+        }
+        let status = Command::new("cp")
+            .args(["--sparse=always", "--reflink=auto", "--"])
+            .arg(entry.path())
+            .arg(&target)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            return Err(BuildError::Io {
+                what: "copying the parent's file to",
+                path: target,
+                source: std::io::Error::other("cp failed"),
+            });
+        }
     }
     Ok(())
 }

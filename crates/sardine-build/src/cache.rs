@@ -31,11 +31,9 @@ pub fn key(image: &ImageSpec, parent: Option<&str>) -> Result<String, BuildError
         "image": image,
     });
     hasher.update(serde_json::to_vec(&definition).unwrap_or_default());
-    for action in &image.actions {
-        for file in action.host_files() {
-            hasher.update(file.written.as_bytes());
-            hash_tree(&mut hasher, &file.path)?;
-        }
+    for file in image.host_files() {
+        hasher.update(file.written.as_bytes());
+        hash_tree(&mut hasher, &file.path)?;
     }
     Ok(hex::encode(hasher.finalize()))
 }
@@ -202,6 +200,7 @@ mod tests {
             hostname: None,
             users: vec![],
             actions,
+            steps: vec![],
             vm: VmSpec::default(),
         }
     }

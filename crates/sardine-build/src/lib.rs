@@ -5,7 +5,8 @@
 //! ([`disk`]), and images derived from a parent as qcow2 overlays on its disk, changed offline
 //! through a FUSE export and a loop mount ([`disk::Mounted`]) in a chroot ([`chroot`],
 //! [`actions`]). Each carries its kernel, initrd, domain definition and VM config
-//! ([`output`]). [`build`] orders them ([`plan`]), reuses what the cache has ([`cache`]), and
+//! ([`output`]). Steps that need the image booted run over SSH in a transient VM of it
+//! ([`steps`]). [`build`] orders them ([`plan`]), reuses what the cache has ([`cache`]), and
 //! exports the rest into the local store with `sardine-vm`'s export, so that `sarde push`,
 //! `clone`, `run` and the executor take them as any other image.
 
@@ -19,6 +20,7 @@ pub mod lvh;
 pub mod output;
 pub mod plan;
 pub mod spec;
+pub mod steps;
 pub mod tool;
 pub mod yaml;
 

@@ -137,6 +137,7 @@ fn image(
         hostname: None,
         users: Vec::new(),
         actions,
+        steps: Vec::new(),
         vm: VmSpec::default(),
     })
 }

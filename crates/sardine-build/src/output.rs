@@ -41,6 +41,8 @@ pub fn extract_boot_files(root: &Chroot<'_>, dir: &Path) -> Result<BootFiles, Bu
         };
         let bytes = root.output(step, "cat -- \"$1\"", &[path])?;
         let target = dir.join(name);
+        // A new file: the one there may be a hard link to the parent's.
+        let _ = fs_err::remove_file(&target);
         fs_err::write(&target, bytes).map_err(|e| BuildError::Io {
             what: "writing",
             path: target,

@@ -41,6 +41,8 @@ pub struct ImageSpec {
     pub users: Vec<UserSpec>,
     /// What to do to the file system, offline, in order.
     pub actions: Vec<Action>,
+    /// What to do in the booted image, over SSH, after the actions.
+    pub steps: Vec<Step>,
     /// How the image's VM runs.
     pub vm: VmSpec,
 }
@@ -255,6 +257,54 @@ pub struct HostFile {
     /// Where it is.
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// A step run in the booted image, over SSH as its first user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Step {
+    /// Runs a command in the guest's shell; it must exit with 0.
+    Ssh {
+        /// The command.
+        cmd: String,
+    },
+    /// Writes a host file to a path of the guest (with `cat` over SSH).
+    SshUpload {
+        /// The host file.
+        file: HostFile,
+        /// The path in the guest.
+        dest: String,
+    },
+}
+
+impl Step {
+    /// The step's type as build files name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Ssh { .. } => "ssh",
+            Step::SshUpload { .. } => "ssh-upload",
+        }
+    }
+}
+
+impl ImageSpec {
+    /// The host files the image's actions and steps read: their content is part of its cache key.
+    pub fn host_files(&self) -> Vec<&HostFile> {
+        let mut files: Vec<&HostFile> = self.actions.iter().flat_map(Action::host_files).collect();
+        files.extend(self.steps.iter().filter_map(|step| match step {
+            Step::SshUpload { file, .. } => Some(file),
+            Step::Ssh { .. } => None,
+        }));
+        files
+    }
+
+    /// Whether the image changes its file system offline (else only its steps change it).
+    pub fn changes_offline(&self) -> bool {
+        !self.actions.is_empty()
+            || !self.users.is_empty()
+            || self.hostname.is_some()
+            || self.size.is_some()
+    }
 }
 
 impl BuildFile {

@@ -1,6 +1,7 @@
 //! sarde's build file (YAML; the schema is `docs/build.md`'s): `defaults` and `images`, each
 //! image a root (`from: debian:<suite>`) or derived (`parent:`) one, with users, `actions`
-//! (each a one-key map, `- run-command: make install`).
+//! (each a one-key map, `- run-command: make install`) and `steps` run over SSH in the booted
+//! image (`- ssh: make install`).
 //!
 //! Unknown keys and unknown action types are errors, reported with their line and column.
 
@@ -9,7 +10,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::BuildError;
-use crate::spec::{Action, BuildFile, DebianRoot, HostFile, ImageSpec, Origin, UserSpec, VmSpec};
+use crate::spec::{
+    Action, BuildFile, DebianRoot, HostFile, ImageSpec, Origin, Step, UserSpec, VmSpec,
+};
 
 /// The kernel of bootable root images unless they name another.
 const DEFAULT_KERNEL: &str = "linux-image-amd64";
@@ -51,6 +54,8 @@ struct Image {
     // Each action is a one-key map (`- run-command: make`), not a YAML tag.
     #[serde(default, with = "yaml_serde::with::singleton_map_recursive")]
     actions: Vec<YamlAction>,
+    #[serde(default, with = "yaml_serde::with::singleton_map_recursive")]
+    steps: Vec<YamlStep>,
     #[serde(default)]
     vm: Vm,
 }
@@ -94,6 +99,13 @@ enum YamlAction {
     Timezone(String),
     Firstboot(String),
     Install(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+enum YamlStep {
+    Ssh(String),
+    SshUpload { file: String, dest: String },
 }
 
 /// Reads a YAML build file's text; `path` is where it came from.
@@ -157,6 +169,17 @@ fn convert(
         .into_iter()
         .map(|a| action(a, &host))
         .collect();
+    let steps = image
+        .steps
+        .into_iter()
+        .map(|step| match step {
+            YamlStep::Ssh(cmd) => Step::Ssh { cmd },
+            YamlStep::SshUpload { file, dest } => Step::SshUpload {
+                file: host(&file),
+                dest,
+            },
+        })
+        .collect();
     let users = image
         .users
         .into_iter()
@@ -175,6 +198,7 @@ fn convert(
         hostname: image.hostname,
         users,
         actions,
+        steps,
         vm,
     })
 }
@@ -271,6 +295,8 @@ images:
       - ssh-inject: {user: sarde, key: ssh-ed25519 AAAA}
       - chmod: {mode: '0755', file: /opt/a}
       - install: [make]
+    steps:
+      - ssh: echo hi
     vm: {memory: 2GiB, network: test}
 ",
         )
@@ -305,6 +331,12 @@ images:
         assert_eq!(dev.vm.memory_mib, 2048);
         assert_eq!(dev.vm.network, "test");
         assert_eq!(dev.vm.domain_type, "qemu");
+        assert_eq!(
+            dev.steps,
+            vec![Step::Ssh {
+                cmd: "echo hi".into()
+            }]
+        );
     }
 
     #[test]

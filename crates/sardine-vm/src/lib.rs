@@ -29,7 +29,9 @@ pub mod vmconfig;
 pub use error::{ImageError, hint_of};
 pub use progress::{NoProgress, Progress, RegistryProgress};
 
-pub use sardine_libvirt::{AddressSource, DomainXml, ImageMetadata, Libvirt, LibvirtError, Vm};
+pub use sardine_libvirt::{
+    AddressSource, BootFile, DomainXml, ImageMetadata, Libvirt, LibvirtError, Vm,
+};
 pub use sardine_oci::credentials::{self, CredentialsError};
 pub use sardine_oci::layout::{Store, StoreError};
 pub use sardine_oci::lock;

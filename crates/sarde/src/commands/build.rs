@@ -33,6 +33,7 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> anyhow::Result<()> {
             tag: &args.image_tag,
             cache_dir: &cache_dir,
             store: &store,
+            connect: super::connect(settings),
             verbose: settings.verbosity() > 0,
             threads: threads(),
             progress: &progress,

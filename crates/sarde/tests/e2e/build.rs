@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sardine_testbed::{Registry, RegistryAuth, workspace_root};
+use sardine_testbed::{
+    Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, workspace_root,
+};
 
 use crate::common::{Workdir, expect_ok, output_of, text};
 
@@ -482,4 +484,95 @@ fn build_lvh_images_boot() {
     ] {
         assert!(out.contains(wanted), "{wanted:?} missing from {out:?}");
     }
+}
+
+#[test]
+fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
+    let env = Workdir::new("build-steps");
+    // The parent: the tiny guest, exported with its login, in the store.
+    let guest = guest_image();
+    let vm = TestVm::create(&VmOptions {
+        label: "build-steps".into(),
+        ..VmOptions::default()
+    })
+    .unwrap();
+    let config = env.path().join("sardine.json");
+    let json = serde_json::json!({
+        "users": [{"username": guest.user, "password": guest.password}],
+        "services": [{"service": "ssh", "port": 22, "protocol": "tcp"}],
+    });
+    fs_err::write(&config, json.to_string()).unwrap();
+    let id = env.ok(&[
+        "export",
+        vm.name(),
+        "tiny:1",
+        "--vmconfig",
+        config.to_str().unwrap(),
+    ]);
+    // The build imports the parent as its base VM.
+    let _parent = VmGuard::adopt(&format!("sha256:{id}")).unwrap();
+
+    fs_err::write(env.path().join("upload.txt"), "uploaded by a step\n").unwrap();
+    let file = env.path().join("steps.yaml");
+    fs_err::write(
+        &file,
+        "images:\n  - name: tiny-built\n    parent: tiny:1\n    steps:\n      - ssh: echo built-over-ssh > /data/marker && sync\n      - ssh-upload: {file: upload.txt, dest: /data/uploaded}\n",
+    )
+    .unwrap();
+    let cache = env.path().join("cache");
+    let reports = build(&env, &file, &cache, &[]);
+    assert_eq!(outcomes(&reports), [("tiny-built".into(), "built".into())]);
+    let built_id = reports[0]["id"].as_str().unwrap().to_owned();
+    let _built = VmGuard::adopt(&format!("sha256:{built_id}")).unwrap();
+    // No VM of the build is left.
+    let listed = output_of(Command::new("virsh").args([
+        "-c",
+        &sardine_testbed::libvirt_uri(),
+        "list",
+        "--all",
+        "--name",
+    ]));
+    assert!(
+        !text(&listed.stdout).contains("sarde-build-"),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    // The new image is an overlay on the parent's disk and carries what the steps wrote.
+    let entry = entry(&cache, "tiny-built");
+    let info = expect_ok(
+        &output_of(
+            Command::new("qemu-img")
+                .args(["info", "--backing-chain"])
+                .arg(entry.join("tiny-built.qcow2")),
+        ),
+        "qemu-img",
+    );
+    assert!(info.contains("backing file: data.qcow2"), "{info}");
+    let out = run_in_guest(&env, "tiny-built", &[], "cat /data/marker /data/uploaded");
+    assert!(
+        out.contains("built-over-ssh") && out.contains("uploaded by a step"),
+        "{out}"
+    );
+
+    // A failing step names the image and the step, and nothing is kept.
+    fs_err::write(
+        &file,
+        "images:\n  - name: tiny-broken\n    parent: tiny:1\n    steps:\n      - ssh: echo step-output; exit 4\n",
+    )
+    .unwrap();
+    let out = env.run(&[
+        "build",
+        "-f",
+        &file.display().to_string(),
+        "--cache-dir",
+        &cache.display().to_string(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("image tiny-broken: step 1 (ssh) failed") && stderr.contains("step-output"),
+        "{stderr}"
+    );
+    assert_nothing_left(&env, &cache, "tiny-broken");
 }
