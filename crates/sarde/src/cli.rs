@@ -247,13 +247,15 @@ pub enum Command {
   sarde run debian:12 --stdin < ci-script.sh")]
     Run(Box<RunArgs>),
 
-    /// Build images from a build file, without booting, into the local store.
+    /// Build images from a build file into the local store.
     ///
     /// Reads sarde's YAML build file (docs/build.md) or little-vm-helper's images.json. Root
-    /// images are made by mmdebstrap; derived images are qcow2 overlays on their parent's disk,
-    /// so they cost only what changed, on disk and in registries. Images whose definition,
-    /// parent and copied-in files are unchanged come from the build cache. Prints one line per
-    /// image (name, reference, built or cached, image ID, seconds). Needs root.
+    /// images are made by mmdebstrap without booting; derived images are qcow2 overlays on their
+    /// parent's disk (an image of the file or of the local store), changed offline by actions
+    /// and, for any OS, by steps run over SSH in the booted image; they cost only what changed,
+    /// on disk and in registries. Images whose definition, parent and copied-in files are
+    /// unchanged come from the build cache. Prints one line per image (name, reference, built
+    /// or cached, image ID, seconds). Needs root.
     #[command(after_help = "Examples:
   sarde build                         # ./sarde-build.yaml
   sarde build -f images.yaml -i debian-dev

@@ -11,8 +11,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// The crates whose messages follow the verbosity; others (HTTP, SSH libraries) are limited to
 /// warnings unless `-vv` is given.
-const OWN_CRATES: [&str; 8] = [
+const OWN_CRATES: [&str; 9] = [
     "sarde",
+    "sardine_build",
     "sardine_config",
     "sardine_disk",
     "sardine_libvirt",

@@ -43,10 +43,10 @@ if [ "$2" = sudo ]; then
 fi
 "#;
 
-/// Sets the password of `$1` to `$2`.
+/// Sets the password hash of `$1` to `$2` (crypt(3) form).
 const PASSWORD: &str = r#"set -e
 id "$1" >/dev/null 2>&1 || { echo "no user $1 in the image" >&2; exit 1; }
-printf '%s:%s\n' "$1" "$2" | chpasswd
+printf '%s:%s\n' "$1" "$2" | chpasswd -e
 "#;
 
 /// Adds the key `$2` to `$1`'s authorized_keys.
@@ -163,7 +163,7 @@ pub fn add_users(root: &Chroot<'_>, users: &[UserSpec]) -> Result<(), BuildError
             None,
         )?;
         if let Some(password) = &user.password {
-            root.sh(&step, PASSWORD, &[&user.name, password], None)?;
+            set_password(root, &step, &user.name, password)?;
         }
         for key in &user.ssh_keys {
             root.sh(&step, SSH_INJECT, &[&user.name, key], None)?;
@@ -215,7 +215,7 @@ pub fn apply(
             root.sh(step, UNTAR, &[remote_dir], Some(open(&tar.path)?))
         }
         Action::SshInject { user, key } => root.sh(step, SSH_INJECT, &[user, key], None),
-        Action::Password { user, password } => root.sh(step, PASSWORD, &[user, password], None),
+        Action::Password { user, password } => set_password(root, step, user, password),
         Action::Timezone { zone } => root.sh(step, TIMEZONE, &[zone], None),
         Action::Firstboot { cmd } => root.sh(step, FIRSTBOOT, &[cmd], None),
         Action::Install { packages } => {
@@ -223,6 +223,27 @@ pub fn apply(
             root.sh(step, INSTALL, &args, None)
         }
     }
+}
+
+/// Sets a user's password as a SHA-512 crypt hash made on the host (`openssl passwd -6`) with
+/// a salt derived from the user and the password, so that a rebuild writes the same
+/// `/etc/shadow` (the password itself is in the image's VM config anyway).
+fn set_password(
+    root: &Chroot<'_>,
+    step: &str,
+    user: &str,
+    password: &str,
+) -> Result<(), BuildError> {
+    use sha2::Digest as _;
+    let seed = sha2::Sha256::digest(format!("sardine-build:{user}:{password}"));
+    let salt: String = hex::encode(seed).chars().take(16).collect();
+    let hash = root.context.output(
+        step,
+        Command::new("openssl").args(["passwd", "-6", "-salt", &salt, "-stdin"]),
+        password.as_bytes(),
+    )?;
+    let hash = String::from_utf8_lossy(&hash).trim().to_owned();
+    root.sh(step, PASSWORD, &[user, &hash], None)
 }
 
 fn open(path: &Path) -> Result<File, BuildError> {

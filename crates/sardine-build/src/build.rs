@@ -404,10 +404,33 @@ fn build_root(
         .ok()
         .and_then(|s| s.parse().ok());
     let size = image.size.unwrap_or(DEFAULT_ROOT_SIZE);
+    if let Some(epoch) = epoch {
+        clamp_times(context, &tree, epoch)?;
+    }
     disk::make_root_disk(context, &tree, size, &uuid, epoch, &disk)?;
     cache::remove_dir(&tree)?;
     write_domain(image, staging, boot)?;
     Ok(users)
+}
+
+/// Sets every time in `tree` later than `epoch` to `epoch` (what the setup and the actions wrote
+/// after mmdebstrap, which clamps its own), without following symbolic links.
+fn clamp_times(context: StepContext<'_>, tree: &Path, epoch: u64) -> Result<(), BuildError> {
+    let stamp = format!("@{epoch}");
+    let mut find = Command::new("find");
+    find.arg(tree).args([
+        "-xdev",
+        "-newermt",
+        &stamp,
+        "-exec",
+        "touch",
+        "--no-dereference",
+        "--date",
+        &stamp,
+        "{}",
+        "+",
+    ]);
+    context.run("clamping times to SOURCE_DATE_EPOCH", &mut find, None)
 }
 
 /// The packages mmdebstrap installs: the kernel and what a booting system needs, the file's,
@@ -429,8 +452,8 @@ fn root_packages(image: &ImageSpec, root: &DebianRoot) -> Vec<String> {
     packages
 }
 
-/// A host name made of the image's name (letters, digits and `-`).
-fn hostname_of(name: &str) -> String {
+/// A host name made of the image's name (letters, digits and `-`, up to its first `.`).
+pub(crate) fn hostname_of(name: &str) -> String {
     let stem = name.split('.').next().unwrap_or(name);
     stem.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })

@@ -31,7 +31,7 @@ pub fn run_steps(
 ) -> Result<(), BuildError> {
     let name = format!(
         "sarde-build-{}-{}",
-        sanitize(&image.name),
+        crate::build::hostname_of(&image.name),
         std::process::id()
     );
     let xml = bootable_xml(context, staging, &name)?;
@@ -154,13 +154,6 @@ fn bootable_xml(
         }
     }
     domain.to_xml().map_err(|e| bad(&e))
-}
-
-/// A name part made of the image's name (letters, digits, `-`).
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
 }
 
 /// The booted image: destroyed when dropped unless it was shut down.

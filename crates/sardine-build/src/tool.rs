@@ -30,6 +30,7 @@ fn package_of(program: &str) -> &'static str {
         "qemu-storage-daemon" => "qemu-system-common",
         "unshare" | "mount" | "umount" => "util-linux",
         "tar" => "tar",
+        "openssl" => "openssl",
         _ => "the one that has it",
     }
 }
@@ -60,23 +61,9 @@ impl StepContext<'_> {
         }
         command.stdin(stdin.map_or_else(Stdio::null, Stdio::from));
         tracing::debug!("image {}: {step}: {command:?}", self.image);
-        let status = command.status().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                BuildError::MissingProgram {
-                    program: program.clone(),
-                    package: package_of(&program).to_owned(),
-                    image: self.image.to_owned(),
-                    purpose: step.to_owned(),
-                }
-            } else {
-                BuildError::Step {
-                    image: self.image.to_owned(),
-                    step: step.to_owned(),
-                    what: format!("cannot start `{program}`: {e}"),
-                    output: String::new(),
-                }
-            }
-        })?;
+        let status = command
+            .status()
+            .map_err(|e| self.spawn_error(step, &program, e))?;
         if !status.success() {
             return Err(BuildError::Step {
                 image: self.image.to_owned(),
@@ -91,6 +78,52 @@ impl StepContext<'_> {
             started.elapsed()
         );
         Ok(())
+    }
+
+    /// Runs `command` with `input` on its stdin and returns its stdout; fails like [`Self::run`].
+    pub fn output(
+        &self,
+        step: &str,
+        command: &mut Command,
+        input: &[u8],
+    ) -> Result<Vec<u8>, BuildError> {
+        use std::io::Write as _;
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(step, &program, e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input);
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| self.failure(step, format!("`{program}`: {e}")))?;
+        if !output.status.success() {
+            return Err(BuildError::Step {
+                image: self.image.to_owned(),
+                step: step.to_owned(),
+                what: format!("`{program}` {}", output.status),
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(output.stdout)
+    }
+
+    /// The error of a program that could not be started.
+    fn spawn_error(&self, step: &str, program: &str, error: std::io::Error) -> BuildError {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            BuildError::MissingProgram {
+                program: program.to_owned(),
+                package: package_of(program).to_owned(),
+                image: self.image.to_owned(),
+                purpose: step.to_owned(),
+            }
+        } else {
+            self.failure(step, format!("cannot start `{program}`: {error}"))
+        }
     }
 
     /// A step's failure that no program reported.

@@ -8,11 +8,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sardine_testbed::{
-    Registry, RegistryAuth, TestVm, VmGuard, VmOptions, guest_image, workspace_root,
-};
+use sardine_testbed::{Registry, RegistryAuth, VmGuard, workspace_root};
 
-use crate::common::{Workdir, expect_ok, output_of, text};
+use crate::common::{Workdir, expect_ok, output_of, publish_tiny, text};
 
 /// The test bed's build files.
 fn images_dir() -> PathBuf {
@@ -489,28 +487,9 @@ fn build_lvh_images_boot() {
 #[test]
 fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
     let env = Workdir::new("build-steps");
-    // The parent: the tiny guest, exported with its login, in the store.
-    let guest = guest_image();
-    let vm = TestVm::create(&VmOptions {
-        label: "build-steps".into(),
-        ..VmOptions::default()
-    })
-    .unwrap();
-    let config = env.path().join("sardine.json");
-    let json = serde_json::json!({
-        "users": [{"username": guest.user, "password": guest.password}],
-        "services": [{"service": "ssh", "port": 22, "protocol": "tcp"}],
-    });
-    fs_err::write(&config, json.to_string()).unwrap();
-    let id = env.ok(&[
-        "export",
-        vm.name(),
-        "tiny:1",
-        "--vmconfig",
-        config.to_str().unwrap(),
-    ]);
-    // The build imports the parent as its base VM.
-    let _parent = VmGuard::adopt(&format!("sha256:{id}")).unwrap();
+    // The parent: the tiny guest, exported with its login, in the store. The build imports
+    // it as its base VM, which the guard removes.
+    let _parent = publish_tiny(&env, "tiny:1", false);
 
     fs_err::write(env.path().join("upload.txt"), "uploaded by a step\n").unwrap();
     let file = env.path().join("steps.yaml");

@@ -1,12 +1,14 @@
 //! What the end-to-end tests of `sarde` share: a working directory with a store, a VM
 //! directory and isolated credentials, a way to run `sarde` in it, checks of its output, and
-//! how long a guest may take to shut down.
+//! how long a guest may take to shut down, and the tiny guest published as an image.
 
 use std::fmt::Debug;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use sardine_testbed::{TestVm, VmGuard, VmOptions, guest_image};
 
 /// How long a guest may take to power off after an ACPI shutdown.
 pub const SHUTDOWN: Duration = Duration::from_secs(60);
@@ -165,4 +167,28 @@ pub fn allocated(path: &Path) -> u64 {
 /// The exit code of a finished command.
 pub fn code(output: &Output) -> i32 {
     output.status.code().unwrap_or(-1)
+}
+
+/// Exports a fresh tiny guest as `image` with its credentials, and pushes it when `image`
+/// names a registry. The guard removes the base VM that runs of the image import (named after
+/// its image ID), also when the test fails.
+pub fn publish_tiny(work: &Workdir, image: &str, push: bool) -> VmGuard {
+    let guest = guest_image();
+    let vm = TestVm::create(&VmOptions {
+        label: "run-source".into(),
+        ..VmOptions::default()
+    })
+    .unwrap();
+    let config = work.path().join("sardine.json");
+    let json = serde_json::json!({
+        "users": [{"username": guest.user, "password": guest.password}],
+        "services": [{"service": "ssh", "port": 22, "protocol": "tcp"}],
+    });
+    fs_err::write(&config, json.to_string()).unwrap();
+    let vmconfig = config.to_str().unwrap();
+    let id = work.ok(&["export", vm.name(), image, "--vmconfig", vmconfig]);
+    if push {
+        work.ok(&["push", image]);
+    }
+    VmGuard::adopt(&format!("sha256:{id}")).unwrap()
 }

@@ -12,38 +12,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sardine_testbed::{
-    Bait, Registry, RegistryAuth, TestVm, VmGuard, VmOptions, free_port, guest_image,
-};
+use sardine_testbed::{Bait, Registry, RegistryAuth, free_port, guest_image};
 
-use crate::common::{Workdir, code, expect_code, output_of, text};
+use crate::common::{Workdir, code, expect_code, output_of, publish_tiny, text};
 
 /// How long a run may take in these tests (boot under TCG included).
 const PATIENCE: Duration = Duration::from_secs(240);
-
-/// Exports a fresh tiny guest as `image` with its credentials, and pushes it when `image`
-/// names a registry. The guard removes the base VM that runs of the image import (named after
-/// its image ID), also when the test fails.
-fn publish(work: &Workdir, image: &str, push: bool) -> VmGuard {
-    let guest = guest_image();
-    let vm = TestVm::create(&VmOptions {
-        label: "run-source".into(),
-        ..VmOptions::default()
-    })
-    .unwrap();
-    let config = work.path().join("sardine.json");
-    let json = serde_json::json!({
-        "users": [{"username": guest.user, "password": guest.password}],
-        "services": [{"service": "ssh", "port": 22, "protocol": "tcp"}],
-    });
-    fs_err::write(&config, json.to_string()).unwrap();
-    let vmconfig = config.to_str().unwrap();
-    let id = work.ok(&["export", vm.name(), image, "--vmconfig", vmconfig]);
-    if push {
-        work.ok(&["push", image]);
-    }
-    VmGuard::adopt(&format!("sha256:{id}")).unwrap()
-}
 
 /// `sarde run` in a store of its own (`store`), with the test's VM directory.
 fn run_command(work: &Workdir, store: &Path, args: &[&str]) -> Command {
@@ -189,7 +163,7 @@ fn run_guest_command_gets_output_status_mounts_ports_and_kernel_overrides() {
     let work = Workdir::new("run");
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let image = format!("{}/run/tiny:1", registry.host());
-    let _base = publish(&work, &image, true);
+    let _base = publish_tiny(&work, &image, true);
     // A store that does not have the image: run fetches it (pull policy "missing").
     let store = work.other_store("fresh");
     let share = shared_dir(&work);
@@ -297,7 +271,7 @@ fn run_guest_command_gets_output_status_mounts_ports_and_kernel_overrides() {
 fn run_guest_sigterm_in_every_phase_leaves_nothing() {
     let work = Workdir::new("run-term");
     let image = "run/term:1";
-    let _base = publish(&work, image, false);
+    let _base = publish_tiny(&work, image, false);
     let store = work.ocidir();
 
     // Fetching: a registry that never answers.
@@ -354,7 +328,7 @@ fn run_guest_three_at_once_fetch_and_import_once() {
     let work = Workdir::new("run-many");
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let image = format!("{}/run/many:1", registry.host());
-    let _base = publish(&work, &image, true);
+    let _base = publish_tiny(&work, &image, true);
     let pushed_downloads = registry.blob_downloads();
     let store = work.other_store("fresh");
     let names: Vec<String> = (0..3)
@@ -399,7 +373,7 @@ fn run_guest_three_at_once_fetch_and_import_once() {
 fn run_guest_without_command_on_a_terminal_is_an_interactive_shell() {
     let work = Workdir::new("run-pty");
     let image = "run/pty:1";
-    let _base = publish(&work, image, false);
+    let _base = publish_tiny(&work, image, false);
     let name = sardine_testbed::unique_name("pty");
     let (vmdir, ocidir) = (work.vmdir(), work.ocidir());
     let sarde = [
