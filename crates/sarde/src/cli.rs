@@ -915,6 +915,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
 
+    /// How to reach registries, for parents that are not in the local store yet.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
     /// Accepted for little-vm-helper's command line: sarde always applies an image's actions
     /// in one session of its mounted file system.
     #[arg(long)]

@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sardine_vm::export::{DiskFormat, ExportOptions};
 use sardine_vm::import::ImportOptions;
+use sardine_vm::remote::RegistryAccess;
 use sardine_vm::store::LocalImage;
-use sardine_vm::{DomainXml, Progress, Reference, Store};
+use sardine_vm::{DomainXml, Progress, Reference, RegistryProgress, Store};
 
 use crate::cache::{self, Cache};
 use crate::chroot::Chroot;
@@ -42,6 +44,10 @@ pub struct BuildOptions<'a> {
     pub store: &'a Store,
     /// libvirt URI, for parents outside the file (imported) and steps (booted).
     pub connect: Option<&'a str>,
+    /// How to reach registries, for parents that are neither in the file nor in the store.
+    pub access: &'a RegistryAccess,
+    /// Progress of those fetches.
+    pub fetch_progress: Arc<dyn RegistryProgress>,
     /// Show every program's output.
     pub verbose: bool,
     /// Compression threads of the export.
@@ -108,7 +114,7 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
             }
             Origin::Parent(name) => {
                 external = store_parent(image, name, options)?;
-                Some(Some(&external))
+                Some(external.as_ref())
             }
         };
         let reference = reference_of(file, image, options)?;
@@ -119,7 +125,9 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
                 reports.push(ImageReport {
                     name: image.name.clone(),
                     reference: reference.to_string(),
-                    outcome: Outcome::WouldBuild("its parent would be rebuilt".into()),
+                    outcome: Outcome::WouldBuild(
+                        "its parent is not there yet (it would be built or fetched)".into(),
+                    ),
                     id: None,
                     duration: started.elapsed(),
                 });
@@ -216,14 +224,15 @@ fn short(key: &str) -> &str {
     &key[..12.min(key.len())]
 }
 
-/// A parent that is not an image of the file: an image of the local store, whose files come
-/// from its base VM (imported under the cache's `parents/` unless it exists already). In a dry
-/// run nothing is imported: its image ID stands for its content.
+/// A parent that is not an image of the file: an image of the local store (fetched from its
+/// registry when missing), whose files come from its base VM (imported under the cache's
+/// `parents/` unless it exists already). Its image ID stands for its content. In a dry run
+/// nothing is fetched or imported (`None`: it would be fetched).
 fn store_parent(
     image: &ImageSpec,
     parent: &str,
     options: &BuildOptions<'_>,
-) -> Result<Built, BuildError> {
+) -> Result<Option<Built>, BuildError> {
     let missing = |source: sardine_vm::ImageError| BuildError::MissingParent {
         image: image.name.clone(),
         parent: parent.to_owned(),
@@ -234,6 +243,12 @@ fn store_parent(
             what: e.to_string(),
         })
     })?;
+    if LocalImage::open(options.store, &reference).is_err() {
+        if options.dry_run {
+            return Ok(None);
+        }
+        fetch_parent(&reference, options).map_err(missing)?;
+    }
     let local = LocalImage::open(options.store, &reference).map_err(missing)?;
     let domain = local.domain_xml()?;
     let users = local
@@ -288,13 +303,34 @@ fn store_parent(
         })?
         .dir
     };
-    Ok(Built {
+    Ok(Some(Built {
         entry,
         content: local.id().to_string(),
         disk,
         users,
         template: Some(domain),
-    })
+    }))
+}
+
+/// Fetches a parent image into the store (as `sarde fetch` would).
+fn fetch_parent(
+    reference: &Reference,
+    options: &BuildOptions<'_>,
+) -> Result<(), sardine_vm::ImageError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(sardine_vm::ImageError::from)?;
+    runtime.block_on(sardine_vm::run::ensure_image(
+        options.store,
+        reference,
+        sardine_vm::run::PullPolicy::Missing,
+        options.access,
+        None,
+        options.connect,
+        options.fetch_progress.clone(),
+    ))?;
+    Ok(())
 }
 
 fn reference_of(

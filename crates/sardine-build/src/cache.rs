@@ -109,6 +109,16 @@ impl Cache {
             .map(|s| s.trim().to_owned())
     }
 
+    /// Records that a build used the entry (its marker's time is its last use).
+    pub fn touch(&self, entry: &Path) {
+        if let Ok(file) = std::fs::File::options()
+            .append(true)
+            .open(entry.join(CONTENT))
+        {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     /// Whether `image` has complete entries under other keys (it was built from another
     /// definition).
     pub fn has_other_entries(&self, image: &str, entry: &Path) -> bool {
@@ -140,8 +150,9 @@ impl Cache {
     }
 
     /// Marks `staging` complete with `content` and moves it to `entry`, replacing what was
-    /// there; other entries of the image go (their files live on in their children's
-    /// entries, which hold hard links to them).
+    /// there. Other entries of the image that no build used for [`KEEP_UNUSED`] go (their
+    /// files live on in their children's entries, which hold hard links to them); recent ones
+    /// stay, for other build files with an image of the same name, or a change undone.
     pub fn commit(&self, staging: &Path, entry: &Path, content: &str) -> Result<(), BuildError> {
         let marker = staging.join(CONTENT);
         fs_err::write(&marker, content).map_err(|e| BuildError::Io {
@@ -160,7 +171,7 @@ impl Cache {
         {
             for other in dir.filter_map(Result::ok).map(|e| e.path()) {
                 let name = other.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if other != entry && !name.starts_with(".staging-") {
+                if other != entry && !name.starts_with(".staging-") && unused_for_long(&other) {
                     remove_dir(&other)?;
                 }
             }
@@ -172,6 +183,17 @@ impl Cache {
     pub fn lock_path(&self, image: &str) -> PathBuf {
         self.dir.join(format!("{image}.lock"))
     }
+}
+
+/// How long an entry that no build uses stays when its image is built anew.
+pub const KEEP_UNUSED: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Whether no build used the entry for [`KEEP_UNUSED`] (or it is incomplete).
+fn unused_for_long(entry: &Path) -> bool {
+    fs_err::metadata(entry.join(CONTENT))
+        .and_then(|m| m.modified())
+        .map(|used| used.elapsed().unwrap_or_default() > KEEP_UNUSED)
+        .unwrap_or(true)
 }
 
 /// Removes a directory tree if it exists.

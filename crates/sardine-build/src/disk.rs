@@ -42,6 +42,9 @@ pub fn make_root_disk(
         mkfs.env("E2FSPROGS_FAKE_TIME", epoch.to_string());
     }
     context.run("file system (mkfs.ext4 -d)", &mut mkfs, None)?;
+    if let Some(epoch) = epoch {
+        clamp_change_times(context, tree, &raw, epoch)?;
+    }
     let mut convert = Command::new("qemu-img");
     convert
         .args(["convert", "-f", "raw", "-O", "qcow2"])
@@ -53,6 +56,51 @@ pub fn make_root_disk(
         path: raw,
         source: e,
     })
+}
+
+/// Sets the change time of every inode that mkfs.ext4 copied from `tree` to `epoch`: `-d` takes
+/// them from the tree, where nobody can set them (`debugfs set_inode_field`, by path; a path
+/// with a `"` or a line break keeps its own).
+fn clamp_change_times(
+    context: StepContext<'_>,
+    tree: &Path,
+    raw: &Path,
+    epoch: u64,
+) -> Result<(), BuildError> {
+    let mut paths = vec![String::from("/")];
+    collect_paths(tree, "", &mut paths).map_err(BuildError::io("listing", tree))?;
+    let script: String = paths
+        .iter()
+        .filter(|p| !p.contains(['"', '\n']))
+        .map(|p| format!("set_inode_field \"{p}\" ctime @{epoch}\n"))
+        .collect();
+    let file = raw.with_extension("debugfs");
+    fs_err::write(&file, script).map_err(|e| BuildError::Io {
+        what: "writing",
+        path: file.clone(),
+        source: e,
+    })?;
+    let mut debugfs = Command::new("debugfs");
+    debugfs.arg("-w").arg("-f").arg(&file).arg(raw);
+    context.run("clamping change times (debugfs)", &mut debugfs, None)?;
+    let _ = fs_err::remove_file(&file);
+    Ok(())
+}
+
+/// Every path below `dir` (as `/a/b`, `prefix` before it), not following symbolic links nor
+/// leaving the file system's directories (the tree has no mounts).
+fn collect_paths(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+        let is_dir = entry.file_type()?.is_dir();
+        out.push(path.clone());
+        if is_dir {
+            collect_paths(&entry.path(), &path, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes the overlay `overlay` on `backing` (a plain name in the same directory, qcow2), of

@@ -25,7 +25,7 @@ const TAIL_LINES: usize = 25;
 fn package_of(program: &str) -> &'static str {
     match program {
         "mmdebstrap" => "mmdebstrap",
-        "mkfs.ext4" | "resize2fs" => "e2fsprogs",
+        "mkfs.ext4" | "resize2fs" | "debugfs" => "e2fsprogs",
         "qemu-img" => "qemu-utils",
         "qemu-storage-daemon" => "qemu-system-common",
         "unshare" | "mount" | "umount" => "util-linux",

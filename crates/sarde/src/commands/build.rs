@@ -23,6 +23,7 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| sardine_config::data_dir().join("build"));
     let progress = Reporter::new(quiet(settings));
+    let access = super::registry::access(&args.registry, None);
     let reports = sardine_build::build(
         &file,
         &BuildOptions {
@@ -34,6 +35,8 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> anyhow::Result<()> {
             cache_dir: &cache_dir,
             store: &store,
             connect: super::connect(settings),
+            access: &access,
+            fetch_progress: std::sync::Arc::new(Reporter::new(quiet(settings))),
             verbose: settings.verbosity() > 0,
             threads: threads(),
             progress: &progress,

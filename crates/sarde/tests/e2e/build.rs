@@ -17,13 +17,32 @@ fn images_dir() -> PathBuf {
     workspace_root().join("crates/sardine-testbed/images")
 }
 
-/// The build cache `scripts/build-images` filled.
+/// The build cache `scripts/build-images` filled (the tests cannot reach Debian's mirror).
 fn shared_cache() -> PathBuf {
-    sardine_testbed::scratch_dir().join("build-cache")
+    let cache = sardine_testbed::scratch_dir().join("build-cache");
+    assert!(
+        ["debian", "debian-dev", "base.qcow2"]
+            .iter()
+            .all(|image| cache.join(image).is_dir()),
+        "the build cache {} lacks the test bed's images\nhint: run scripts/build-images as root (scripts/test does), outside the test namespace",
+        cache.display()
+    );
+    cache
 }
 
 /// `sarde build -f FILE --cache-dir CACHE --format json ARGS` in `env`'s store: the reports.
 fn build(env: &Workdir, file: &Path, cache: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    build_in(env, &env.ocidir(), file, cache, args)
+}
+
+/// Like [`build`], in the store `ocidir`.
+fn build_in(
+    env: &Workdir,
+    ocidir: &Path,
+    file: &Path,
+    cache: &Path,
+    args: &[&str],
+) -> Vec<serde_json::Value> {
     let file = file.display().to_string();
     let cache = cache.display().to_string();
     let mut all = vec![
@@ -36,7 +55,7 @@ fn build(env: &Workdir, file: &Path, cache: &Path, args: &[&str]) -> Vec<serde_j
         "json",
     ];
     all.extend_from_slice(args);
-    let out = env.ok(&all);
+    let out = env.ok_in(ocidir, &all);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
@@ -65,11 +84,22 @@ fn entry(cache: &Path, image: &str) -> PathBuf {
 
 /// `sarde run IMAGE -- SCRIPT` in `env`: what the guest printed.
 fn run_in_guest(env: &Workdir, image: &str, extra: &[&str], script: &str) -> String {
+    run_in_guest_in(env, &env.ocidir(), image, extra, script)
+}
+
+/// Like [`run_in_guest`], with the store `ocidir`.
+fn run_in_guest_in(
+    env: &Workdir,
+    ocidir: &Path,
+    image: &str,
+    extra: &[&str],
+    script: &str,
+) -> String {
     let vmdir = env.vmdir().display().to_string();
     let mut args = vec!["run", "--vmdir", &vmdir];
     args.extend_from_slice(extra);
     args.extend_from_slice(&[image, "--", script]);
-    env.ok(&args)
+    env.ok_in(ocidir, &args)
 }
 
 #[test]
@@ -99,14 +129,21 @@ fn build_debian_images_boot_with_their_changes() {
     let base = fs_err::metadata(dev.join("debian.qcow2")).unwrap().len();
     assert!(overlay * 4 < base, "overlay {overlay} bytes, base {base}");
 
-    // The derived image has the package, the file, the command's effect and the key; the
-    // login comes from the image's VM config (sarde, with its password).
-    let out = run_in_guest(
-        &env,
-        "debian-dev",
-        &[],
+    // A clone of the derived image has the package, the file, the command's effect and the
+    // key; `sarde ssh` logs in with the image's VM config (sarde, with its password).
+    let id = reports[1]["id"].as_str().unwrap();
+    let _base = VmGuard::adopt(&format!("sha256:{id}")).unwrap();
+    let mine = sardine_testbed::unique_name("built");
+    let mine_guard = VmGuard::adopt(&mine).unwrap();
+    let vmdir = env.vmdir().display().to_string();
+    env.ok(&["clone", "debian-dev", &mine, "--vmdir", &vmdir, "--start"]);
+    let out = env.ok(&[
+        "ssh",
+        &mine,
+        "--",
         "hello; cat /opt/files/greeting.txt /etc/sarde-ran ~/.ssh/authorized_keys; id -un; sudo -n true && echo sudo-ok",
-    );
+    ]);
+    mine_guard.shutdown(crate::common::SHUTDOWN).unwrap();
     for wanted in [
         "Hello, world!",
         "hello from the build host",
@@ -204,6 +241,19 @@ fn build_cache_reuses_and_rebuilds_only_what_changed() {
     // A copied-in file's content is part of the key: its change rebuilds its image and the
     // child, and -i limits the build to an image and its parents.
     fs_err::write(dir.join("files/greeting.txt"), "changed\n").unwrap();
+    let dry = build(&env, &file, &cache, &["--dry-run"]);
+    assert_eq!(
+        outcomes(&dry),
+        [
+            ("debian".into(), "cached".into()),
+            ("debian-dev".into(), "would build".into()),
+            ("debian-leaf".into(), "would build".into())
+        ]
+    );
+    assert!(
+        dry[2]["reason"].as_str().unwrap().contains("parent"),
+        "{dry:?}"
+    );
     let dry = build(&env, &file, &cache, &["--dry-run", "-i", "debian-dev"]);
     assert_eq!(
         outcomes(&dry),
@@ -224,15 +274,31 @@ fn build_cache_reuses_and_rebuilds_only_what_changed() {
     );
 }
 
-/// Copies a build cache with hard links (entries are never changed in place).
+/// Copies a build cache's complete entries with hard links (entries are never changed in place;
+/// builds in progress, with their mounts, are left out).
 fn copy_cache(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-al")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cp -al {}", from.display());
+    for image in fs_err::read_dir(from).unwrap().filter_map(Result::ok) {
+        if !image.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let target = to.join(image.file_name());
+        fs_err::create_dir_all(&target).unwrap();
+        for entry in fs_err::read_dir(image.path())
+            .unwrap()
+            .filter_map(Result::ok)
+        {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let status = Command::new("cp")
+                .arg("-al")
+                .arg(entry.path())
+                .arg(&target)
+                .status()
+                .unwrap();
+            assert!(status.success(), "cp -al {}", entry.path().display());
+        }
+    }
 }
 
 #[test]
@@ -321,7 +387,12 @@ fn build_refuses_bad_input_and_leaves_nothing() {
 }
 
 fn assert_nothing_left(env: &Workdir, cache: &Path, image: &str) {
-    let listed = env.ok(&["list"]);
+    assert_nothing_left_in(env, &env.ocidir(), cache, image);
+}
+
+/// Like [`assert_nothing_left`], with the store `ocidir`.
+fn assert_nothing_left_in(env: &Workdir, ocidir: &Path, cache: &Path, image: &str) {
+    let listed = env.ok_in(ocidir, &["list"]);
     assert!(!listed.contains(image), "{image} is in the store: {listed}");
     let left: Vec<_> = fs_err::read_dir(cache.join(image))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
@@ -487,19 +558,23 @@ fn build_lvh_images_boot() {
 #[test]
 fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
     let env = Workdir::new("build-steps");
-    // The parent: the tiny guest, exported with its login, in the store. The build imports
-    // it as its base VM, which the guard removes.
-    let _parent = publish_tiny(&env, "tiny:1", false);
+    // The parent: the tiny guest, exported with its login and pushed to a registry; the build
+    // runs in another store, which fetches it. The build imports it as its base VM, which the
+    // guard removes.
+    let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
+    let parent = format!("{}/vms/tiny:1", registry.host());
+    let _parent = publish_tiny(&env, &parent, true);
+    let store = env.other_store("builder");
 
     fs_err::write(env.path().join("upload.txt"), "uploaded by a step\n").unwrap();
     let file = env.path().join("steps.yaml");
     fs_err::write(
         &file,
-        "images:\n  - name: tiny-built\n    parent: tiny:1\n    steps:\n      - ssh: echo built-over-ssh > /data/marker && sync\n      - ssh-upload: {file: upload.txt, dest: /data/uploaded}\n",
+        format!("images:\n  - name: tiny-built\n    parent: {parent}\n    steps:\n      - ssh: echo built-over-ssh > /data/marker && sync\n      - ssh-upload: {{file: upload.txt, dest: /data/uploaded}}\n"),
     )
     .unwrap();
     let cache = env.path().join("cache");
-    let reports = build(&env, &file, &cache, &[]);
+    let reports = build_in(&env, &store, &file, &cache, &[]);
     assert_eq!(outcomes(&reports), [("tiny-built".into(), "built".into())]);
     let built_id = reports[0]["id"].as_str().unwrap().to_owned();
     let _built = VmGuard::adopt(&format!("sha256:{built_id}")).unwrap();
@@ -528,7 +603,13 @@ fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
         "qemu-img",
     );
     assert!(info.contains("backing file: data.qcow2"), "{info}");
-    let out = run_in_guest(&env, "tiny-built", &[], "cat /data/marker /data/uploaded");
+    let out = run_in_guest_in(
+        &env,
+        &store,
+        "tiny-built",
+        &[],
+        "cat /data/marker /data/uploaded",
+    );
     assert!(
         out.contains("built-over-ssh") && out.contains("uploaded by a step"),
         "{out}"
@@ -537,21 +618,24 @@ fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
     // A failing step names the image and the step, and nothing is kept.
     fs_err::write(
         &file,
-        "images:\n  - name: tiny-broken\n    parent: tiny:1\n    steps:\n      - ssh: echo step-output; exit 4\n",
+        format!("images:\n  - name: tiny-broken\n    parent: {parent}\n    steps:\n      - ssh: echo step-output; exit 4\n"),
     )
     .unwrap();
-    let out = env.run(&[
-        "build",
-        "-f",
-        &file.display().to_string(),
-        "--cache-dir",
-        &cache.display().to_string(),
-    ]);
+    let out = env.run_in(
+        &store,
+        &[
+            "build",
+            "-f",
+            &file.display().to_string(),
+            "--cache-dir",
+            &cache.display().to_string(),
+        ],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("image tiny-broken: step 1 (ssh) failed") && stderr.contains("step-output"),
         "{stderr}"
     );
-    assert_nothing_left(&env, &cache, "tiny-broken");
+    assert_nothing_left_in(&env, &store, &cache, "tiny-broken");
 }
