@@ -753,6 +753,7 @@ fn export(
         disk_format: DiskFormat::Chunked { chunk_size: None },
         force: false,
         threads: options.threads,
+        created: sardine_vm::export::source_date_epoch(),
         progress: options.progress,
     })?;
     let id = report.config_digest.hex().to_owned();

@@ -4,8 +4,8 @@
 //! next to it that is renamed into place, so a failed or killed build leaves nothing under a
 //! valid key.
 //!
-//! An image's key is the SHA-256 of its definition (as [`crate::spec`] serialises it), the
-//! content digest of its parent's disk (for a parent of the file: the digest recorded when it
+//! An image's key is the SHA-256 of its definition (as [`crate::spec`] serialises it) and
+//! `SOURCE_DATE_EPOCH`, the content digest of its parent's disk (for a parent of the file: the digest recorded when it
 //! was built) and the content of every host file its actions copy in (directories: every
 //! path, mode, link target and file content below them, in order).
 
@@ -29,6 +29,8 @@ pub fn key(image: &ImageSpec, parent: Option<&str>) -> Result<String, BuildError
         "sardine-build": CACHE_VERSION,
         "parent": parent,
         "image": image,
+        // What a build makes with it differs from what it makes without.
+        "source_date_epoch": std::env::var("SOURCE_DATE_EPOCH").ok(),
     });
     hasher.update(serde_json::to_vec(&definition).unwrap_or_default());
     for file in image.host_files() {

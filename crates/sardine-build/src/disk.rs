@@ -58,9 +58,10 @@ pub fn make_root_disk(
     })
 }
 
-/// Sets the change time of every inode that mkfs.ext4 copied from `tree` to `epoch`: `-d` takes
-/// them from the tree, where nobody can set them (`debugfs set_inode_field`, by path; a path
-/// with a `"` or a line break keeps its own).
+/// Sets the change and access times (and their nanoseconds) of every inode that mkfs.ext4
+/// copied from `tree` to `epoch`: `-d` takes them from the tree, where nobody can set a change
+/// time (`debugfs set_inode_field`, by path; a path with a `"` or a line break keeps its own).
+/// debugfs runs with the fake time too, for the superblock's last write time.
 fn clamp_change_times(
     context: StepContext<'_>,
     tree: &Path,
@@ -72,7 +73,16 @@ fn clamp_change_times(
     let script: String = paths
         .iter()
         .filter(|p| !p.contains(['"', '\n']))
-        .map(|p| format!("set_inode_field \"{p}\" ctime @{epoch}\n"))
+        .flat_map(|p| {
+            let stamp = format!("@{epoch}");
+            [
+                ("ctime", stamp.clone()),
+                ("atime", stamp),
+                ("ctime_extra", "0".into()),
+                ("atime_extra", "0".into()),
+            ]
+            .map(|(field, value)| format!("set_inode_field \"{p}\" {field} {value}\n"))
+        })
         .collect();
     let file = raw.with_extension("debugfs");
     fs_err::write(&file, script).map_err(|e| BuildError::Io {
@@ -81,7 +91,12 @@ fn clamp_change_times(
         source: e,
     })?;
     let mut debugfs = Command::new("debugfs");
-    debugfs.arg("-w").arg("-f").arg(&file).arg(raw);
+    debugfs
+        .arg("-w")
+        .arg("-f")
+        .arg(&file)
+        .arg(raw)
+        .env("E2FSPROGS_FAKE_TIME", epoch.to_string());
     context.run("clamping change times (debugfs)", &mut debugfs, None)?;
     let _ = fs_err::remove_file(&file);
     Ok(())

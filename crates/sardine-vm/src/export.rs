@@ -65,6 +65,9 @@ pub struct ExportOptions<'a> {
     pub force: bool,
     /// Worker threads for compression.
     pub threads: usize,
+    /// The creation time recorded in the image, in seconds since the epoch (`None`: now). With
+    /// `SOURCE_DATE_EPOCH`'s value, the same VM exports to the same image.
+    pub created: Option<i64>,
     /// Progress receiver.
     pub progress: &'a dyn Progress,
 }
@@ -88,6 +91,12 @@ struct ExportFile {
     path: PathBuf,
     name: String,
     role: FileRole,
+}
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org), for [`ExportOptions::created`]: what a caller
+/// that honours it passes.
+pub fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
 }
 
 /// Exports a VM into the local store.
@@ -116,6 +125,8 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
         domain_size,
     )];
     let mut diff_ids = vec![domain_digest.clone()];
+    let created = created_time(options.created);
+    let history_entry = |created_by: &str| history_entry(&created, created_by);
     let mut history = vec![history_entry(&format!("virsh dumpxml '{}'", options.vm))];
     if let Some(config) = &vmconfig {
         let (digest, size) = repo.put_blob_bytes(config)?;
@@ -135,7 +146,7 @@ pub fn export(options: &ExportOptions<'_>) -> Result<ExportReport, ImageError> {
     let config = ImageConfig {
         architecture: domain.arch().map(|a| format::go_arch(&a).to_owned()),
         os: Some(format::go_os(&xml_text).to_owned()),
-        created: Some(serde_json::Value::String(chrono::Utc::now().to_rfc3339())),
+        created: Some(serde_json::Value::String(created.clone())),
         rootfs: Some(RootFs {
             kind: "layers".into(),
             diff_ids,
@@ -526,8 +537,16 @@ fn pack_chunked(
     Ok((layers, diff_ids))
 }
 
-fn history_entry(created_by: &str) -> serde_json::Value {
-    serde_json::json!({ "created": chrono::Utc::now().to_rfc3339(), "created_by": created_by })
+fn history_entry(created: &str, created_by: &str) -> serde_json::Value {
+    serde_json::json!({ "created": created, "created_by": created_by })
+}
+
+/// The creation time of an image, RFC 3339: `seconds` since the epoch, or now.
+fn created_time(seconds: Option<i64>) -> String {
+    seconds
+        .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+        .unwrap_or_else(chrono::Utc::now)
+        .to_rfc3339()
 }
 
 /// The sink of an export: the repository's, offering the blobs of chunks that images in the

@@ -112,6 +112,7 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         },
         force: false,
         threads: 2,
+        created: None,
         progress: &NoProgress,
     })
     .unwrap();

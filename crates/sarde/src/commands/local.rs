@@ -41,6 +41,7 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
         disk_format,
         force: args.force,
         threads: threads(),
+        created: sardine_vm::export::source_date_epoch(),
         progress: &progress,
     })
     .map_err(image_failure)?;

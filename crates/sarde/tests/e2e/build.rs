@@ -55,8 +55,26 @@ fn build_in(
         "json",
     ];
     all.extend_from_slice(args);
-    let out = env.ok_in(ocidir, &all);
+    let out = expect_ok(&output_of(&mut build_command(env, ocidir, &all[1..])), &all);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The `SOURCE_DATE_EPOCH` of the test bed's builds (`scripts/build-images`): part of each
+/// image's cache key.
+const EPOCH: &str = "1700000000";
+
+/// `sarde build ARGS` in the store `ocidir`, with the test bed's `SOURCE_DATE_EPOCH`.
+fn build_command(env: &Workdir, ocidir: &Path, args: &[&str]) -> Command {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let mut command = env.command_in(ocidir, &all);
+    command.env("SOURCE_DATE_EPOCH", EPOCH);
+    command
+}
+
+/// Runs `sarde build ARGS` in `ocidir` and returns what it did.
+fn run_build(env: &Workdir, ocidir: &Path, args: &[&str]) -> std::process::Output {
+    output_of(&mut build_command(env, ocidir, args))
 }
 
 /// The outcome of each image of a build's reports, by name.
@@ -340,13 +358,16 @@ fn build_refuses_bad_input_and_leaves_nothing() {
     for (what, yaml, code, wanted) in cases {
         let file = dir.join(format!("{}.yaml", what.replace(' ', "-")));
         fs_err::write(&file, yaml).unwrap();
-        let out = env.run(&[
-            "build",
-            "-f",
-            &file.display().to_string(),
-            "--cache-dir",
-            &cache.display().to_string(),
-        ]);
+        let out = run_build(
+            &env,
+            &env.ocidir(),
+            &[
+                "-f",
+                &file.display().to_string(),
+                "--cache-dir",
+                &cache.display().to_string(),
+            ],
+        );
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{what}: {stderr}");
         for w in wanted {
@@ -363,13 +384,16 @@ fn build_refuses_bad_input_and_leaves_nothing() {
         format!("{base}  - name: broken\n    parent: debian\n    actions:\n      - mkdir: /opt/x\n      - run-command: echo about to fail; exit 3\n"),
     )
     .unwrap();
-    let out = env.run(&[
-        "build",
-        "-f",
-        &file.display().to_string(),
-        "--cache-dir",
-        &cache.display().to_string(),
-    ]);
+    let out = run_build(
+        &env,
+        &env.ocidir(),
+        &[
+            "-f",
+            &file.display().to_string(),
+            "--cache-dir",
+            &cache.display().to_string(),
+        ],
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -512,21 +536,24 @@ fn build_lvh_images_boot() {
     assert!(keygen.success());
     let file = images_dir().join("images.json").display().to_string();
     let cache_arg = cache.display().to_string();
-    let mut command = env.command(&[
-        "build",
-        "-f",
-        &file,
-        "--pkg-repo",
-        "bookworm",
-        "--domain-type",
-        "qemu",
-        "--network",
-        "sarde-test",
-        "--cache-dir",
-        &cache_arg,
-        "--format",
-        "json",
-    ]);
+    let mut command = build_command(
+        &env,
+        &env.ocidir(),
+        &[
+            "-f",
+            &file,
+            "--pkg-repo",
+            "bookworm",
+            "--domain-type",
+            "qemu",
+            "--network",
+            "sarde-test",
+            "--cache-dir",
+            &cache_arg,
+            "--format",
+            "json",
+        ],
+    );
     command.current_dir(&work);
     let out = expect_ok(&output_of(&mut command), "sarde build images.json");
     let reports: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
@@ -621,10 +648,10 @@ fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
         format!("images:\n  - name: tiny-broken\n    parent: {parent}\n    steps:\n      - ssh: echo step-output; exit 4\n"),
     )
     .unwrap();
-    let out = env.run_in(
+    let out = run_build(
+        &env,
         &store,
         &[
-            "build",
             "-f",
             &file.display().to_string(),
             "--cache-dir",
