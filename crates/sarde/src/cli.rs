@@ -264,6 +264,14 @@ pub enum Command {
   sarde build --tag registry.example.org/vms/ && sarde push registry.example.org/vms/debian-dev")]
     Build(BuildArgs),
 
+    /// Declarative VM inventories in vm-provisioner-libvirt's registry format (read unchanged).
+    #[command(after_help = "Examples:
+  sarde inventory --registry 'registry/**/*.yaml' list
+  sarde inventory --registry registry.yaml config vm1
+  VMP_REGISTRY=registry.yaml sarde inventory image-url alpine-virt:3.20.3
+  sarde inventory config vm1 < registry.yaml")]
+    Inventory(InventoryArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:
   sarde completions bash > /etc/bash_completion.d/sarde
@@ -927,6 +935,37 @@ pub struct BuildArgs {
     /// Output format: a line per image, or a JSON array.
     #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT", default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+}
+
+/// Arguments of `sarde inventory`.
+#[derive(Debug, Clone, Args)]
+pub struct InventoryArgs {
+    /// The registry: a file or a glob (files merged in sorted order); standard input without it.
+    #[arg(long, value_name = "GLOB", env = "VMP_REGISTRY")]
+    pub registry: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: InventoryCommand,
+}
+
+/// The subcommands of `sarde inventory` (vmp's).
+#[derive(Debug, Clone, Subcommand)]
+pub enum InventoryCommand {
+    /// Print a VM's resolved configuration (YAML): its variables, image, node and VM.
+    Config {
+        /// The VM.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Print the VMs' names.
+    List,
+    /// Print the URL an image reference (`name[:tag]`) resolves to.
+    ImageUrl {
+        /// The image.
+        #[arg(value_name = "IMAGE")]
+        image: String,
+    },
 }
 
 /// Arguments of `sarde run`.

@@ -2,11 +2,12 @@
 //!
 //! One module per area: `local` (export, import, getconfig, clone, rm), `list`, `images`
 //! (inspect, tag), `prune`, `registry` (login, logout, fetch, push, pull), `guest` (ip, ssh), `build`
-//! (images from a build file), `run` (fire-once VMs) and `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
+//! (images from a build file), `inventory` (vmp's registries), `run` (fire-once VMs) and `power` (start, stop). Library errors become exit statuses and hints here ([`image_failure`]).
 
 mod build;
 mod guest;
 mod images;
+mod inventory;
 mod list;
 mod local;
 mod power;
@@ -54,6 +55,7 @@ pub fn dispatch(settings: &Settings) -> anyhow::Result<ExitCode> {
         Command::Ssh(args) => return guest::ssh(settings, args),
         Command::Run(args) => return run::run(settings, args),
         Command::Build(args) => build::build(settings, args)?,
+        Command::Inventory(args) => inventory::inventory(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The subcommands sarde has.
-const SUBCOMMANDS: [&str; 20] = [
+const SUBCOMMANDS: [&str; 23] = [
     "login",
     "logout",
     "fetch",
@@ -25,6 +25,9 @@ const SUBCOMMANDS: [&str; 20] = [
     "prune",
     "ip",
     "ssh",
+    "run",
+    "build",
+    "inventory",
     "completions",
     "man",
 ];
@@ -320,4 +323,115 @@ fn other_tools_verbs_get_a_hint() {
 fn connect_has_a_short_option() {
     let output = sarde(&["-c", "test:///default", "--no-run", "list"]);
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// A vm-provisioner-libvirt registry in two files (merged by name), as vmp's basic example
+/// is shaped: a live ISO image with a versioned tag pattern, a node, a template, a VM.
+const INVENTORY_BASE: &str = r#"
+images:
+  - name: tiny-live
+    tags:
+      - pattern: ^(?P<major>\d+)\.(?P<minor>\d+)$
+        url: http://127.0.0.1:8000/v{major}.{minor}/tiny.iso
+        volumeName: tiny-{major}.{minor}.iso
+nodes:
+  - name: localhost
+    libvirt: {connection: {uri: "qemu:///system"}}
+templates:
+  - name: live
+    provisioner: v1alpha1
+    libvirt:
+      domain: {name: "{VM_NAME}", virtInstall: {osinfo: linux2022}}
+      volumes:
+        - name: "{IMAGE_VOLUME_NAME}"
+          poolName: "{DEFAULT_POOL_NAME}"
+          deletionPolicy: Retain
+          uploadFile: {path: "{DEFAULT_IMAGE_DIR}/{IMAGE_VOLUME_NAME}"}
+vms:
+  - {name: vm1, template: live, nodeName: localhost, image: "tiny-live:3.20"}
+"#;
+
+#[test]
+fn inventory_reads_vmp_registries() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("10-base.yaml"), INVENTORY_BASE).unwrap();
+    fs_err::write(
+        dir.path().join("20-more.yaml"),
+        "vms:\n  - {name: vm1, vars: {MEMORY: \"2048\"}, libvirt: {domain: {virtInstall: {memory: \"{MEMORY}\"}}}}\n  - {name: vm2, template: live, nodeName: localhost, image: \"tiny-live:3.21\"}\n",
+    )
+    .unwrap();
+    let glob = format!("{}/*.yaml", dir.path().display());
+    let out = sarde(&["inventory", "--registry", &glob, "list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "vm1\nvm2\n");
+    let out = sarde(&[
+        "inventory",
+        "--registry",
+        &glob,
+        "image-url",
+        "tiny-live:3.21",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "http://127.0.0.1:8000/v3.21/tiny.iso\n"
+    );
+    let out = sarde(&["inventory", "--registry", &glob, "config", "vm1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = yaml_serde::from_slice(&out.stdout).unwrap();
+    assert_eq!(config["vm"]["libvirt"]["domain"]["name"], "vm1");
+    assert_eq!(
+        config["vm"]["libvirt"]["domain"]["virtInstall"]["memory"],
+        "2048"
+    );
+    assert_eq!(
+        config["vm"]["libvirt"]["domain"]["virtInstall"]["osinfo"],
+        "linux2022"
+    );
+    assert_eq!(
+        config["vm"]["libvirt"]["volumes"][0]["uploadFile"]["path"],
+        ".images/tiny-3.20.iso"
+    );
+    assert_eq!(config["vars"]["IMAGE_VOLUME_NAME"], "tiny-3.20.iso");
+    // $VMP_REGISTRY, and standard input without a registry.
+    let out = Command::new(env!("CARGO_BIN_EXE_sarde"))
+        .args(["inventory", "list"])
+        .env("SARDE_CONF_FILES", "")
+        .env("VMP_REGISTRY", &glob)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "vm1\nvm2\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sarde"))
+        .args(["inventory", "image-url", "tiny-live:3.20"])
+        .env("SARDE_CONF_FILES", "")
+        .env_remove("VMP_REGISTRY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), INVENTORY_BASE.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "http://127.0.0.1:8000/v3.20/tiny.iso\n"
+    );
+    // Errors name what is wrong, with a hint.
+    let out = sarde(&["inventory", "--registry", &glob, "config", "vm9"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("no VM is called vm9") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    fs_err::write(
+        dir.path().join("30-typo.yaml"),
+        "vms:\n  - {name: vm2, nodeNam: x}\n",
+    )
+    .unwrap();
+    let out = sarde(&["inventory", "--registry", &glob, "config", "vm2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `nodeNam`"), "{stderr}");
 }
