@@ -77,16 +77,21 @@ pub trait ResultExt<T> {
     fn hint(self, hint: impl Into<String>) -> anyhow::Result<T>;
 }
 
+/// `error` as a failure with exit status `code`, showing `hint` after it when there is one.
+pub fn failure(code: u8, error: impl Into<anyhow::Error>, hint: Option<String>) -> anyhow::Error {
+    let failure = Failure::new(code, error);
+    anyhow::Error::new(match hint {
+        Some(hint) => failure.with_hint(hint),
+        None => failure,
+    })
+}
+
 impl<T, E: Into<anyhow::Error>> ResultExt<T> for Result<T, E> {
     fn exit_code(self, code: u8) -> anyhow::Result<T> {
         self.map_err(|error| {
             let error = error.into();
             let hint = hint_of(&error).map(str::to_owned);
-            let failure = Failure::new(code, error);
-            anyhow::Error::new(match hint {
-                Some(hint) => failure.with_hint(hint),
-                None => failure,
-            })
+            failure(code, error, hint)
         })
     }
 

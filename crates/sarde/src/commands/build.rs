@@ -9,7 +9,7 @@ use sardine_build::{BuildError, BuildOptions, ImageReport, Outcome};
 
 use super::{image_failure, quiet, store, threads};
 use crate::cli::{BuildArgs, OutputFormat};
-use crate::exit_code::{self, Failure};
+use crate::exit_code;
 use crate::progress::Reporter;
 use crate::settings::Settings;
 
@@ -105,9 +105,5 @@ fn failure(error: BuildError) -> anyhow::Error {
         _ => exit_code::GENERAL,
     };
     let hint = error.hint();
-    let failure = Failure::new(code, error);
-    anyhow::Error::new(match hint {
-        Some(hint) => failure.with_hint(hint),
-        None => failure,
-    })
+    exit_code::failure(code, error, hint)
 }

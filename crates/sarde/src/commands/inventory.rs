@@ -6,7 +6,7 @@ use std::io::Write as _;
 use sardine_inventory::{InventoryError, load, resolve};
 
 use crate::cli::{InventoryArgs, InventoryCommand};
-use crate::exit_code::{self, Failure};
+use crate::exit_code;
 
 /// `sarde inventory`.
 pub fn inventory(args: &InventoryArgs) -> anyhow::Result<()> {
@@ -37,10 +37,6 @@ fn failure(error: InventoryError) -> anyhow::Error {
         InventoryError::Read { .. } => exit_code::GENERAL,
         _ => exit_code::USAGE,
     };
-    let hint = error.hint();
-    let failure = Failure::new(code, error);
-    anyhow::Error::new(match hint {
-        Some(hint) => failure.with_hint(hint),
-        None => failure,
-    })
+    let hint = error.hint().map(str::to_owned);
+    exit_code::failure(code, error, hint)
 }

@@ -144,11 +144,7 @@ pub(crate) fn image_failure(error: ImageError) -> anyhow::Error {
         _ => exit_code::GENERAL,
     };
     let hint = sarde_hint(&error);
-    let failure = Failure::new(code, error);
-    anyhow::Error::new(match hint {
-        Some(hint) => failure.with_hint(hint),
-        None => failure,
-    })
+    exit_code::failure(code, error, hint)
 }
 
 /// The hint for an image error in sarde's words (with its commands and flags), where the

@@ -582,11 +582,7 @@ fn own_failure(code: u8, error: anyhow::Error) -> anyhow::Error {
         return error;
     }
     let hint = exit_code::hint_of(&error).map(str::to_owned);
-    let failure = Failure::new(code, error);
-    anyhow::Error::new(match hint {
-        Some(hint) => failure.with_hint(hint),
-        None => failure,
-    })
+    exit_code::failure(code, error, hint)
 }
 
 #[cfg(test)]
