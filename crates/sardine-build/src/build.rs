@@ -161,6 +161,10 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
             });
             continue;
         }
+        if cached.is_none() {
+            // Before the lock, which root's cache directory would refuse with a less useful error.
+            require_root(image)?;
+        }
         let _lock = sardine_vm::lock::lock_exclusive(&cache.lock_path(&image.name))
             .map_err(BuildError::io("locking", cache.lock_path(&image.name)))?;
         // Another build may have made it while we waited.
@@ -360,12 +364,7 @@ fn build_image(
     entry: &Path,
     options: &BuildOptions<'_>,
 ) -> Result<String, BuildError> {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(BuildError::NeedsRoot {
-            image: image.name.clone(),
-        });
-    }
+    require_root(image)?;
     let staging = cache.staging(&image.name)?;
     let result = (|| {
         let users = match (&image.origin, parent) {
@@ -389,6 +388,17 @@ fn build_image(
         let _ = cache::remove_dir(&staging);
     }
     result
+}
+
+/// Building without booting mounts file systems and chroots: only root can.
+fn require_root(image: &ImageSpec) -> Result<(), BuildError> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(BuildError::NeedsRoot {
+            image: image.name.clone(),
+        });
+    }
+    Ok(())
 }
 
 fn context<'a>(image: &'a ImageSpec, options: &BuildOptions<'_>) -> StepContext<'a> {
