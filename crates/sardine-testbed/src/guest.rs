@@ -196,6 +196,45 @@ pub struct SshOutput {
     pub stderr: String,
 }
 
+/// Owns the libvirt domains whose names start with one of its prefixes: destroys and undefines
+/// them on drop. For domains the code under test names with a suffix a test cannot know (base
+/// VMs of the same image imported by another store get one).
+#[derive(Default)]
+pub struct PrefixGuard {
+    prefixes: Vec<String>,
+}
+
+impl PrefixGuard {
+    /// A guard of no domain yet.
+    pub fn new() -> PrefixGuard {
+        PrefixGuard::default()
+    }
+
+    /// Also owns the domains whose names start with `prefix`.
+    pub fn add(&mut self, prefix: &str) {
+        self.prefixes.push(prefix.to_owned());
+    }
+}
+
+impl Drop for PrefixGuard {
+    fn drop(&mut self) {
+        let Ok(conn) = Connect::open(Some(&libvirt_uri())) else {
+            return;
+        };
+        let names: Vec<String> = conn
+            .list_all_domains(0)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| d.name().ok())
+            .filter(|name| self.prefixes.iter().any(|p| name.starts_with(p.as_str())))
+            .collect();
+        for name in names {
+            // Dropping the guard destroys and undefines the domain.
+            drop(VmGuard::adopt(&name));
+        }
+    }
+}
+
 /// Owns a libvirt domain by name: destroys and undefines it on drop.
 ///
 /// Use it for domains a test makes through `sarde` (imports, clones), so that they never

@@ -27,7 +27,7 @@ mod registry;
 pub use data::{Noise, digest_of, file_digest, noise, noise_file, random_bytes};
 pub use environment::{NETNS, libvirt_uri, netns_command, require, scratch_dir, workspace_root};
 pub use guest::{
-    GuestImage, NETWORK, OVMF_CODE, OVMF_VARS, SshOutput, TestVm, VmGuard, VmOptions,
+    GuestImage, NETWORK, OVMF_CODE, OVMF_VARS, PrefixGuard, SshOutput, TestVm, VmGuard, VmOptions,
     create_overlay, guest_image, qemu_img, ssh,
 };
 pub use names::unique_name;

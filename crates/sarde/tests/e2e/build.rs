@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sardine_testbed::{Registry, RegistryAuth, VmGuard, workspace_root};
+use sardine_testbed::{PrefixGuard, Registry, RegistryAuth, VmGuard, workspace_root};
 
 use crate::common::{Workdir, expect_ok, output_of, publish_tiny, text};
 
@@ -77,6 +77,17 @@ fn run_build(env: &Workdir, ocidir: &Path, args: &[&str]) -> std::process::Outpu
     output_of(&mut build_command(env, ocidir, args))
 }
 
+/// A guard of the base VMs that importing the reported images makes (any store's).
+fn base_vms(reports: &[serde_json::Value]) -> PrefixGuard {
+    let mut guard = PrefixGuard::new();
+    for report in reports {
+        if let Some(id) = report["id"].as_str() {
+            guard.add(&format!("sha256:{id}"));
+        }
+    }
+    guard
+}
+
 /// The outcome of each image of a build's reports, by name.
 fn outcomes(reports: &[serde_json::Value]) -> Vec<(String, String)> {
     reports
@@ -129,6 +140,7 @@ fn build_debian_images_boot_with_their_changes() {
         &shared_cache(),
         &[],
     );
+    let _bases = base_vms(&reports);
     let names: Vec<String> = outcomes(&reports).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["debian", "debian-dev", "debian-leaf"]);
 
@@ -149,8 +161,6 @@ fn build_debian_images_boot_with_their_changes() {
 
     // A clone of the derived image has the package, the file, the command's effect and the
     // key; `sarde ssh` logs in with the image's VM config (sarde, with its password).
-    let id = reports[1]["id"].as_str().unwrap();
-    let _base = VmGuard::adopt(&format!("sha256:{id}")).unwrap();
     let mine = sardine_testbed::unique_name("built");
     let mine_guard = VmGuard::adopt(&mine).unwrap();
     let vmdir = env.vmdir().display().to_string();
@@ -466,12 +476,13 @@ fn build_derived_push_uploads_only_the_overlay_and_another_host_boots_it() {
     let prefix = format!("{}/built/", registry.host());
     let cache = env.path().join("cache");
     copy_cache(&shared_cache(), &cache);
-    build(
+    let reports = build(
         &env,
         &images_dir().join("debian.yaml"),
         &cache,
         &["--tag", &prefix, "-i", "debian-dev"],
     );
+    let _bases = base_vms(&reports);
     let root = format!("{prefix}debian");
     let dev = format!("{prefix}debian-dev");
     env.ok(&["push", &root]);
@@ -557,6 +568,7 @@ fn build_lvh_images_boot() {
     command.current_dir(&work);
     let out = expect_ok(&output_of(&mut command), "sarde build images.json");
     let reports: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let _bases = base_vms(&reports);
     // The root comes from the cache; the image with this test's key is built here.
     assert_eq!(
         outcomes(&reports),
@@ -590,7 +602,9 @@ fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
     // guard removes.
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let parent = format!("{}/vms/tiny:1", registry.host());
-    let _parent = publish_tiny(&env, &parent, true);
+    let parent_vm = publish_tiny(&env, &parent, true);
+    let mut bases = PrefixGuard::new();
+    bases.add(parent_vm.name());
     let store = env.other_store("builder");
 
     fs_err::write(env.path().join("upload.txt"), "uploaded by a step\n").unwrap();
@@ -604,7 +618,7 @@ fn build_steps_boot_the_tiny_guest_and_keep_what_they_wrote() {
     let reports = build_in(&env, &store, &file, &cache, &[]);
     assert_eq!(outcomes(&reports), [("tiny-built".into(), "built".into())]);
     let built_id = reports[0]["id"].as_str().unwrap().to_owned();
-    let _built = VmGuard::adopt(&format!("sha256:{built_id}")).unwrap();
+    bases.add(&format!("sha256:{built_id}"));
     // No VM of the build is left.
     let listed = output_of(Command::new("virsh").args([
         "-c",
