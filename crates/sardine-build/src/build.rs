@@ -48,6 +48,9 @@ pub struct BuildOptions<'a> {
     pub access: &'a RegistryAccess,
     /// Progress of those fetches.
     pub fetch_progress: Arc<dyn RegistryProgress>,
+    /// `SOURCE_DATE_EPOCH`: the time of every file the build writes and of the images'
+    /// creation, for reproducible images (`None`: now). Part of each image's cache key.
+    pub source_date_epoch: Option<i64>,
     /// Show every program's output.
     pub verbose: bool,
     /// Compression threads of the export.
@@ -136,7 +139,7 @@ pub fn build(file: &BuildFile, options: &BuildOptions<'_>) -> Result<Vec<ImageRe
             }
             None => None,
         };
-        let key = cache::key(image, parent_content.as_deref())?;
+        let key = cache::key(image, parent_content.as_deref(), options.source_date_epoch)?;
         let entry = cache.entry(&image.name, &key);
         let cached = cache.content(&entry).filter(|_| !options.force_rebuild);
         if options.dry_run {
@@ -446,9 +449,9 @@ fn build_root(
     let boot = output::extract_boot_files(&chroot, staging)?;
     let disk = staging.join(disk_name(&image.name));
     let uuid = uuid_of(&image.name);
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let epoch = options
+        .source_date_epoch
+        .and_then(|e| u64::try_from(e).ok());
     let size = image.size.unwrap_or(DEFAULT_ROOT_SIZE);
     if let Some(epoch) = epoch {
         clamp_times(context, &tree, epoch)?;
@@ -763,7 +766,7 @@ fn export(
         disk_format: DiskFormat::Chunked { chunk_size: None },
         force: false,
         threads: options.threads,
-        created: sardine_vm::export::source_date_epoch(),
+        created: options.source_date_epoch,
         progress: options.progress,
     })?;
     let id = report.config_digest.hex().to_owned();

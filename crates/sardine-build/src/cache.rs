@@ -22,15 +22,20 @@ const CACHE_VERSION: u32 = 1;
 /// The name of the file that marks an entry complete and holds its disk's content digest.
 const CONTENT: &str = "content";
 
-/// The cache key of `image` whose parent's content digest is `parent`.
-pub fn key(image: &ImageSpec, parent: Option<&str>) -> Result<String, BuildError> {
+/// The cache key of `image` whose parent's content digest is `parent`, built with
+/// `SOURCE_DATE_EPOCH` `epoch`.
+pub fn key(
+    image: &ImageSpec,
+    parent: Option<&str>,
+    epoch: Option<i64>,
+) -> Result<String, BuildError> {
     let mut hasher = Sha256::new();
     let definition = serde_json::json!({
         "sardine-build": CACHE_VERSION,
         "parent": parent,
         "image": image,
         // What a build makes with it differs from what it makes without.
-        "source_date_epoch": std::env::var("SOURCE_DATE_EPOCH").ok(),
+        "source_date_epoch": epoch.map(|e| e.to_string()),
     });
     hasher.update(serde_json::to_vec(&definition).unwrap_or_default());
     for file in image.host_files() {
@@ -241,26 +246,26 @@ mod tests {
             },
             dest: "/f".into(),
         };
-        let base = key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap();
+        let base = key(&image(vec![copy(&file)]), Some("sha256:1"), None).unwrap();
         assert_eq!(
             base,
-            key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap()
+            key(&image(vec![copy(&file)]), Some("sha256:1"), None).unwrap()
         );
         assert_ne!(
             base,
-            key(&image(vec![copy(&file)]), Some("sha256:2")).unwrap()
+            key(&image(vec![copy(&file)]), Some("sha256:2"), None).unwrap()
         );
         fs_err::write(&file, "two").unwrap();
         assert_ne!(
             base,
-            key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap()
+            key(&image(vec![copy(&file)]), Some("sha256:1"), None).unwrap()
         );
         // Where the build file is does not matter, only what it says and what the files hold.
         let moved = dir.path().join("g");
         fs_err::write(&moved, "two").unwrap();
         assert_eq!(
-            key(&image(vec![copy(&file)]), Some("sha256:1")).unwrap(),
-            key(&image(vec![copy(&moved)]), Some("sha256:1")).unwrap()
+            key(&image(vec![copy(&file)]), Some("sha256:1"), None).unwrap(),
+            key(&image(vec![copy(&moved)]), Some("sha256:1"), None).unwrap()
         );
     }
 }

@@ -16,6 +16,7 @@
 //! ([`Bait`]) and qcow2 images as hostile images carry them ([`qcow2_bytes`],
 //! [`strip_backing_format`]).
 
+mod built;
 mod data;
 mod environment;
 mod guest;
@@ -24,6 +25,7 @@ mod net;
 mod qcow2;
 mod registry;
 
+pub use built::{BUILD_EPOCH, build_files_dir, copy_build_cache, shared_build_cache};
 pub use data::{Noise, digest_of, file_digest, noise, noise_file, random_bytes};
 pub use environment::{NETNS, libvirt_uri, netns_command, require, scratch_dir, workspace_root};
 pub use guest::{

@@ -31,15 +31,27 @@ struct Bed {
 
 impl Bed {
     fn new(label: &str) -> Bed {
+        Bed::with(label, |registry, dir| {
+            let reference =
+                Reference::parse(&format!("{}/{}:1", registry.host(), unique_name(label))).unwrap();
+            let image_id = publish(registry, &reference, dir);
+            (reference, image_id)
+        })
+    }
+
+    /// A bed whose image `publish` pushes to the bed's registry (returning its reference and
+    /// image ID), with `dir` for its files.
+    fn with(
+        label: &str,
+        publish: impl FnOnce(&Registry, &std::path::Path) -> (Reference, String),
+    ) -> Bed {
         sardine_testbed::require();
         let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
         let dir = tempfile::Builder::new()
-            .prefix("sardine-test-executor-")
+            .prefix(&format!("sardine-test-executor-{label}-"))
             .tempdir_in(scratch_dir())
             .unwrap();
-        let reference =
-            Reference::parse(&format!("{}/{}:1", registry.host(), unique_name(label))).unwrap();
-        let image_id = publish(&registry, &reference, dir.path());
+        let (reference, image_id) = publish(&registry, dir.path());
         let config = format!(
             "[DEFAULT]\nconnect = {}\nocidir = {d}/oci\nvmdir = {d}/vms\nclonedir = {d}/clones\n\
              allowed-images = 127.0.0.1:*/*\ntimeout = 120\nnetwork = {NETWORK}\n",
@@ -131,6 +143,60 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         ))
         .unwrap();
     report.config_digest.to_string()
+}
+
+/// Builds the test bed's derived Debian image (`sarde build`, from the shared build cache) and
+/// pushes it; returns its reference and image ID.
+fn publish_built(registry: &Registry, dir: &std::path::Path) -> (Reference, String) {
+    let cache = dir.join("build-cache");
+    sardine_testbed::copy_build_cache(&cache);
+    let file = sardine_build::load(
+        &sardine_testbed::build_files_dir().join("debian.yaml"),
+        "sid",
+    )
+    .unwrap();
+    let publisher = Store::new(dir.join("publisher"));
+    let prefix = format!("{}/{}/", registry.host(), unique_name("built"));
+    let images = ["debian-dev".to_owned()];
+    let access = sardine_vm::remote::RegistryAccess::default();
+    let reports = sardine_build::build(
+        &file,
+        &sardine_build::BuildOptions {
+            images: &images,
+            force_rebuild: false,
+            dry_run: false,
+            prefix: &prefix,
+            tag: "1",
+            cache_dir: &cache,
+            store: &publisher,
+            connect: Some(&libvirt_uri()),
+            access: &access,
+            fetch_progress: std::sync::Arc::new(NoProgress),
+            source_date_epoch: Some(sardine_testbed::BUILD_EPOCH),
+            verbose: false,
+            threads: 2,
+            progress: &NoProgress,
+        },
+    )
+    .unwrap();
+    let built = reports.last().unwrap();
+    assert_eq!(built.outcome, sardine_build::Outcome::Cached, "{reports:?}");
+    let reference = Reference::parse(&built.reference).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = RegistryClient::new(&registry.host(), ClientOptions::default()).unwrap();
+    runtime
+        .block_on(push_image(
+            &client,
+            &publisher,
+            &reference,
+            &reference,
+            &TransferOptions::default(),
+        ))
+        .unwrap();
+    (reference, format!("sha256:{}", built.id.clone().unwrap()))
 }
 
 /// The definition of `vm` with its interface on the host bridge `hostlan0`, as a hostile image
@@ -246,6 +312,34 @@ fn executor_job_runs_in_the_guest_and_leaves_nothing_behind() {
         .collect();
     assert!(leftovers.is_empty(), "no overlay remains: {leftovers:?}");
     job.stage(&["cleanup"]).expect(0);
+}
+
+/// A job in a real Debian guest made by `sarde build` (systemd, OpenSSH, apt's packages).
+#[test]
+fn executor_job_runs_in_a_built_debian_guest() {
+    let bed = Bed::with("built", publish_built);
+    let (job, guard) = bed.job();
+    config_and_prepare(&job);
+    assert_on_the_job_network(&job);
+    let build = job.run(
+        "build_script",
+        &[
+            "hello",
+            "cat /opt/files/greeting.txt /etc/sarde-ran",
+            "systemctl is-system-running || true",
+            "id -un",
+        ],
+    );
+    build.expect(0);
+    for wanted in ["Hello, world!", "hello from the build host", "ran", "sarde"] {
+        assert!(
+            build.stdout.contains(wanted),
+            "{wanted:?} missing:\n{}",
+            build.stdout
+        );
+    }
+    job.stage(&["cleanup"]).expect(0);
+    bed.assert_gone(&job, &guard);
 }
 
 #[test]

@@ -37,6 +37,7 @@ pub fn build(settings: &Settings, args: &BuildArgs) -> anyhow::Result<()> {
             connect: super::connect(settings),
             access: &access,
             fetch_progress: std::sync::Arc::new(Reporter::new(quiet(settings))),
+            source_date_epoch: sardine_vm::export::source_date_epoch(),
             verbose: settings.verbosity() > 0,
             threads: threads(),
             progress: &progress,

@@ -8,26 +8,16 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sardine_testbed::{PrefixGuard, Registry, RegistryAuth, VmGuard, workspace_root};
+use sardine_testbed::{PrefixGuard, Registry, RegistryAuth, VmGuard};
 
 use crate::common::{Workdir, expect_ok, output_of, publish_tiny, text};
 
-/// The test bed's build files.
 fn images_dir() -> PathBuf {
-    workspace_root().join("crates/sardine-testbed/images")
+    sardine_testbed::build_files_dir()
 }
 
-/// The build cache `scripts/build-images` filled (the tests cannot reach Debian's mirror).
 fn shared_cache() -> PathBuf {
-    let cache = sardine_testbed::scratch_dir().join("build-cache");
-    assert!(
-        ["debian", "debian-dev", "base.qcow2"]
-            .iter()
-            .all(|image| cache.join(image).is_dir()),
-        "the build cache {} lacks the test bed's images\nhint: run scripts/build-images as root (scripts/test does), outside the test namespace",
-        cache.display()
-    );
-    cache
+    sardine_testbed::shared_build_cache()
 }
 
 /// `sarde build -f FILE --cache-dir CACHE --format json ARGS` in `env`'s store: the reports.
@@ -59,16 +49,15 @@ fn build_in(
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-/// The `SOURCE_DATE_EPOCH` of the test bed's builds (`scripts/build-images`): part of each
-/// image's cache key.
-const EPOCH: &str = "1700000000";
-
 /// `sarde build ARGS` in the store `ocidir`, with the test bed's `SOURCE_DATE_EPOCH`.
 fn build_command(env: &Workdir, ocidir: &Path, args: &[&str]) -> Command {
     let mut all = vec!["build"];
     all.extend_from_slice(args);
     let mut command = env.command_in(ocidir, &all);
-    command.env("SOURCE_DATE_EPOCH", EPOCH);
+    command.env(
+        "SOURCE_DATE_EPOCH",
+        sardine_testbed::BUILD_EPOCH.to_string(),
+    );
     command
 }
 
@@ -210,7 +199,7 @@ fn build_cache_reuses_and_rebuilds_only_what_changed() {
     let file = dir.join("debian.yaml");
     fs_err::write(&file, &original).unwrap();
     let cache = env.path().join("cache");
-    copy_cache(&shared_cache(), &cache);
+    sardine_testbed::copy_build_cache(&cache);
 
     let first = build(&env, &file, &cache, &[]);
     assert!(
@@ -302,38 +291,11 @@ fn build_cache_reuses_and_rebuilds_only_what_changed() {
     );
 }
 
-/// Copies a build cache's complete entries with hard links (entries are never changed in place;
-/// builds in progress, with their mounts, are left out).
-fn copy_cache(from: &Path, to: &Path) {
-    for image in fs_err::read_dir(from).unwrap().filter_map(Result::ok) {
-        if !image.file_type().unwrap().is_dir() {
-            continue;
-        }
-        let target = to.join(image.file_name());
-        fs_err::create_dir_all(&target).unwrap();
-        for entry in fs_err::read_dir(image.path())
-            .unwrap()
-            .filter_map(Result::ok)
-        {
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let status = Command::new("cp")
-                .arg("-al")
-                .arg(entry.path())
-                .arg(&target)
-                .status()
-                .unwrap();
-            assert!(status.success(), "cp -al {}", entry.path().display());
-        }
-    }
-}
-
 #[test]
 fn build_refuses_bad_input_and_leaves_nothing() {
     let env = Workdir::new("build-bad");
     let cache = env.path().join("cache");
-    copy_cache(&shared_cache(), &cache);
+    sardine_testbed::copy_build_cache(&cache);
     let dir = env.path();
     fs_err::create_dir_all(dir.join("files")).unwrap();
     fs_err::copy(
@@ -475,7 +437,7 @@ fn build_derived_push_uploads_only_the_overlay_and_another_host_boots_it() {
     let registry = Registry::start(RegistryAuth::Anonymous).unwrap();
     let prefix = format!("{}/built/", registry.host());
     let cache = env.path().join("cache");
-    copy_cache(&shared_cache(), &cache);
+    sardine_testbed::copy_build_cache(&cache);
     let reports = build(
         &env,
         &images_dir().join("debian.yaml"),
@@ -534,7 +496,7 @@ fn build_derived_push_uploads_only_the_overlay_and_another_host_boots_it() {
 fn build_lvh_images_boot() {
     let env = Workdir::new("build-lvh");
     let cache = env.path().join("cache");
-    copy_cache(&shared_cache(), &cache);
+    sardine_testbed::copy_build_cache(&cache);
     // lvh reads host paths relative to the working directory: a key of this test's own there.
     let work = env.path().join("lvh");
     fs_err::create_dir_all(&work).unwrap();
