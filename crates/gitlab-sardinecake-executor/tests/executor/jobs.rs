@@ -128,20 +128,7 @@ fn publish(registry: &Registry, reference: &Reference, dir: &std::path::Path) ->
         progress: &NoProgress,
     })
     .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = RegistryClient::new(&registry.host(), ClientOptions::default()).unwrap();
-    runtime
-        .block_on(push_image(
-            &client,
-            &publisher,
-            reference,
-            reference,
-            &TransferOptions::default(),
-        ))
-        .unwrap();
+    push(registry, &publisher, reference);
     report.config_digest.to_string()
 }
 
@@ -182,6 +169,12 @@ fn publish_built(registry: &Registry, dir: &std::path::Path) -> (Reference, Stri
     let built = reports.last().unwrap();
     assert_eq!(built.outcome, sardine_build::Outcome::Cached, "{reports:?}");
     let reference = Reference::parse(&built.reference).unwrap();
+    push(registry, &publisher, &reference);
+    (reference, format!("sha256:{}", built.id.clone().unwrap()))
+}
+
+/// Pushes `reference` from `publisher` to `registry` under the same name.
+fn push(registry: &Registry, publisher: &Store, reference: &Reference) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -190,13 +183,12 @@ fn publish_built(registry: &Registry, dir: &std::path::Path) -> (Reference, Stri
     runtime
         .block_on(push_image(
             &client,
-            &publisher,
-            &reference,
-            &reference,
+            publisher,
+            reference,
+            reference,
             &TransferOptions::default(),
         ))
         .unwrap();
-    (reference, format!("sha256:{}", built.id.clone().unwrap()))
 }
 
 /// The definition of `vm` with its interface on the host bridge `hostlan0`, as a hostile image
